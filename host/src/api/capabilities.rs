@@ -1,0 +1,241 @@
+//! Components, capabilities, invocations and transactions.
+
+use super::ApiError;
+use super::auth::Caller;
+use crate::market::{
+    CapabilityView, InvocationRecord, InvokeRequest, InvokeResult, Market, Published, Quote,
+};
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use utoipa::ToSchema;
+
+/// The multipart upload, as documented for OpenAPI.
+#[derive(ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the multipart body for /openapi.json only"
+)]
+pub struct ComponentUpload {
+    /// The component (`application/wasm`).
+    #[schema(format = Binary, value_type = String)]
+    component: Vec<u8>,
+    /// The TOML manifest with the terms of each capability.
+    manifest: String,
+}
+
+/// Publishes a component with its manifest.
+#[utoipa::path(post, path = "/v1/components", tag = "components", security(("bearer" = [])),
+    request_body(content = ComponentUpload, content_type = "multipart/form-data"),
+    responses((status = 201, body = Published, description = "a new version is listed"),
+              (status = 200, body = Published, description = "this exact version was already listed"),
+              (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody),
+              (status = 403, body = super::ErrorBody), (status = 409, body = super::ErrorBody),
+              (status = 413, body = super::ErrorBody)))]
+pub async fn components_create(
+    State(market): State<Arc<Market>>,
+    Caller(org): Caller,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<(StatusCode, Json<Published>), ApiError> {
+    let mut multipart = multipart?;
+    let (mut component, mut manifest) = (None, None);
+    while let Some(field) = multipart.next_field().await? {
+        match field.name() {
+            Some("component") => component = Some(field.bytes().await?.to_vec()),
+            Some("manifest") => manifest = Some(field.text().await?),
+            Some("signature") => {
+                // Signed uploads arrive with the trust issue; accepted and ignored.
+                field.bytes().await?;
+            }
+            other => {
+                let name = other.unwrap_or("").chars().take(64).collect::<String>();
+                return Err(ApiError::new(
+                    "invalid_request",
+                    format!("unexpected multipart field `{name}`"),
+                ));
+            }
+        }
+    }
+    let component = component
+        .ok_or_else(|| ApiError::new("invalid_request", "missing multipart field `component`"))?;
+    let manifest = manifest
+        .ok_or_else(|| ApiError::new("invalid_manifest", "missing multipart field `manifest`"))?;
+    let published = market.publish(&org, component, &manifest).await?;
+    let status = if published.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(published)))
+}
+
+/// Lists every capability of the latest version of every agent.
+#[utoipa::path(get, path = "/v1/capabilities", tag = "capabilities",
+    responses((status = 200, body = [CapabilityView])))]
+pub async fn capabilities_list(State(market): State<Arc<Market>>) -> Json<Vec<CapabilityView>> {
+    Json(market.capabilities())
+}
+
+/// One capability, by `agent.capability` (latest) or `agent.capability@version`.
+#[utoipa::path(get, path = "/v1/capabilities/{id}", tag = "capabilities",
+    params(("id" = String, Path, description = "agent.capability or agent.capability@version")),
+    responses((status = 200, body = CapabilityView), (status = 404, body = super::ErrorBody)))]
+pub async fn capabilities_get(
+    State(market): State<Arc<Market>>,
+    Path(id): Path<String>,
+) -> Result<Json<CapabilityView>, ApiError> {
+    Ok(Json(market.capability(&id)?))
+}
+
+/// Expected cost of a call, from observed fuel.
+#[utoipa::path(get, path = "/v1/capabilities/{id}/quote", tag = "capabilities",
+    params(("id" = String, Path, description = "agent.capability or agent.capability@version")),
+    responses((status = 200, body = Quote), (status = 404, body = super::ErrorBody)))]
+pub async fn capabilities_quote(
+    State(market): State<Arc<Market>>,
+    Path(id): Path<String>,
+) -> Result<Json<Quote>, ApiError> {
+    Ok(Json(market.quote(&id)?))
+}
+
+/// An invocation request.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvokeBody {
+    /// Input matching the capability's input schema.
+    #[schema(value_type = Object)]
+    pub input: serde_json::Value,
+    /// The most this call may cost; it buys exactly the fuel it covers.
+    /// Without it the call gets the host's fuel cap.
+    #[serde(default)]
+    pub max_price_micros: Option<u64>,
+}
+
+/// Invokes a capability. With `Accept: text/event-stream` the response is a
+/// stream of `chunk` events (from the guest's `emit`), then one `result` or
+/// `error` event.
+#[utoipa::path(post, path = "/v1/capabilities/{id}/invoke", tag = "capabilities", security(("bearer" = [])),
+    params(("id" = String, Path, description = "agent.capability or agent.capability@version")),
+    request_body = InvokeBody,
+    responses((status = 200, body = InvokeResult), (status = 400, body = super::ErrorBody),
+              (status = 401, body = super::ErrorBody), (status = 402, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody),
+              (status = 502, body = super::ErrorBody), (status = 503, body = super::ErrorBody),
+              (status = 504, body = super::ErrorBody)))]
+pub async fn capabilities_invoke(
+    State(market): State<Arc<Market>>,
+    Caller(org): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<InvokeBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let request = InvokeRequest {
+        capability_id: id,
+        input: body.input,
+        max_price_micros: body.max_price_micros,
+    };
+    let wants_stream = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if !wants_stream {
+        let result = market.invoke(&org, request, None).await?;
+        return Ok(Json(result).into_response());
+    }
+    // Validate the id before committing to a 200 stream.
+    market.capability(&request.capability_id)?;
+    let (chunks_tx, chunks_rx) = tokio::sync::mpsc::unbounded_channel();
+    let call = tokio::spawn(async move { market.invoke(&org, request, Some(chunks_tx)).await });
+    let chunks = UnboundedReceiverStream::new(chunks_rx)
+        .map(|chunk| Ok(Event::default().event("chunk").data(chunk)));
+    let last = futures::stream::once(async move {
+        let event = match call.await {
+            Ok(Ok(result)) => Event::default().event("result").json_data(result),
+            Ok(Err(error)) => Event::default()
+                .event("error")
+                .json_data(ApiError::from(error).body()),
+            Err(_) => Event::default()
+                .event("error")
+                .json_data(ApiError::new("internal", "internal error").body()),
+        };
+        Ok::<_, std::convert::Infallible>(event.unwrap_or_default())
+    });
+    Ok(Sse::new(chunks.chain(last))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// The record of one call; visible to its consumer and its provider.
+#[utoipa::path(get, path = "/v1/transactions/{id}", tag = "transactions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "transaction id")),
+    responses((status = 200, body = TransactionView), (status = 404, body = super::ErrorBody)))]
+pub async fn transactions_get(
+    State(market): State<Arc<Market>>,
+    Caller(org): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TransactionView>, ApiError> {
+    let record = market
+        .invocation(&id)?
+        .filter(|r| r.consumer_org_id == org.org_id || r.provider_org_id == org.org_id)
+        .ok_or_else(|| ApiError::new("not_found", format!("no transaction `{id}` of yours")))?;
+    Ok(Json(record.into()))
+}
+
+/// A transaction as its parties see it.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct TransactionView {
+    /// Transaction id.
+    pub transaction_id: String,
+    /// Pinned capability id.
+    pub capability_id: String,
+    /// Calling organisation.
+    pub consumer_org_id: String,
+    /// Providing organisation.
+    pub provider_org_id: String,
+    /// `ok` or the error code.
+    pub outcome: String,
+    /// Fuel given.
+    pub fuel_limit: u64,
+    /// Fuel used.
+    pub fuel_used: u64,
+    /// Cost, micros (0 unless `ok`).
+    pub cost_micros: u64,
+    /// The caller's cap.
+    pub max_price_micros: Option<u64>,
+    /// Wall time, milliseconds.
+    pub duration_ms: u64,
+    /// End of the call, Unix milliseconds.
+    pub at_ms: u64,
+    /// SHA-256 of the input, hex.
+    pub input_sha256: String,
+    /// SHA-256 of the output, hex.
+    pub output_sha256: Option<String>,
+}
+
+impl From<InvocationRecord> for TransactionView {
+    fn from(r: InvocationRecord) -> Self {
+        TransactionView {
+            transaction_id: r.transaction_id,
+            capability_id: r.capability_id,
+            consumer_org_id: r.consumer_org_id,
+            provider_org_id: r.provider_org_id,
+            outcome: r.outcome,
+            fuel_limit: r.fuel_limit,
+            fuel_used: r.fuel_used,
+            cost_micros: r.cost_micros,
+            max_price_micros: r.max_price_micros,
+            duration_ms: r.duration_ms,
+            at_ms: r.at_ms,
+            input_sha256: r.input_sha256,
+            output_sha256: r.output_sha256,
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The one JSON error shape: `{"error": {"code", "message", "details"?}}`,
+//! one HTTP status per code. Server faults never leak internals.
+
+use crate::market;
+use crate::sandbox::Failure;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+/// An error as clients see it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Option<serde_json::Value>,
+}
+
+/// The error body.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code (for example `fuel_exhausted`).
+    pub code: String,
+    /// For humans.
+    pub message: String,
+    /// Structured context (violations, limits, transaction id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+/// The one HTTP status for each code.
+pub fn status_of(code: &str) -> StatusCode {
+    match code {
+        "invalid_request"
+        | "invalid_input"
+        | "invalid_manifest"
+        | "invalid_component"
+        | "forbidden_imports"
+        | "wrong_world"
+        | "invalid_description" => StatusCode::BAD_REQUEST,
+        "unauthorized" => StatusCode::UNAUTHORIZED,
+        "price_too_low" | "fuel_exhausted" => StatusCode::PAYMENT_REQUIRED,
+        "forbidden" | "not_owner" => StatusCode::FORBIDDEN,
+        "not_found" => StatusCode::NOT_FOUND,
+        "version_exists" | "version_not_newer" => StatusCode::CONFLICT,
+        "component_too_large" | "body_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "invalid_output" | "capability_failed" => StatusCode::UNPROCESSABLE_ENTITY,
+        "guest_trapped" | "memory_limit" | "output_too_large" => StatusCode::BAD_GATEWAY,
+        "overloaded" => StatusCode::SERVICE_UNAVAILABLE,
+        "deadline_exceeded" | "request_timeout" => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl ApiError {
+    /// An error with a code from the table in [`status_of`].
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: status_of(code),
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// Adds structured details.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// The code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}
+
+fn failure_details(failure: &Failure) -> serde_json::Value {
+    match failure {
+        Failure::FuelExhausted { fuel } => json!({ "fuel_limit": fuel }),
+        Failure::DeadlineExceeded { deadline_ms } => json!({ "deadline_ms": deadline_ms }),
+        Failure::MemoryLimit { memory_bytes_max } => {
+            json!({ "memory_bytes_max": memory_bytes_max })
+        }
+        Failure::Trapped { trap } => json!({ "trap": trap }),
+        Failure::OutputTooLarge { bytes_max } => json!({ "bytes_max": bytes_max }),
+        Failure::Overloaded => json!({}),
+    }
+}
+
+impl From<market::Error> for ApiError {
+    fn from(error: market::Error) -> Self {
+        use market::Error as E;
+        let code = error.code();
+        if code == "internal" {
+            tracing::error!(error = %error, "internal error");
+            return ApiError::new(
+                "internal",
+                "internal error; the operator's log has the details",
+            );
+        }
+        let message = error.to_string();
+        let details = match &error {
+            E::InvalidInput { violations } => Some(json!({ "violations": violations })),
+            E::CapBelowPrice(e) => Some(
+                json!({ "max_price_micros": e.max_price_micros, "price_micros": e.price_micros }),
+            ),
+            E::Call {
+                failure,
+                transaction_id,
+                fuel_used,
+            } => {
+                let mut d = failure_details(failure);
+                d["fuel_used"] = json!(fuel_used);
+                if let Some(tx) = transaction_id {
+                    d["transaction_id"] = json!(tx);
+                }
+                d["charged_micros"] = json!(0);
+                Some(d)
+            }
+            E::Refused {
+                error,
+                transaction_id,
+                fuel_used,
+            } => Some(json!({
+                "reason": format!("{error:?}"),
+                "transaction_id": transaction_id,
+                "fuel_used": fuel_used,
+                "charged_micros": 0,
+            })),
+            E::InvalidOutput {
+                violations,
+                transaction_id,
+                fuel_used,
+            } => Some(json!({
+                "violations": violations,
+                "transaction_id": transaction_id,
+                "fuel_used": fuel_used,
+                "charged_micros": 0,
+            })),
+            E::ComponentTooLarge { bytes, bytes_max } => {
+                Some(json!({ "bytes": bytes, "bytes_max": bytes_max }))
+            }
+            E::Sandbox(crate::sandbox::Error::ForbiddenImports(imports)) => {
+                Some(json!({ "imports": imports }))
+            }
+            E::VersionNotNewer { latest, .. } => Some(json!({ "latest": latest })),
+            _ => None,
+        };
+        let api = ApiError::new(code, message);
+        match details {
+            Some(d) => api.with_details(d),
+            None => api,
+        }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection as R;
+        match &rejection {
+            R::MissingJsonContentType(_) => {
+                ApiError::new("unsupported_media_type", rejection.body_text())
+            }
+            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::new("body_too_large", "the request body is over the limit")
+            }
+            _ => ApiError::new("invalid_request", rejection.body_text()),
+        }
+    }
+}
+
+impl From<axum::extract::multipart::MultipartError> for ApiError {
+    fn from(error: axum::extract::multipart::MultipartError) -> Self {
+        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new("component_too_large", "the upload is over the size limit");
+        }
+        ApiError::new("invalid_request", error.body_text())
+    }
+}
+
+impl From<axum::extract::multipart::MultipartRejection> for ApiError {
+    fn from(rejection: axum::extract::multipart::MultipartRejection) -> Self {
+        ApiError::new("invalid_request", rejection.body_text())
+    }
+}

@@ -1,0 +1,78 @@
+//! The REST front door (`/v1`): the only module that names `axum`.
+//!
+//! Owns: routes, extractors, the JSON error shape, request limits (body size,
+//! in-flight requests, timeout) as tower layers, SSE streaming, `/metrics`,
+//! `/healthz` and `/openapi.json`.
+//!
+//! Does not know about: how anything is done. Every handler translates HTTP
+//! into one [`Market`] call and its result back into HTTP.
+
+mod auth;
+mod capabilities;
+mod error;
+mod openapi;
+mod ops;
+mod orgs;
+
+pub use error::{ApiError, ErrorBody, ErrorDetail, status_of};
+pub use openapi::ApiDoc;
+
+use crate::market::Market;
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceBuilder;
+
+/// Multipart framing and the manifest on top of the component itself.
+const UPLOAD_OVERHEAD_BYTES: u64 = 256 * 1024;
+
+/// The REST application, separate from `main` so tests can drive it.
+pub fn app(market: Arc<Market>) -> Router {
+    let config = market.config().clone();
+    let upload_limit = (config.component_bytes_max + UPLOAD_OVERHEAD_BYTES) as usize;
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overload_or_timeout))
+        .load_shed()
+        .concurrency_limit(config.requests_in_flight_max)
+        .timeout(Duration::from_millis(config.request_timeout_ms));
+    Router::new()
+        .route("/v1/orgs", post(orgs::orgs_create).get(orgs::orgs_list))
+        .route(
+            "/v1/components",
+            post(capabilities::components_create).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/v1/capabilities", get(capabilities::capabilities_list))
+        .route("/v1/capabilities/{id}", get(capabilities::capabilities_get))
+        .route(
+            "/v1/capabilities/{id}/quote",
+            get(capabilities::capabilities_quote),
+        )
+        .route(
+            "/v1/capabilities/{id}/invoke",
+            post(capabilities::capabilities_invoke),
+        )
+        .route("/v1/transactions/{id}", get(capabilities::transactions_get))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(ops::not_found)
+        .layer(DefaultBodyLimit::max(config.body_bytes_max as usize))
+        .layer(limits)
+        .with_state(market)
+}
+
+async fn overload_or_timeout(error: tower::BoxError) -> axum::response::Response {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        return ApiError::new("request_timeout", "the request took too long").into_response();
+    }
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        return ApiError::new("overloaded", "too many requests in flight; retry shortly")
+            .into_response();
+    }
+    tracing::error!(%error, "middleware error");
+    ApiError::new("internal", "internal error").into_response()
+}

@@ -1,0 +1,44 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use super::{capabilities, ops, orgs};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// Mercato's REST API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Mercato", description = "A marketplace host for agent capabilities shipped as WebAssembly components. Money is integer micros (1 unit = 1,000,000 micros)."),
+    paths(
+        orgs::orgs_create,
+        orgs::orgs_list,
+        capabilities::components_create,
+        capabilities::capabilities_list,
+        capabilities::capabilities_get,
+        capabilities::capabilities_quote,
+        capabilities::capabilities_invoke,
+        capabilities::transactions_get,
+        ops::healthz,
+        ops::metrics,
+        ops::openapi,
+    ),
+    components(schemas(super::ErrorBody, super::ErrorDetail)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("API key")
+                    .build(),
+            ),
+        );
+    }
+}

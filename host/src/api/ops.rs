@@ -1,0 +1,51 @@
+//! Operations: health, metrics, the OpenAPI document, unknown routes.
+
+use super::{ApiDoc, ApiError};
+use crate::market::Market;
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use std::sync::Arc;
+use utoipa::{OpenApi, ToSchema};
+
+/// Health.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the host answers.
+    pub status: &'static str,
+    /// Capabilities listed.
+    pub capabilities: usize,
+}
+
+/// Liveness and a count of what is listed.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+pub async fn healthz(State(market): State<Arc<Market>>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        capabilities: market.capabilities().len(),
+    })
+}
+
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")))]
+pub async fn metrics(State(market): State<Arc<Market>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        market.metrics().render(),
+    )
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, content_type = "application/json")))]
+pub async fn openapi() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new("not_found", "no such route; GET /openapi.json lists them")
+}

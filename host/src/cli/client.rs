@@ -1,0 +1,195 @@
+//! Client commands over the REST API.
+
+use super::{Cli, Command, OrgCommand};
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use std::time::Duration;
+
+fn spinner(message: String) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// Reads a JSON response, turning the error shape into a readable error.
+async fn answer(response: reqwest::Response) -> Result<Value> {
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .with_context(|| format!("HTTP {status}: the body is not JSON"))?;
+    if status.is_success() {
+        return Ok(body);
+    }
+    let error = &body["error"];
+    let mut text = format!(
+        "{} ({}): {}",
+        error["code"].as_str().unwrap_or("error"),
+        status.as_u16(),
+        error["message"].as_str().unwrap_or("")
+    );
+    if let Some(details) = error.get("details") {
+        text.push_str(&format!("\n  details: {details}"));
+    }
+    bail!(text)
+}
+
+fn key(cli: &Cli) -> Result<&str> {
+    cli.api_key
+        .as_deref()
+        .context("this command needs --api-key or MERCATO_API_KEY (mercato org create prints one)")
+}
+
+fn micros(m: u64) -> String {
+    format!("{m} micros ({}.{:06} units)", m / 1_000_000, m % 1_000_000)
+}
+
+/// Runs one client command against `cli.server`.
+pub async fn run_client(cli: &Cli) -> Result<()> {
+    let http = reqwest::Client::new();
+    let base = cli.server.trim_end_matches('/');
+    match &cli.command {
+        Command::Serve { .. } => bail!("serve is not a client command"),
+        Command::Org {
+            command: OrgCommand::Create { name },
+        } => {
+            let response = http
+                .post(format!("{base}/v1/orgs"))
+                .json(&serde_json::json!({ "name": name }))
+                .send();
+            let body = answer(response.await.context("cannot reach the host")?).await?;
+            if cli.json {
+                println!("{body:#}");
+            } else {
+                println!("org_id:  {}", body["org_id"].as_str().unwrap_or(""));
+                println!("api_key: {}", body["api_key"].as_str().unwrap_or(""));
+                println!("Keep the API key: it is not shown again.");
+            }
+        }
+        Command::Publish {
+            component,
+            manifest,
+        } => {
+            let wasm = std::fs::read(component)
+                .with_context(|| format!("cannot read {}", component.display()))?;
+            let terms = std::fs::read_to_string(manifest)
+                .with_context(|| format!("cannot read {}", manifest.display()))?;
+            let name = component
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let form = reqwest::multipart::Form::new()
+                .part(
+                    "component",
+                    reqwest::multipart::Part::bytes(wasm).file_name(name.clone()),
+                )
+                .text("manifest", terms);
+            let bar = spinner(format!("uploading, compiling and checking {name}"));
+            let response = http
+                .post(format!("{base}/v1/components"))
+                .bearer_auth(key(cli)?)
+                .multipart(form)
+                .send()
+                .await;
+            bar.finish_and_clear();
+            let body = answer(response.context("cannot reach the host")?).await?;
+            if cli.json {
+                println!("{body:#}");
+            } else {
+                let verb = if body["created"].as_bool() == Some(true) {
+                    "published"
+                } else {
+                    "already published"
+                };
+                println!(
+                    "{verb} {} {}",
+                    body["agent"].as_str().unwrap_or(""),
+                    body["version"].as_str().unwrap_or("")
+                );
+                for c in body["capabilities"].as_array().into_iter().flatten() {
+                    println!("  {}", c["pinned_id"].as_str().unwrap_or(""));
+                }
+            }
+        }
+        Command::Capabilities => {
+            let body = answer(http.get(format!("{base}/v1/capabilities")).send().await?).await?;
+            if cli.json {
+                println!("{body:#}");
+            } else {
+                for c in body.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<36} {:>10} µ + {:>5} µ/Mfuel  {}",
+                        c["pinned_id"].as_str().unwrap_or(""),
+                        c["terms"]["price_micros"],
+                        c["terms"]["micros_per_mfuel"],
+                        c["description"]
+                            .as_str()
+                            .unwrap_or("")
+                            .chars()
+                            .take(60)
+                            .collect::<String>()
+                    );
+                }
+            }
+        }
+        Command::Quote { id } => {
+            let body = answer(
+                http.get(format!("{base}/v1/capabilities/{id}/quote"))
+                    .send()
+                    .await?,
+            )
+            .await?;
+            println!("{body:#}");
+        }
+        Command::Invoke {
+            id,
+            input,
+            max_price,
+            stream,
+        } => {
+            let input: Value = serde_json::from_str(input).context("--input is not JSON")?;
+            let mut request = serde_json::json!({ "input": input });
+            if let Some(cap) = max_price {
+                request["max_price_micros"] = (*cap).into();
+            }
+            let mut call = http
+                .post(format!("{base}/v1/capabilities/{id}/invoke"))
+                .bearer_auth(key(cli)?)
+                .json(&request);
+            if *stream {
+                call = call.header(reqwest::header::ACCEPT, "text/event-stream");
+                let response = call.send().await.context("cannot reach the host")?;
+                if !response.status().is_success() {
+                    answer(response).await?;
+                    return Ok(());
+                }
+                let mut bytes = response.bytes_stream();
+                while let Some(chunk) = bytes.next().await {
+                    print!("{}", String::from_utf8_lossy(&chunk?));
+                }
+                return Ok(());
+            }
+            let body = answer(call.send().await.context("cannot reach the host")?).await?;
+            if cli.json {
+                println!("{body:#}");
+            } else {
+                println!("{:#}", body["output"]);
+                println!(
+                    "cost: {}  fuel: {}  time: {} ms  transaction: {}",
+                    micros(body["cost_micros"].as_u64().unwrap_or(0)),
+                    body["fuel_used"],
+                    body["duration_ms"],
+                    body["transaction_id"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! The `mercato` command line: run a host, or talk to one.
+//!
+//! Client commands speak the REST API over HTTP; they know nothing the API
+//! does not say.
+
+mod client;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Mercato: a marketplace where agents buy capabilities from other agents.
+///
+/// Providers publish WebAssembly components; consumers invoke their
+/// capabilities, each call sandboxed and priced by the fuel it burns.
+///
+/// Quick start:
+///   mercato serve                                   # terminal 1
+///   mercato org create --name acme                  # prints an API key
+///   export MERCATO_API_KEY=mk_...
+///   mercato publish agent.wasm --manifest mercato.toml
+///   mercato capabilities
+///   mercato invoke pii-redactor.redact --input '{"text": "mail jo@example.com"}'
+#[derive(Debug, Parser)]
+#[command(name = "mercato", version, verbatim_doc_comment)]
+pub struct Cli {
+    /// The host to talk to (client commands).
+    #[arg(
+        long,
+        global = true,
+        env = "MERCATO_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+    /// Your organisation's API key (client commands that act for you).
+    #[arg(long, global = true, env = "MERCATO_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Print the server's JSON instead of a summary.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a host on its embedded store.
+    Serve {
+        /// Data directory (store, cached artifacts).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// A TOML config file (limits, admin token); flags override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Manage organisations.
+    Org {
+        /// What to do with organisations.
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Publish a component with its manifest (needs --api-key).
+    Publish {
+        /// The component (.wasm built for wasm32-wasip2).
+        component: PathBuf,
+        /// The manifest with the terms of each capability.
+        #[arg(long)]
+        manifest: PathBuf,
+    },
+    /// List the capabilities on offer.
+    Capabilities,
+    /// Show the expected cost of a call.
+    Quote {
+        /// Capability id, `agent.capability` or `agent.capability@version`.
+        id: String,
+    },
+    /// Invoke a capability (needs --api-key).
+    Invoke {
+        /// Capability id, `agent.capability` or `agent.capability@version`.
+        id: String,
+        /// The input, as JSON.
+        #[arg(long)]
+        input: String,
+        /// The most you will pay, in micros (1 unit = 1,000,000 micros).
+        #[arg(long)]
+        max_price: Option<u64>,
+        /// Stream chunks the capability emits as they come.
+        #[arg(long)]
+        stream: bool,
+    },
+}
+
+/// Organisation commands.
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Register an organisation; prints its API key once.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+pub use client::run_client;

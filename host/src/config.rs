@@ -1,0 +1,156 @@
+//! Host configuration: defaults, then an optional TOML file, then flags.
+
+use crate::sandbox::SandboxLimits;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything `mercato serve` can be told. Every limit has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the store, artifacts and keys live.
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Admin token; `MERCATO_ADMIN_TOKEN` overrides it. With neither, one is
+    /// generated on first start, printed once and stored hashed.
+    pub admin_token: Option<String>,
+    /// Per-call sandbox limits.
+    pub sandbox: SandboxSettings,
+    /// Largest component accepted, in bytes.
+    pub component_bytes_max: u64,
+    /// Largest JSON request body, in bytes.
+    pub body_bytes_max: u64,
+    /// HTTP requests handled at once; more are refused with 503.
+    pub requests_in_flight_max: usize,
+    /// Longest an HTTP request may take, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Longest an unsynced write (an invocation record) waits for disk.
+    pub background_flush_ms: u64,
+}
+
+/// The sandbox limits, as the config file spells them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// See [`SandboxLimits::fuel_per_call_max`].
+    pub fuel_per_call_max: u64,
+    /// See [`SandboxLimits::memory_bytes_max`].
+    pub memory_bytes_max: u64,
+    /// See [`SandboxLimits::deadline_ms`].
+    pub deadline_ms: u64,
+    /// See [`SandboxLimits::output_bytes_max`].
+    pub output_bytes_max: u64,
+    /// See [`SandboxLimits::emit_bytes_max`].
+    pub emit_bytes_max: u64,
+    /// See [`SandboxLimits::concurrent_calls_max`].
+    pub concurrent_calls_max: u32,
+    /// See [`SandboxLimits::queue_wait_ms`].
+    pub queue_wait_ms: u64,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        let l = SandboxLimits::default();
+        SandboxSettings {
+            fuel_per_call_max: l.fuel_per_call_max,
+            memory_bytes_max: l.memory_bytes_max,
+            deadline_ms: l.deadline_ms,
+            output_bytes_max: l.output_bytes_max,
+            emit_bytes_max: l.emit_bytes_max,
+            concurrent_calls_max: l.concurrent_calls_max,
+            queue_wait_ms: l.queue_wait_ms,
+        }
+    }
+}
+
+impl SandboxSettings {
+    /// The limits the sandbox enforces.
+    pub fn limits(&self) -> SandboxLimits {
+        SandboxLimits {
+            fuel_per_call_max: self.fuel_per_call_max,
+            memory_bytes_max: self.memory_bytes_max,
+            deadline_ms: self.deadline_ms,
+            output_bytes_max: self.output_bytes_max,
+            emit_bytes_max: self.emit_bytes_max,
+            log_bytes_max: SandboxLimits::default().log_bytes_max,
+            concurrent_calls_max: self.concurrent_calls_max,
+            queue_wait_ms: self.queue_wait_ms,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("mercato-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_token: None,
+            sandbox: SandboxSettings::default(),
+            component_bytes_max: 16 << 20,
+            body_bytes_max: 1 << 20,
+            requests_in_flight_max: 1_024,
+            request_timeout_ms: 30_000,
+            background_flush_ms: 100,
+        }
+    }
+}
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Unreadable.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid.
+    #[error("invalid config {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads a TOML config file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.into(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| Error::Invalid {
+            path: path.into(),
+            message: e.message().into(),
+        })?;
+        config.check().map_err(|message| Error::Invalid {
+            path: path.into(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks that every limit is usable.
+    pub fn check(&self) -> Result<(), String> {
+        let s = &self.sandbox;
+        if s.concurrent_calls_max == 0 || s.concurrent_calls_max > 4_096 {
+            return Err("sandbox.concurrent_calls_max must be 1 to 4096".into());
+        }
+        if s.memory_bytes_max < (1 << 20) || s.memory_bytes_max > (4 << 30) {
+            return Err("sandbox.memory_bytes_max must be 1 MiB to 4 GiB".into());
+        }
+        if s.deadline_ms == 0 || s.deadline_ms > 600_000 {
+            return Err("sandbox.deadline_ms must be 1 to 600000".into());
+        }
+        if self.requests_in_flight_max == 0 || self.background_flush_ms == 0 {
+            return Err("requests_in_flight_max and background_flush_ms must be positive".into());
+        }
+        Ok(())
+    }
+}

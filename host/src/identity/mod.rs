@@ -1,0 +1,142 @@
+//! Trust, minimal for now: organisations, their API keys, the admin token.
+//!
+//! Owns: creating organisations and keys, resolving a bearer key to its
+//! organisation, and checking the admin token. Keys are shown once and stored
+//! only as SHA-256 hashes.
+//!
+//! Does not know about: HTTP (the API layer extracts the bearer token) or
+//! what an organisation may do (the registry checks ownership).
+
+use crate::store::{self, Store, Tree};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The identity result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Identity failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The organisation name is empty or too long.
+    #[error("organisation name must be 1 to {NAME_CHARS_MAX} characters")]
+    InvalidName,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// Longest organisation name, in characters.
+pub const NAME_CHARS_MAX: usize = 100;
+
+/// A registered organisation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Org {
+    /// Stable id (`org_` + 32 hex digits).
+    pub org_id: String,
+    /// Display name.
+    pub name: String,
+    /// When it registered, Unix milliseconds.
+    pub created_at_ms: u64,
+}
+
+/// A new organisation and its first API key, which is never shown again.
+#[derive(Debug, Clone)]
+pub struct NewOrg {
+    /// The organisation.
+    pub org: Org,
+    /// The bearer key (`mk_` + 64 hex digits).
+    pub api_key: String,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// Hex SHA-256 of a secret, the only form in which secrets are stored.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Registers an organisation and its first key; durable before it returns.
+pub async fn create_org(store: &Store, name: &str, now_ms: u64) -> Result<NewOrg> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > NAME_CHARS_MAX {
+        return Err(Error::InvalidName);
+    }
+    let org = Org {
+        org_id: format!("org_{}", random_hex(16)),
+        name: name.to_string(),
+        created_at_ms: now_ms,
+    };
+    let api_key = format!("mk_{}", random_hex(32));
+    store.put(Tree::Orgs, &org.org_id, &org)?;
+    store.put(Tree::ApiKeys, &secret_hash(&api_key), &org.org_id)?;
+    store.sync().await?;
+    Ok(NewOrg { org, api_key })
+}
+
+/// The organisation a bearer key belongs to, if any.
+pub fn org_for_key(store: &Store, api_key: &str) -> Result<Option<Org>> {
+    let Some(org_id) = store.get::<String>(Tree::ApiKeys, &secret_hash(api_key))? else {
+        return Ok(None);
+    };
+    Ok(store.get::<Org>(Tree::Orgs, &org_id)?)
+}
+
+/// The organisation with this id, if any.
+pub fn org(store: &Store, org_id: &str) -> Result<Option<Org>> {
+    Ok(store.get::<Org>(Tree::Orgs, org_id)?)
+}
+
+const ADMIN_TOKEN_KEY: &str = "admin_token_sha256";
+
+/// How the admin token was settled at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminToken {
+    /// Given by the environment or the config file.
+    Configured,
+    /// Stored from an earlier start.
+    Stored,
+    /// Generated now: print it once, it is never shown again.
+    Generated(String),
+}
+
+/// Settles the admin token: `configured` wins; otherwise the stored hash is
+/// kept; otherwise a token is generated and its hash stored.
+pub async fn init_admin_token(
+    store: &Store,
+    configured: Option<&str>,
+) -> Result<(AdminToken, String)> {
+    if let Some(token) = configured.filter(|t| !t.is_empty()) {
+        return Ok((AdminToken::Configured, secret_hash(token)));
+    }
+    if let Some(hash) = store.get::<String>(Tree::Meta, ADMIN_TOKEN_KEY)? {
+        return Ok((AdminToken::Stored, hash));
+    }
+    let token = format!("mat_{}", random_hex(32));
+    let hash = secret_hash(&token);
+    store.put(Tree::Meta, ADMIN_TOKEN_KEY, &hash)?;
+    store.sync().await?;
+    Ok((AdminToken::Generated(token), hash))
+}
+
+/// Compares two equal-length hex hashes without an early exit.
+pub fn hashes_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Every organisation, by id.
+pub fn list_orgs(store: &Store) -> Result<Vec<Org>> {
+    Ok(store
+        .scan::<Org>(Tree::Orgs)?
+        .into_iter()
+        .map(|(_, org)| org)
+        .collect())
+}

@@ -1,0 +1,18 @@
+//! Mercato's host: a marketplace that lists, sandboxes and meters agent
+//! capabilities shipped as WebAssembly components.
+//!
+//! Start at [`market::Market`] (the core every front door calls) and
+//! [`api::app`] (the REST router). ARCHITECTURE.md has the codemap.
+#![deny(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod identity;
+pub mod market;
+pub mod metrics;
+pub mod pricing;
+pub mod registry;
+pub mod sandbox;
+pub mod server;
+pub mod store;

@@ -1,0 +1,142 @@
+//! Everything a marketplace operation can fail with, each with a stable code.
+
+use crate::registry::Violation;
+use crate::sandbox::{Failure, GuestError};
+use crate::{identity, pricing, registry, sandbox, store};
+
+/// The market's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, in terms a client can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// No such capability.
+    #[error("no capability `{0}`")]
+    NotFound(String),
+    /// The agent belongs to another organisation.
+    #[error("agent `{agent}` belongs to another organisation")]
+    NotOwner {
+        /// The agent.
+        agent: String,
+    },
+    /// The component is over the size limit.
+    #[error("the component is {bytes} bytes; the limit is {bytes_max}")]
+    ComponentTooLarge {
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        bytes_max: u64,
+    },
+    /// This version was published before, with another component.
+    #[error("{agent} {version} is already published")]
+    VersionExists {
+        /// The agent.
+        agent: String,
+        /// The version.
+        version: String,
+    },
+    /// A version must be newer than the latest.
+    #[error("{agent} {version} is not newer than the latest version {latest}")]
+    VersionNotNewer {
+        /// The agent.
+        agent: String,
+        /// The uploaded version.
+        version: String,
+        /// The latest published version.
+        latest: String,
+    },
+    /// The input breaks the capability's input schema.
+    #[error("the input breaks the capability's input schema")]
+    InvalidInput {
+        /// Each violation.
+        violations: Vec<Violation>,
+    },
+    /// The price cap does not cover the base price.
+    #[error(transparent)]
+    CapBelowPrice(#[from] pricing::CapBelowPrice),
+    /// The call ran and failed in the sandbox.
+    #[error("{failure}")]
+    Call {
+        /// Why.
+        failure: Failure,
+        /// The recorded transaction.
+        transaction_id: Option<String>,
+        /// Fuel burned.
+        fuel_used: u64,
+    },
+    /// The capability answered an error.
+    #[error("the capability refused the call: {error:?}")]
+    Refused {
+        /// What it said.
+        error: GuestError,
+        /// The recorded transaction.
+        transaction_id: String,
+        /// Fuel burned.
+        fuel_used: u64,
+    },
+    /// The output breaks the declared output schema (or is not JSON).
+    #[error("the capability's output breaks its declared output schema")]
+    InvalidOutput {
+        /// Each violation.
+        violations: Vec<Violation>,
+        /// The recorded transaction.
+        transaction_id: String,
+        /// Fuel burned.
+        fuel_used: u64,
+    },
+    /// Registry rules.
+    #[error(transparent)]
+    Registry(#[from] registry::Error),
+    /// The sandbox refused the component.
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::Error),
+    /// Identity rules or storage.
+    #[error(transparent)]
+    Identity(#[from] identity::Error),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// A background task died.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable error code clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "invalid_config",
+            Error::NotFound(_) => "not_found",
+            Error::NotOwner { .. } => "not_owner",
+            Error::ComponentTooLarge { .. } => "component_too_large",
+            Error::VersionExists { .. } => "version_exists",
+            Error::VersionNotNewer { .. } => "version_not_newer",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::CapBelowPrice(_) => "price_too_low",
+            Error::Call { failure, .. } => failure.code(),
+            Error::Refused {
+                error: GuestError::InvalidInput(_),
+                ..
+            } => "invalid_input",
+            Error::Refused { .. } => "capability_failed",
+            Error::InvalidOutput { .. } => "invalid_output",
+            Error::Registry(registry::Error::InvalidManifest(_)) => "invalid_manifest",
+            Error::Registry(registry::Error::InvalidDescription(_)) => "invalid_description",
+            Error::Registry(registry::Error::NotFound(_) | registry::Error::BadId(_)) => {
+                "not_found"
+            }
+            Error::Sandbox(sandbox::Error::InvalidComponent(_)) => "invalid_component",
+            Error::Sandbox(sandbox::Error::ForbiddenImports(_)) => "forbidden_imports",
+            Error::Sandbox(sandbox::Error::WrongWorld(_)) => "wrong_world",
+            Error::Sandbox(sandbox::Error::Describe(_) | sandbox::Error::InvalidDescription(_)) => {
+                "invalid_description"
+            }
+            Error::Sandbox(_) => "internal",
+            Error::Identity(identity::Error::InvalidName) => "invalid_request",
+            Error::Identity(_) | Error::Store(_) | Error::Internal(_) => "internal",
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Start-up: rebuild the catalog and statistics from the store, loading
+//! compiled artifacts from the cache instead of recompiling.
+
+use super::invoke::InvocationRecord;
+use super::{Error, Market, Result};
+use crate::registry::{Listed, VersionRecord};
+use crate::sandbox::Compiled;
+use crate::store::Tree;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+impl Market {
+    fn artifact_key(&self, component_sha256: &str) -> String {
+        format!("{component_sha256}:{}", self.sandbox.fingerprint())
+    }
+
+    /// The compiled component: from the artifact cache when a valid artifact
+    /// for this engine exists, else compiled now. A fresh compilation comes
+    /// with its artifact for [`Market::cache_artifact`]; the caller decides
+    /// whether it is worth keeping.
+    pub(super) async fn compiled(
+        &self,
+        component_sha256: &str,
+        wasm: Option<Vec<u8>>,
+    ) -> Result<(Compiled, Option<Vec<u8>>)> {
+        let key = self.artifact_key(component_sha256);
+        if let Some(stored) = self.store.get_bytes(Tree::Artifacts, &key)? {
+            let sandbox = self.sandbox.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                let (hash, artifact) = stored.split_at_checked(32)?;
+                (Sha256::digest(artifact).as_slice() == hash).then(|| sandbox.load(artifact))
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+            match loaded {
+                Some(Ok(compiled)) => {
+                    self.metrics.artifact_loads.inc();
+                    return Ok((compiled, None));
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(%key, error = %e, "cached artifact rejected; recompiling")
+                }
+                None => tracing::warn!(%key, "cached artifact fails its checksum; recompiling"),
+            }
+        }
+        let wasm = match wasm {
+            Some(wasm) => wasm,
+            None => self
+                .store
+                .get_bytes(Tree::Components, component_sha256)?
+                .ok_or_else(|| {
+                    Error::Internal(format!(
+                        "component {component_sha256} missing from the store"
+                    ))
+                })?,
+        };
+        let sandbox = self.sandbox.clone();
+        let (compiled, artifact) = tokio::task::spawn_blocking(move || sandbox.compile(&wasm))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        self.metrics.compilations.inc();
+        Ok((compiled, Some(artifact)))
+    }
+
+    /// Keeps a compiled artifact, prefixed by its own SHA-256, under the
+    /// component's hash and this engine's fingerprint (durable at next sync).
+    pub(super) fn cache_artifact(&self, component_sha256: &str, artifact: &[u8]) -> Result<()> {
+        let mut stored = Sha256::digest(artifact).to_vec();
+        stored.extend_from_slice(artifact);
+        self.store.put_bytes(
+            Tree::Artifacts,
+            &self.artifact_key(component_sha256),
+            &stored,
+        )?;
+        Ok(())
+    }
+
+    pub(super) async fn load_catalog(&self) -> Result<()> {
+        for (key, record) in self.store.scan::<VersionRecord>(Tree::Versions)? {
+            let (compiled, artifact) = self.compiled(&record.component_sha256, None).await?;
+            if let Some(artifact) = artifact {
+                self.cache_artifact(&record.component_sha256, &artifact)?;
+            }
+            let listed = Listed::new(record, compiled)
+                .map_err(|e| Error::Internal(format!("stored version {key} does not load: {e}")))?;
+            self.catalog.insert(Arc::new(listed));
+        }
+        // Artifacts compiled during the load are worth keeping.
+        self.store.sync().await?;
+        tracing::info!(versions = self.catalog.len(), "catalog loaded");
+        Ok(())
+    }
+
+    pub(super) fn load_stats(&self) -> Result<()> {
+        for (_, record) in self.store.scan::<InvocationRecord>(Tree::Invocations)? {
+            self.stats.record(
+                &record.capability_id,
+                record.outcome == "ok",
+                record.fuel_used,
+                record.duration_ms,
+            );
+        }
+        Ok(())
+    }
+}

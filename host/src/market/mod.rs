@@ -1,0 +1,150 @@
+//! The marketplace core: what the front doors (REST, CLI, later MCP and A2A)
+//! call. It ties identity, registry, sandbox, pricing and store together.
+//!
+//! Owns: the publish flow, the invoke flow (validate, meter, run, validate,
+//! record), listings, quotes and per-capability statistics.
+//!
+//! Does not know about: HTTP (no status codes here; `api` maps [`Error`]
+//! codes to statuses) or `wasmtime`/`sled` (behind `sandbox` and `store`).
+
+mod error;
+mod invoke;
+mod load;
+mod publish;
+mod stats;
+mod views;
+
+pub use error::{Error, Result};
+pub use invoke::{InvocationRecord, InvokeRequest};
+pub use views::{CapabilityView, InvokeResult, Published, Quote, StatsView};
+
+use crate::config::Config;
+use crate::identity::{self, AdminToken, NewOrg, Org};
+use crate::metrics::Metrics;
+use crate::registry::{CapabilityId, Catalog};
+use crate::sandbox::Sandbox;
+use crate::store::Store;
+use stats::Stats;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The running marketplace.
+pub struct Market {
+    store: Store,
+    sandbox: Arc<Sandbox>,
+    catalog: Catalog,
+    stats: Stats,
+    metrics: Metrics,
+    config: Config,
+    admin_token_sha256: String,
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Market {
+    /// Opens the store in `config.data_dir`, builds the sandbox and loads
+    /// every listed version (from cached artifacts where they exist).
+    pub async fn open(config: Config) -> Result<(Arc<Market>, AdminToken)> {
+        config.check().map_err(Error::Config)?;
+        let store = Store::open(
+            &config.data_dir,
+            Duration::from_millis(config.background_flush_ms),
+        )?;
+        let sandbox = Arc::new(Sandbox::new(config.sandbox.limits())?);
+        let env_token = std::env::var("MERCATO_ADMIN_TOKEN").ok();
+        let configured = env_token.as_deref().or(config.admin_token.as_deref());
+        let (admin, admin_token_sha256) = identity::init_admin_token(&store, configured).await?;
+        let market = Market {
+            store,
+            sandbox,
+            catalog: Catalog::default(),
+            stats: Stats::default(),
+            metrics: Metrics::default(),
+            config,
+            admin_token_sha256,
+        };
+        market.load_catalog().await?;
+        market.load_stats()?;
+        Ok((Arc::new(market), admin))
+    }
+
+    /// Flushes everything to disk and stops the store's committer.
+    pub async fn close(&self) -> Result<()> {
+        self.store.close().await?;
+        Ok(())
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The metrics, refreshed for a scrape.
+    pub fn metrics(&self) -> &Metrics {
+        self.metrics.store_syncs.set(self.store.syncs());
+        &self.metrics
+    }
+
+    /// Registers an organisation; durable before it returns.
+    pub async fn create_org(&self, name: &str) -> Result<NewOrg> {
+        Ok(identity::create_org(&self.store, name, now_ms()).await?)
+    }
+
+    /// The organisation a bearer key belongs to.
+    pub fn authenticate(&self, api_key: &str) -> Result<Option<Org>> {
+        Ok(identity::org_for_key(&self.store, api_key)?)
+    }
+
+    /// Every organisation.
+    pub fn orgs(&self) -> Result<Vec<Org>> {
+        Ok(identity::list_orgs(&self.store)?)
+    }
+
+    /// Whether `token` is the admin token.
+    pub fn is_admin(&self, token: &str) -> bool {
+        identity::hashes_equal(&identity::secret_hash(token), &self.admin_token_sha256)
+    }
+
+    /// Every capability of the latest version of every agent.
+    pub fn capabilities(&self) -> Vec<CapabilityView> {
+        self.catalog
+            .latest()
+            .iter()
+            .flat_map(|listed| {
+                listed
+                    .capabilities
+                    .iter()
+                    .map(|c| CapabilityView::new(listed, c, self.stats.view(&c.pinned_id)))
+            })
+            .collect()
+    }
+
+    /// One capability, by pinned or unpinned id.
+    pub fn capability(&self, id: &str) -> Result<CapabilityView> {
+        let parsed = CapabilityId::parse(id)?;
+        let listed = self
+            .catalog
+            .resolve(&parsed)
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let c = listed
+            .capability(&parsed.capability)
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        Ok(CapabilityView::new(
+            &listed,
+            c,
+            self.stats.view(&c.pinned_id),
+        ))
+    }
+
+    /// The expected cost of a call, from observed fuel.
+    pub fn quote(&self, id: &str) -> Result<Quote> {
+        let view = self.capability(id)?;
+        Ok(Quote::new(&view, self.sandbox.limits().fuel_per_call_max))
+    }
+}

@@ -1,0 +1,175 @@
+//! The shapes clients see (JSON), shared by the REST API, the CLI and docs.
+
+use crate::pricing;
+use crate::registry::{Example, Listed, ListedCapability, Terms};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Observed figures of a capability version (the last 1,024 calls).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct StatsView {
+    /// Calls recorded.
+    pub invocations: u64,
+    /// Calls that returned a valid output.
+    pub successes: u64,
+    /// Median fuel of successful calls.
+    pub fuel_p50: Option<u64>,
+    /// 95th percentile fuel of successful calls.
+    pub fuel_p95: Option<u64>,
+    /// Median wall time of successful calls, milliseconds.
+    pub duration_ms_p50: Option<u64>,
+    /// 95th percentile wall time of successful calls, milliseconds.
+    pub duration_ms_p95: Option<u64>,
+}
+
+/// A listed capability with its terms, schemas, examples and statistics.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct CapabilityView {
+    /// Unpinned id, `agent.capability`: always the latest version.
+    pub id: String,
+    /// Pinned id, `agent.capability@version`.
+    pub pinned_id: String,
+    /// Agent name.
+    pub agent: String,
+    /// Agent version.
+    pub version: String,
+    /// Capability name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// Category.
+    pub category: String,
+    /// Keywords.
+    pub tags: Vec<String>,
+    /// The publishing organisation.
+    pub provider_org_id: String,
+    /// SHA-256 of the component, hex.
+    pub component_sha256: String,
+    /// Publication time, Unix milliseconds.
+    pub published_at_ms: u64,
+    /// Commercial terms.
+    pub terms: Terms,
+    /// Input JSON Schema.
+    #[schema(value_type = Object)]
+    pub input_schema: serde_json::Value,
+    /// Output JSON Schema.
+    #[schema(value_type = Object)]
+    pub output_schema: serde_json::Value,
+    /// Worked examples.
+    pub examples: Vec<Example>,
+    /// Observed figures.
+    pub stats: StatsView,
+    /// Attestation status: `not_attested` until attestation batteries exist.
+    pub attestation: String,
+}
+
+impl CapabilityView {
+    pub(super) fn new(listed: &Listed, c: &ListedCapability, stats: StatsView) -> Self {
+        let r = &listed.record;
+        CapabilityView {
+            id: c.unpinned_id.clone(),
+            pinned_id: c.pinned_id.clone(),
+            agent: r.agent.clone(),
+            version: r.version.clone(),
+            name: c.record.name.clone(),
+            description: c.record.description.clone(),
+            category: c.record.category.clone(),
+            tags: c.record.tags.clone(),
+            provider_org_id: r.owner_org_id.clone(),
+            component_sha256: r.component_sha256.clone(),
+            published_at_ms: r.published_at_ms,
+            terms: c.record.terms.clone(),
+            input_schema: c.record.input_schema.clone(),
+            output_schema: c.record.output_schema.clone(),
+            examples: c.record.examples.clone(),
+            stats,
+            attestation: "not_attested".into(),
+        }
+    }
+}
+
+/// The expected cost of one call.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Quote {
+    /// The pinned id quoted.
+    pub capability_id: String,
+    /// Base price per call.
+    pub price_micros: u64,
+    /// Price per million fuel.
+    pub micros_per_mfuel: u64,
+    /// Successful calls the figures rest on.
+    pub observations: u64,
+    /// Median fuel observed.
+    pub fuel_p50: Option<u64>,
+    /// 95th percentile fuel observed.
+    pub fuel_p95: Option<u64>,
+    /// Expected cost: at median fuel, or the base price before any observation.
+    pub expected_cost_micros: u64,
+    /// Cost at the 95th percentile of fuel.
+    pub cost_p95_micros: Option<u64>,
+    /// The most a call can cost (at the host's fuel cap).
+    pub max_cost_micros: u64,
+    /// A `max_price_micros` that covers 95% of observed calls with a 2x margin
+    /// on the metered part.
+    pub suggested_max_price_micros: u64,
+}
+
+impl Quote {
+    pub(super) fn new(view: &CapabilityView, fuel_per_call_max: u64) -> Self {
+        let (price, rate) = (view.terms.price_micros, view.terms.micros_per_mfuel);
+        let cost = |fuel: u64| pricing::cost_micros(price, rate, fuel);
+        let max_cost = pricing::max_cost_micros(price, rate, fuel_per_call_max);
+        let suggested = view
+            .stats
+            .fuel_p95
+            .map(|f| cost(f.saturating_mul(2).min(fuel_per_call_max)))
+            .unwrap_or(max_cost);
+        Quote {
+            capability_id: view.pinned_id.clone(),
+            price_micros: price,
+            micros_per_mfuel: rate,
+            observations: view.stats.successes,
+            fuel_p50: view.stats.fuel_p50,
+            fuel_p95: view.stats.fuel_p95,
+            expected_cost_micros: view.stats.fuel_p50.map(cost).unwrap_or(price),
+            cost_p95_micros: view.stats.fuel_p95.map(cost),
+            max_cost_micros: max_cost,
+            suggested_max_price_micros: suggested,
+        }
+    }
+}
+
+/// A successful call.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct InvokeResult {
+    /// The capability's output (valid against its output schema).
+    #[schema(value_type = Object)]
+    pub output: serde_json::Value,
+    /// The settlement record of this call.
+    pub transaction_id: String,
+    /// The pinned id that ran.
+    pub capability_id: String,
+    /// Fuel the call used.
+    pub fuel_used: u64,
+    /// Fuel the call was given (what `max_price_micros` paid for, capped).
+    pub fuel_limit: u64,
+    /// What the call costs: `price_micros + ceil(fuel_used * micros_per_mfuel / 1e6)`.
+    pub cost_micros: u64,
+    /// Wall time in the sandbox, milliseconds.
+    pub duration_ms: u64,
+}
+
+/// The result of an upload.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Published {
+    /// Agent name.
+    pub agent: String,
+    /// Version published.
+    pub version: String,
+    /// SHA-256 of the component.
+    pub component_sha256: String,
+    /// False when this exact component was already published as this version.
+    pub created: bool,
+    /// The capabilities now listed.
+    pub capabilities: Vec<CapabilityView>,
+}

@@ -1,0 +1,159 @@
+//! The upload manifest (TOML): commercial terms per capability.
+//!
+//! ```toml
+//! [capabilities.redact]
+//! price_micros = 2000          # base price per call
+//! micros_per_mfuel = 100       # per million fuel
+//! latency_ms_max = 250
+//! uptime = 0.999
+//! rate_limit_per_minute = 600  # 0: no limit
+//! data_policy = { retention = "none", encryption = true, jurisdictions = ["EU"] }
+//! ```
+
+use super::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// Largest manifest accepted, in bytes.
+pub const MANIFEST_BYTES_MAX: usize = 64 * 1024;
+/// Highest base price or rate accepted: a million currency units. Keeps every
+/// cost computation far from `u64` overflow.
+pub const PRICE_MICROS_MAX: u64 = 1_000_000_000_000;
+
+/// The whole manifest.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Terms by capability name.
+    pub capabilities: BTreeMap<String, Terms>,
+}
+
+/// How long a provider keeps a call's input and output.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
+pub enum Retention {
+    /// Never stored.
+    #[serde(rename = "none")]
+    None,
+    /// Up to 24 hours.
+    #[serde(rename = "24h")]
+    Day,
+    /// Up to 30 days.
+    #[serde(rename = "30d")]
+    Month,
+}
+
+/// What happens to a caller's data.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataPolicy {
+    /// How long data is kept.
+    pub retention: Retention,
+    /// Whether data is encrypted at rest and in transit.
+    pub encryption: bool,
+    /// Jurisdictions where data is processed (for example `EU`, `US`).
+    pub jurisdictions: Vec<String>,
+}
+
+/// The commercial terms of one capability.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Terms {
+    /// Base price per call, in micros.
+    pub price_micros: u64,
+    /// Price per million fuel, in micros.
+    pub micros_per_mfuel: u64,
+    /// Latency the provider promises, in milliseconds.
+    pub latency_ms_max: u64,
+    /// Availability the provider promises, as a fraction (0 to 1).
+    pub uptime: f64,
+    /// Calls per minute per consumer; 0 means no limit.
+    #[serde(default)]
+    pub rate_limit_per_minute: u32,
+    /// Data handling.
+    pub data_policy: DataPolicy,
+}
+
+impl Manifest {
+    /// Parses and checks a manifest.
+    pub fn parse(text: &str) -> Result<Manifest, Error> {
+        if text.len() > MANIFEST_BYTES_MAX {
+            return Err(Error::InvalidManifest(format!(
+                "larger than {MANIFEST_BYTES_MAX} bytes"
+            )));
+        }
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|e| Error::InvalidManifest(e.message().to_string()))?;
+        if manifest.capabilities.is_empty() {
+            return Err(Error::InvalidManifest(
+                "no [capabilities.<name>] table".into(),
+            ));
+        }
+        for (name, terms) in &manifest.capabilities {
+            terms
+                .check()
+                .map_err(|why| Error::InvalidManifest(format!("capabilities.{name}: {why}")))?;
+        }
+        Ok(manifest)
+    }
+}
+
+impl Terms {
+    fn check(&self) -> Result<(), String> {
+        if self.price_micros > PRICE_MICROS_MAX || self.micros_per_mfuel > PRICE_MICROS_MAX {
+            return Err(format!("prices are limited to {PRICE_MICROS_MAX} micros"));
+        }
+        if !(0.0..=1.0).contains(&self.uptime) {
+            return Err("uptime must be between 0 and 1".into());
+        }
+        if self.latency_ms_max == 0 || self.latency_ms_max > 3_600_000 {
+            return Err("latency_ms_max must be between 1 and 3600000".into());
+        }
+        let j = &self.data_policy.jurisdictions;
+        if j.len() > 64 || j.iter().any(|j| j.is_empty() || j.len() > 16) {
+            return Err("data_policy.jurisdictions: at most 64 codes of 1 to 16 characters".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [capabilities.redact]
+        price_micros = 2000
+        micros_per_mfuel = 100
+        latency_ms_max = 250
+        uptime = 0.999
+        data_policy = { retention = "24h", encryption = true, jurisdictions = ["EU"] }
+    "#;
+
+    #[test]
+    fn parses_terms() {
+        let m = Manifest::parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
+        let t = &m.capabilities["redact"];
+        assert_eq!(
+            (t.price_micros, t.micros_per_mfuel, t.rate_limit_per_minute),
+            (2000, 100, 0)
+        );
+        assert_eq!(t.data_policy.retention, Retention::Day);
+    }
+
+    #[test]
+    fn refuses_typos_bad_ranges_and_floats_for_money() {
+        for bad in [
+            GOOD.replace("price_micros", "price_micro"),
+            GOOD.replace("0.999", "1.5"),
+            GOOD.replace("2000", "20.5"),
+            GOOD.replace("\"24h\"", "\"forever\""),
+            String::new(),
+        ] {
+            assert!(
+                matches!(Manifest::parse(&bad), Err(Error::InvalidManifest(_))),
+                "{bad}"
+            );
+        }
+    }
+}

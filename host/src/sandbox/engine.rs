@@ -1,0 +1,266 @@
+//! The engine, the linker, compiling and loading components, and `describe()`.
+
+use super::state::CallState;
+use super::{Error, Result, SandboxLimits, imports};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+/// Bindings generated from `wit/`.
+pub(super) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "mercato:agent/agent",
+        imports: { default: trappable },
+        exports: { default: async },
+    });
+}
+
+use bindings::AgentPre;
+
+/// How often the epoch advances; the deadline's resolution.
+pub(super) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// A compiled component, ready to instantiate (cheap to clone).
+#[derive(Clone)]
+pub struct Compiled {
+    pub(super) pre: AgentPre<CallState>,
+}
+
+/// What `describe()` said, in plain Rust types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentDescription {
+    /// Agent name.
+    pub name: String,
+    /// Semantic version, as the guest wrote it.
+    pub version: String,
+    /// Its capabilities.
+    pub capabilities: Vec<CapabilityDescription>,
+}
+
+/// One capability as `describe()` said it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapabilityDescription {
+    /// Name, unique within the agent.
+    pub name: String,
+    /// Plain-language description.
+    pub description: String,
+    /// Category.
+    pub category: String,
+    /// Keywords.
+    pub tags: Vec<String>,
+    /// Input JSON Schema, as JSON text.
+    pub input_schema: String,
+    /// Output JSON Schema, as JSON text.
+    pub output_schema: String,
+    /// Worked examples.
+    pub examples: Vec<ExampleDescription>,
+}
+
+/// One worked example, as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExampleDescription {
+    /// Input JSON.
+    pub input: String,
+    /// Expected output JSON.
+    pub output: String,
+}
+
+/// The process's one sandbox: engine, linker, call slots and epoch ticker.
+pub struct Sandbox {
+    pub(super) engine: Engine,
+    pub(super) linker: Linker<CallState>,
+    pub(super) limits: SandboxLimits,
+    pub(super) slots: Arc<Semaphore>,
+    fingerprint: String,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn engine_config(limits: &SandboxLimits) -> Config {
+    let slots = limits.concurrent_calls_max.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    // A Rust component is a handful of core instances (the program plus
+    // adapter shims) with one or two memories and tables.
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 8)
+        .total_memories(slots * 4)
+        .total_tables(slots * 4)
+        .total_stacks(slots)
+        .max_memory_size(usize::try_from(limits.memory_bytes_max).unwrap_or(usize::MAX));
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .cranelift_opt_level(OptLevel::Speed)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+impl Sandbox {
+    /// Builds the engine and linker and starts the epoch ticker.
+    pub fn new(limits: SandboxLimits) -> Result<Self> {
+        let engine =
+            Engine::new(&engine_config(&limits)).map_err(|e| Error::Internal(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        // Every WASI interface is linked, but `imports::forbidden` refuses any
+        // component that imports more than the granted few, and the context
+        // has nothing behind what remains (see `CallState::new`).
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| Error::Internal(format!("{e:#}")))?;
+        bindings::mercato::agent::host::add_to_linker::<_, wasmtime::component::HasSelf<CallState>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| Error::Internal(format!("{e:#}")))?;
+
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let fingerprint = format!("{:016x}", hasher.finish());
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.clone();
+        let stop = ticker_stop.clone();
+        std::thread::Builder::new()
+            .name("mercato-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| Error::Internal(format!("epoch ticker: {e}")))?;
+
+        let slots = Arc::new(Semaphore::new(limits.concurrent_calls_max.max(1) as usize));
+        Ok(Sandbox {
+            engine,
+            linker,
+            limits,
+            slots,
+            fingerprint,
+            ticker_stop,
+        })
+    }
+
+    /// Identifies this engine's compiler and settings; an artifact compiled by
+    /// an engine with another fingerprint must not be loaded.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The per-call limits.
+    pub fn limits(&self) -> &SandboxLimits {
+        &self.limits
+    }
+
+    /// Checks and compiles a component. Returns it with its serialised
+    /// artifact for the cache. CPU-heavy: call from a blocking thread.
+    pub fn compile(&self, wasm: &[u8]) -> Result<(Compiled, Vec<u8>)> {
+        let component = Component::new(&self.engine, wasm)
+            .map_err(|e| Error::InvalidComponent(first_line(&e)))?;
+        let compiled = self.prepare(&component)?;
+        let artifact = component
+            .serialize()
+            .map_err(|e| Error::Internal(format!("{e:#}")))?;
+        Ok((compiled, artifact))
+    }
+
+    /// Loads an artifact produced by [`Sandbox::compile`] in a process with
+    /// the same fingerprint.
+    pub fn load(&self, artifact: &[u8]) -> Result<Compiled> {
+        let component = deserialize(&self.engine, artifact)?;
+        self.prepare(&component)
+    }
+
+    fn prepare(&self, component: &Component) -> Result<Compiled> {
+        let ty = component.component_type();
+        let names: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let refused = imports::forbidden(names.iter().map(String::as_str));
+        if !refused.is_empty() {
+            return Err(Error::ForbiddenImports(refused));
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| Error::WrongWorld(first_line(&e)))?;
+        let pre = AgentPre::new(pre).map_err(|e| Error::WrongWorld(first_line(&e)))?;
+        Ok(Compiled { pre })
+    }
+
+    /// Runs `describe()` under the sandbox's limits.
+    pub async fn describe(&self, compiled: &Compiled) -> Result<AgentDescription> {
+        let fuel = self.limits.fuel_per_call_max;
+        let _slot = self.slot().await.map_err(Error::Describe)?;
+        let mut store = self.store("describe", fuel, None);
+        let call = async {
+            let agent = compiled.pre.instantiate_async(&mut store).await?;
+            agent
+                .mercato_agent_capabilities()
+                .call_describe(&mut store)
+                .await
+        };
+        let ran = tokio::time::timeout(self.deadline_with_grace(), call).await;
+        let info = self.settle(ran, &store, fuel).map_err(Error::Describe)?;
+        Ok(AgentDescription {
+            name: info.name,
+            version: info.version,
+            capabilities: info
+                .capabilities
+                .into_iter()
+                .map(|c| CapabilityDescription {
+                    name: c.name,
+                    description: c.description,
+                    category: c.category,
+                    tags: c.tags,
+                    input_schema: c.input_schema,
+                    output_schema: c.output_schema,
+                    examples: c
+                        .examples
+                        .into_iter()
+                        .map(|e| ExampleDescription {
+                            input: e.input,
+                            output: e.output,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+}
+
+#[expect(
+    unsafe_code,
+    reason = "wasmtime trusts deserialised artifacts to be its own output. Mercato only \
+              passes bytes it serialised itself, read back from its store under a key of the \
+              component's SHA-256 and this engine's fingerprint, and verified against the \
+              artifact's own SHA-256 recorded at write time; wasmtime re-checks the engine \
+              compatibility header itself."
+)]
+fn deserialize(engine: &Engine, artifact: &[u8]) -> Result<Component> {
+    // SAFETY: see the `expect` reason above: the bytes are Component::serialize
+    // output from an engine with the same fingerprint, verified by hash.
+    unsafe { Component::deserialize(engine, artifact) }.map_err(|e| Error::Artifact(first_line(&e)))
+}
+
+fn first_line(e: &wasmtime::Error) -> String {
+    let text = format!("{e:#}");
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(500)
+        .collect()
+}

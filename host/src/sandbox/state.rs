@@ -1,0 +1,145 @@
+//! Per-call guest state: the WASI context with nothing behind it, the memory
+//! limiter, and the `mercato:agent/host` implementation with its byte budgets.
+
+use super::engine::bindings::mercato::agent::host::{Host, LogLevel};
+use tokio::sync::mpsc::UnboundedSender;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Raised from `emit` when the stream passes its budget; it traps the guest.
+#[derive(Debug, thiserror::Error)]
+#[error("emitted output passed its byte budget")]
+pub struct EmitBudgetExceeded;
+
+/// Tables a guest may grow to, in elements.
+const TABLE_ELEMENTS_MAX: usize = 100_000;
+/// A single log line is cut to this many bytes.
+const LOG_LINE_BYTES_MAX: usize = 2_048;
+
+/// Refuses memory growth past the call's limit and remembers that it did, so
+/// the trap that follows (an allocator giving up) is reported as `memory_limit`.
+pub struct Limiter {
+    pub memory_bytes_max: usize,
+    pub memory_refused: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes_max {
+            self.memory_refused = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= TABLE_ELEMENTS_MAX)
+    }
+}
+
+/// Everything a `Store` holds for one call.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: Limiter,
+    /// Where `emit` chunks go; `None` drops them (still counted).
+    emitter: Option<UnboundedSender<String>>,
+    emitted_bytes: u64,
+    emit_bytes_max: u64,
+    pub emit_refused: bool,
+    logged_bytes: u64,
+    log_bytes_max: u64,
+    /// Names the guest in log lines.
+    label: String,
+}
+
+impl CallState {
+    pub fn new(
+        label: String,
+        memory_bytes_max: u64,
+        emit_bytes_max: u64,
+        log_bytes_max: u64,
+        emitter: Option<UnboundedSender<String>>,
+    ) -> Self {
+        // No preopens, no environment, no arguments, no network; stdin is
+        // empty and stdout/stderr go nowhere.
+        let wasi = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        CallState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                memory_bytes_max: usize::try_from(memory_bytes_max).unwrap_or(usize::MAX),
+                memory_refused: false,
+            },
+            emitter,
+            emitted_bytes: 0,
+            emit_bytes_max,
+            emit_refused: false,
+            logged_bytes: 0,
+            log_bytes_max,
+            label,
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl Host for CallState {
+    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        let mut line = message;
+        if line.len() > LOG_LINE_BYTES_MAX {
+            let mut cut = LOG_LINE_BYTES_MAX;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+        }
+        self.logged_bytes = self.logged_bytes.saturating_add(line.len() as u64);
+        if self.logged_bytes > self.log_bytes_max {
+            return Ok(());
+        }
+        let guest = &self.label;
+        match level {
+            LogLevel::Debug => tracing::debug!(target: "mercato::guest", %guest, "{line}"),
+            LogLevel::Info => tracing::info!(target: "mercato::guest", %guest, "{line}"),
+            LogLevel::Warn => tracing::warn!(target: "mercato::guest", %guest, "{line}"),
+            LogLevel::Error => tracing::error!(target: "mercato::guest", %guest, "{line}"),
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, chunk: String) -> wasmtime::Result<()> {
+        self.emitted_bytes = self.emitted_bytes.saturating_add(chunk.len() as u64);
+        if self.emitted_bytes > self.emit_bytes_max {
+            self.emit_refused = true;
+            return Err(wasmtime::Error::new(EmitBudgetExceeded));
+        }
+        if let Some(emitter) = &self.emitter {
+            // A caller that went away no longer wants chunks; the call goes on.
+            let _ = emitter.send(chunk);
+        }
+        Ok(())
+    }
+}

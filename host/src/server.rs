@@ -1,0 +1,89 @@
+//! A running host: the market behind the REST app on a TCP listener, with a
+//! graceful stop that flushes the store. Used by `mercato serve` and tests.
+
+use crate::api;
+use crate::config::Config;
+use crate::identity::AdminToken;
+use crate::market::{self, Market};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Why a host could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Opening the market failed.
+    #[error(transparent)]
+    Market(#[from] market::Error),
+    /// Binding or serving failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A host serving HTTP.
+pub struct Server {
+    addr: SocketAddr,
+    market: Arc<Market>,
+    admin_token: AdminToken,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the market and starts serving on `config.listen` (port 0 picks one).
+    pub async fn start(config: Config) -> Result<Server, Error> {
+        let listen = config.listen;
+        let (market, admin_token) = Market::open(config).await?;
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let app = api::app(market.clone());
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = signal.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "mercato is serving");
+        Ok(Server {
+            addr,
+            market,
+            admin_token,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The market behind it.
+    pub fn market(&self) -> &Arc<Market> {
+        &self.market
+    }
+
+    /// How the admin token was settled (a generated one is shown only here).
+    pub fn admin_token(&self) -> &AdminToken {
+        &self.admin_token
+    }
+
+    /// Stops accepting, finishes requests in flight, flushes the store.
+    pub async fn stop(self) -> Result<(), Error> {
+        let _ = self.shutdown.send(());
+        match self.task.await {
+            Ok(served) => served?,
+            Err(e) => tracing::error!(error = %e, "server task failed"),
+        }
+        self.market.close().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,256 @@
+//! Persistence: the one module that names `sled`.
+//!
+//! Owns: the data directory's database, its trees, and durability (group
+//! commit). Everything else passes and receives plain bytes or serde values,
+//! so a PostgreSQL backend can sit beside this one later.
+//!
+//! Invariants:
+//! - [`Store::sync`] returns only after everything written before the call is
+//!   on disk. Concurrent callers share one flush (group commit): one fdatasync
+//!   costs about 4 ms here, so a flush per request would cap throughput.
+//! - Writes that do not call `sync` (invocation records of calls) reach disk
+//!   within `background_flush_ms` through the same committer.
+//! - Publishing an agent version is one transaction over the agent and version
+//!   trees, guarded by compare-and-swap on the agent record.
+
+mod commit;
+
+use commit::GroupCommit;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The store's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A storage failure. Internal to the operator; clients see a generic 500.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sled::Error),
+    /// A record did not decode (corruption or a version mismatch).
+    #[error("record {key} in {tree} does not decode: {reason}")]
+    Corrupt {
+        /// Tree.
+        tree: &'static str,
+        /// Key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// Encoding a record failed.
+    #[error("encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The data directory could not be used.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// The committer is gone (shutting down).
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+/// The named trees. Keys are UTF-8 strings; values JSON (or raw bytes for
+/// components and artifacts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tree {
+    /// `org_id` → organisation.
+    Orgs,
+    /// hex SHA-256 of an API key → `org_id`.
+    ApiKeys,
+    /// Component bytes by hex SHA-256.
+    Components,
+    /// `sha256:fingerprint` → artifact bytes prefixed by their own SHA-256.
+    Artifacts,
+    /// Agent name → agent record (owner, versions).
+    Agents,
+    /// `agent@version` → version record (capabilities, terms).
+    Versions,
+    /// `transaction_id` → invocation record.
+    Invocations,
+    /// Settings such as the admin token hash.
+    Meta,
+}
+
+impl Tree {
+    const ALL: [Tree; 8] = [
+        Tree::Orgs,
+        Tree::ApiKeys,
+        Tree::Components,
+        Tree::Artifacts,
+        Tree::Agents,
+        Tree::Versions,
+        Tree::Invocations,
+        Tree::Meta,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Tree::Orgs => "orgs",
+            Tree::ApiKeys => "api_keys",
+            Tree::Components => "components",
+            Tree::Artifacts => "artifacts",
+            Tree::Agents => "agents",
+            Tree::Versions => "versions",
+            Tree::Invocations => "invocations",
+            Tree::Meta => "meta",
+        }
+    }
+}
+
+/// The embedded store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    trees: Arc<[sled::Tree; 8]>,
+    commit: Arc<GroupCommit>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` and starts its committer, which
+    /// flushes unsynced writes at least every `background_flush`.
+    pub fn open(dir: &Path, background_flush: Duration) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let db = sled::Config::new().path(dir.join("db")).open()?;
+        let mut trees = Vec::with_capacity(Tree::ALL.len());
+        for tree in Tree::ALL {
+            trees.push(db.open_tree(tree.name())?);
+        }
+        let trees: [sled::Tree; 8] = trees.try_into().map_err(|_| Error::Closed)?;
+        let commit = GroupCommit::start(db.clone(), background_flush);
+        Ok(Store {
+            db,
+            trees: Arc::new(trees),
+            commit,
+        })
+    }
+
+    fn tree(&self, tree: Tree) -> &sled::Tree {
+        &self.trees[tree as usize]
+    }
+
+    /// Waits until every write made before this call is on disk.
+    pub async fn sync(&self) -> Result<()> {
+        self.commit.sync().await
+    }
+
+    /// Flushes every write and stops the committer.
+    pub async fn close(&self) -> Result<()> {
+        self.commit.close().await
+    }
+
+    /// Fsyncs performed so far (for metrics).
+    pub fn syncs(&self) -> u64 {
+        self.commit.syncs()
+    }
+
+    /// Raw bytes under `key`.
+    pub fn get_bytes(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree(tree).get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Stores raw bytes; not durable until [`Store::sync`].
+    pub fn put_bytes(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()> {
+        self.tree(tree).insert(key, value)?;
+        self.commit.dirty();
+        Ok(())
+    }
+
+    /// Whether `key` exists.
+    pub fn contains(&self, tree: Tree, key: &str) -> Result<bool> {
+        Ok(self.tree(tree).contains_key(key)?)
+    }
+
+    /// A JSON record under `key`.
+    pub fn get<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>> {
+        match self.tree(tree).get(key)? {
+            None => Ok(None),
+            Some(bytes) => decode(tree, key, &bytes).map(Some),
+        }
+    }
+
+    /// Stores a JSON record; not durable until [`Store::sync`].
+    pub fn put<T: Serialize>(&self, tree: Tree, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value)?;
+        self.put_bytes(tree, key, &bytes)
+    }
+
+    /// Stores a JSON record only if `key` is absent; false if it was present.
+    pub fn insert_new<T: Serialize>(&self, tree: Tree, key: &str, value: &T) -> Result<bool> {
+        let bytes = serde_json::to_vec(value)?;
+        let swapped = self
+            .tree(tree)
+            .compare_and_swap(key, None::<&[u8]>, Some(bytes))?;
+        self.commit.dirty();
+        Ok(swapped.is_ok())
+    }
+
+    /// Every JSON record of a tree, in key order.
+    pub fn scan<T: DeserializeOwned>(&self, tree: Tree) -> Result<Vec<(String, T)>> {
+        self.tree(tree)
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                let key = String::from_utf8_lossy(&key).into_owned();
+                let value = decode(tree, &key, &value)?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
+    /// Number of records in a tree.
+    pub fn len(&self, tree: Tree) -> usize {
+        self.tree(tree).len()
+    }
+
+    /// Writes a new agent version atomically: the agent record moves from
+    /// `expected_agent` (compare-and-swap; `None` for a new agent) to
+    /// `agent`, and the version record is inserted. Returns false, writing
+    /// nothing, if the agent record changed meanwhile or the version exists.
+    pub fn put_agent_version<A: Serialize, V: Serialize>(
+        &self,
+        agent_name: &str,
+        expected_agent: Option<&A>,
+        agent: &A,
+        version_key: &str,
+        version: &V,
+    ) -> Result<bool> {
+        use sled::Transactional;
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let expected = expected_agent.map(serde_json::to_vec).transpose()?;
+        let agent = serde_json::to_vec(agent)?;
+        let version = serde_json::to_vec(version)?;
+        let agents = self.tree(Tree::Agents);
+        let versions = self.tree(Tree::Versions);
+        let outcome = (agents, versions).transaction(|(agents, versions)| {
+            let current = agents.get(agent_name)?.map(|v| v.to_vec());
+            if current != expected || versions.get(version_key)?.is_some() {
+                return Err(ConflictableTransactionError::Abort(()));
+            }
+            agents.insert(agent_name, agent.as_slice())?;
+            versions.insert(version_key, version.as_slice())?;
+            Ok(())
+        });
+        self.commit.dirty();
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(TransactionError::Abort(())) => Ok(false),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// The database's size on disk, in bytes.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+fn decode<T: DeserializeOwned>(tree: Tree, key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+        tree: tree.name(),
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}

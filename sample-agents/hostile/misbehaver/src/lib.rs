@@ -1,0 +1,115 @@
+//! A deliberately hostile agent: each capability attacks the host in one way.
+//! The host must stop each attack with its own named error, charge nothing,
+//! and keep serving everyone else. Never list this in a real marketplace.
+
+use mercato_sdk::{Agent, Capability, Deserialize, Error, JsonSchema, Serialize};
+use std::hint::black_box;
+
+/// No input needed.
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(crate = "mercato_sdk::serde")]
+#[schemars(crate = "mercato_sdk::schemars")]
+struct Nothing {}
+
+/// A count.
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(crate = "mercato_sdk::serde")]
+#[schemars(crate = "mercato_sdk::schemars")]
+struct Count {
+    /// How many.
+    n: u64,
+}
+
+/// Spins forever: stopped by fuel or by the deadline.
+fn spin(_: Nothing) -> Result<Count, Error> {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// Allocates and touches memory until the host refuses to grow it.
+fn hog_memory(_: Nothing) -> Result<Count, Error> {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let block = vec![1u8; 4 << 20];
+        blocks.push(black_box(block));
+    }
+}
+
+fn depth(n: u64) -> u64 {
+    if black_box(n) == u64::MAX {
+        0
+    } else {
+        1 + depth(black_box(n + 1))
+    }
+}
+
+/// Recurses without end: stopped by the stack limit.
+fn recurse(_: Nothing) -> Result<Count, Error> {
+    Ok(Count { n: depth(0) })
+}
+
+/// Panics (which aborts: a trap).
+fn panic(_: Nothing) -> Result<Count, Error> {
+    panic!("the misbehaver panics on purpose")
+}
+
+/// Streams hundreds of megabytes of chunks.
+fn flood(_: Nothing) -> Result<Count, Error> {
+    let chunk = "x".repeat(1 << 20);
+    for _ in 0..400 {
+        mercato_sdk::host::emit(&chunk);
+    }
+    Ok(Count { n: 400 })
+}
+
+/// Returns one output of 8 MiB (the JSON encoding doubles it in guest memory).
+fn big_output(_: Nothing) -> Result<String, Error> {
+    Ok("y".repeat(8 << 20))
+}
+
+/// Sleeps for an hour inside a host call (monotonic-clock poll).
+fn sleep(_: Nothing) -> Result<Count, Error> {
+    std::thread::sleep(std::time::Duration::from_secs(3600));
+    Ok(Count { n: 0 })
+}
+
+/// Declares an output schema that requires `words`, then returns `{"n": 7}`.
+fn lie(_: &str) -> Result<String, Error> {
+    Ok(r#"{"n": 7}"#.to_string())
+}
+
+const LIE_INPUT_SCHEMA: &str = r#"{"type": "object"}"#;
+const LIE_OUTPUT_SCHEMA: &str =
+    r#"{"type": "object", "required": ["words"], "properties": {"words": {"type": "array"}}}"#;
+
+struct Misbehaver;
+
+impl Agent for Misbehaver {
+    const NAME: &'static str = "misbehaver";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn capabilities() -> Vec<Capability> {
+        vec![
+            Capability::new("spin", "Loops forever.", spin).category("hostile"),
+            Capability::new("hog-memory", "Allocates until refused.", hog_memory)
+                .category("hostile"),
+            Capability::new("recurse", "Recurses without end.", recurse).category("hostile"),
+            Capability::new("panic", "Panics.", panic).category("hostile"),
+            Capability::new("flood", "Streams 400 MiB.", flood).category("hostile"),
+            Capability::new("big-output", "Returns 8 MiB.", big_output).category("hostile"),
+            Capability::new("sleep", "Sleeps for an hour.", sleep).category("hostile"),
+            Capability::raw(
+                "lie",
+                "Breaks its declared output schema.",
+                LIE_INPUT_SCHEMA,
+                LIE_OUTPUT_SCHEMA,
+                lie,
+            )
+            .category("hostile"),
+        ]
+    }
+}
+
+mercato_sdk::export_agent!(Misbehaver);

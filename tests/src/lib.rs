@@ -1,0 +1,205 @@
+//! Test harness: a real Mercato host on `127.0.0.1:0` with a temporary data
+//! directory, real sample-agent components, and a real HTTP client.
+
+use mercato_host::config::Config;
+use mercato_host::server::Server;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// The bytes of a built sample agent, by crate name (`pii-redactor`).
+pub fn component(agent: &str) -> Vec<u8> {
+    let file = format!("{}.wasm", agent.replace('-', "_"));
+    let path = Path::new(env!("MERCATO_AGENTS_WASM_DIR")).join(file);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The upload manifest of a sample agent (`pii-redactor`, `hostile/misbehaver`).
+pub fn manifest(agent: &str) -> String {
+    let path = Path::new(env!("MERCATO_SAMPLES_DIR"))
+        .join(agent)
+        .join("mercato.toml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// A file under `sample-agents/`.
+pub fn sample_file(path: &str) -> Vec<u8> {
+    let path = Path::new(env!("MERCATO_SAMPLES_DIR")).join(path);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The config tests run with: a 1 s deadline so hostile calls end quickly.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config {
+        data_dir: data_dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().expect("valid address"),
+        admin_token: Some("test-admin-token".into()),
+        ..Config::default()
+    };
+    config.sandbox.deadline_ms = 1_000;
+    config
+}
+
+/// A running host and a client for it.
+pub struct Host {
+    server: Server,
+    /// `http://127.0.0.1:port`.
+    pub url: String,
+    /// The client.
+    pub http: reqwest::Client,
+    /// The data directory.
+    pub data_dir: PathBuf,
+}
+
+/// An organisation registered through the API.
+#[derive(Debug, Clone)]
+pub struct Org {
+    /// Its id.
+    pub org_id: String,
+    /// Its bearer key.
+    pub api_key: String,
+}
+
+impl Host {
+    /// Starts a host on `config`.
+    pub async fn start_with(config: Config) -> Host {
+        let data_dir = config.data_dir.clone();
+        let server = Server::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("host does not start: {e}"));
+        let url = server.url();
+        Host {
+            server,
+            url,
+            http: reqwest::Client::new(),
+            data_dir,
+        }
+    }
+
+    /// Starts a host on `data_dir` with [`test_config`].
+    pub async fn start(data_dir: &Path) -> Host {
+        Host::start_with(test_config(data_dir)).await
+    }
+
+    /// Stops it, flushing the store.
+    pub async fn stop(self) {
+        self.server
+            .stop()
+            .await
+            .unwrap_or_else(|e| panic!("host does not stop cleanly: {e}"));
+    }
+
+    /// The market behind the server (for counters a client cannot see).
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// Registers an organisation.
+    pub async fn org(&self, name: &str) -> Org {
+        let (status, body) = self.post("/v1/orgs", None, json!({ "name": name })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        Org {
+            org_id: body["org_id"].as_str().expect("org_id").into(),
+            api_key: body["api_key"].as_str().expect("api_key").into(),
+        }
+    }
+
+    /// GET, returning status and JSON body.
+    pub async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.url));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("request reaches the host");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST JSON, returning status and JSON body.
+    pub async fn post(&self, path: &str, key: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.url)).json(&body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("request reaches the host");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Uploads raw component bytes and a manifest.
+    pub async fn upload(&self, key: &str, wasm: Vec<u8>, manifest: String) -> (StatusCode, Value) {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "component",
+                reqwest::multipart::Part::bytes(wasm).file_name("agent.wasm"),
+            )
+            .text("manifest", manifest);
+        let response = self
+            .http
+            .post(format!("{}/v1/components", self.url))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .await
+            .expect("request reaches the host");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Publishes a sample agent (`pii-redactor`, `hostile/misbehaver`), asserting success.
+    pub async fn publish(&self, key: &str, agent: &str) -> Value {
+        let name = agent.rsplit('/').next().unwrap_or(agent);
+        let (status, body) = self.upload(key, component(name), manifest(agent)).await;
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "publishing {agent}: {status} {body}"
+        );
+        body
+    }
+
+    /// Invokes a capability.
+    pub async fn invoke(
+        &self,
+        key: &str,
+        id: &str,
+        input: Value,
+        max_price_micros: Option<u64>,
+    ) -> (StatusCode, Value) {
+        let mut body = json!({ "input": input });
+        if let Some(cap) = max_price_micros {
+            body["max_price_micros"] = cap.into();
+        }
+        self.post(&format!("/v1/capabilities/{id}/invoke"), Some(key), body)
+            .await
+    }
+
+    /// A counter from `/metrics` (sum over its label sets), 0 if absent.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// Asserts the error shape and code of a response.
+pub fn assert_error(status: StatusCode, body: &Value, expected_status: StatusCode, code: &str) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}

@@ -1,0 +1,247 @@
+//! The REST surface: auth, the error shape, limits, health, metrics, OpenAPI.
+
+use mercato_tests::{Host, assert_error, test_config};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn writes_need_a_valid_bearer_key_and_errors_share_one_shape() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::start(dir.path()).await;
+    let org = host.org("o").await;
+    host.publish(&org.api_key, "unit-converter").await;
+    let input = json!({ "value": 1, "from": "m", "to": "ft" });
+    let (status, body) = host
+        .post(
+            "/v1/capabilities/unit-converter.convert/invoke",
+            None,
+            json!({ "input": input }),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (status, body) = host
+        .invoke("mk_wrong", "unit-converter.convert", input.clone(), None)
+        .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (status, body) = host.get("/v1/nope", None).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = host
+        .post(
+            "/v1/capabilities/unit-converter.convert/invoke",
+            Some(&org.api_key),
+            json!({ "inputs": input }),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    let (status, body) = host.post("/v1/orgs", None, json!({ "name": "" })).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    let response = host
+        .http
+        .post(format!("{}/v1/orgs", host.url))
+        .header("content-type", "application/json")
+        .body(format!("{{\"name\": \"{}\"}}", "x".repeat(2 << 20)))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = response.json().await.expect("json error");
+    assert_eq!(body["error"]["code"], "body_too_large");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_token_lists_organisations_and_a_key_sees_only_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::start(dir.path()).await;
+    let a = host.org("a").await;
+    host.org("b").await;
+    let (status, all) = host.get("/v1/orgs", Some("test-admin-token")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(all.as_array().map(Vec::len), Some(2));
+    let (_, own) = host.get("/v1/orgs", Some(&a.api_key)).await;
+    assert_eq!(
+        own,
+        json!([{ "org_id": a.org_id, "name": "a", "created_at_ms": own[0]["created_at_ms"] }])
+    );
+    let (status, body) = host.get("/v1/orgs", Some("not-the-token")).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_configured_admin_token_one_is_generated_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path());
+    config.admin_token = None;
+    let host = Host::start_with(config.clone()).await;
+    let token = match host.server().admin_token() {
+        mercato_host::identity::AdminToken::Generated(token) => token.clone(),
+        other => panic!("expected a generated token, got {other:?}"),
+    };
+    assert_eq!(host.get("/v1/orgs", Some(&token)).await.0, StatusCode::OK);
+    host.stop().await;
+    let host = Host::start_with(config).await;
+    assert_eq!(
+        host.server().admin_token(),
+        &mercato_host::identity::AdminToken::Stored
+    );
+    assert_eq!(
+        host.get("/v1/orgs", Some(&token)).await.0,
+        StatusCode::OK,
+        "the stored token still works"
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route_the_router_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::start(dir.path()).await;
+    let (status, spec) = host.get("/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3."))
+    );
+    let routes = [
+        ("post", "/v1/orgs"),
+        ("get", "/v1/orgs"),
+        ("post", "/v1/components"),
+        ("get", "/v1/capabilities"),
+        ("get", "/v1/capabilities/{id}"),
+        ("get", "/v1/capabilities/{id}/quote"),
+        ("post", "/v1/capabilities/{id}/invoke"),
+        ("get", "/v1/transactions/{id}"),
+        ("get", "/healthz"),
+        ("get", "/metrics"),
+        ("get", "/openapi.json"),
+    ];
+    let documented: usize = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|p| p.as_object().map_or(0, |m| m.len()))
+        .sum();
+    assert_eq!(
+        documented,
+        routes.len(),
+        "the spec documents a route the router lacks, or misses one"
+    );
+    for (method, path) in routes {
+        assert!(
+            spec["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+        // And the router really serves it: anything but the fallback's 404 for routes.
+        let url = format!("{}{}", host.url, path.replace("{id}", "x.y"));
+        let response = match method {
+            "get" => host.http.get(&url).send().await,
+            _ => host.http.post(&url).send().await,
+        }
+        .expect("request");
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_ne!(
+            body["error"]["message"]
+                .as_str()
+                .map(|m| m.starts_with("no such route")),
+            Some(true),
+            "{method} {path}"
+        );
+    }
+    assert!(spec["components"]["schemas"]["InvokeResult"]["properties"]["cost_micros"].is_object());
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_metrics_report_what_happened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::start(dir.path()).await;
+    let org = host.org("o").await;
+    host.publish(&org.api_key, "unit-converter").await;
+    let (status, health) = host.get("/healthz", None).await;
+    assert_eq!(
+        (
+            status,
+            health["status"].as_str(),
+            health["capabilities"].as_u64()
+        ),
+        (StatusCode::OK, Some("ok"), Some(2))
+    );
+    for _ in 0..3 {
+        let input = json!({ "value": 1, "from": "kWh", "to": "J" });
+        assert_eq!(
+            host.invoke(&org.api_key, "unit-converter.convert", input, None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    host.invoke(
+        &org.api_key,
+        "unit-converter.convert",
+        json!({ "value": 1, "from": "x", "to": "J" }),
+        None,
+    )
+    .await;
+    let text = host
+        .http
+        .get(format!("{}/metrics", host.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains("mercato_invocations_total{outcome=\"ok\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mercato_invocations_total{outcome=\"invalid_input\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mercato_invocation_duration_seconds_count 4"),
+        "{text}"
+    );
+    assert!(host.metric("mercato_store_syncs").await >= 2.0, "{text}");
+    host.stop().await;
+}
+
+/// 200 calls at once: each succeeds or is refused cleanly as overloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_invocations_succeed_or_fail_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::start(dir.path()).await;
+    let org = host.org("o").await;
+    host.publish(&org.api_key, "pii-redactor").await;
+    let calls = (0..200).map(|i| {
+        let text = format!("ticket {i}: write to user{i}@example.com");
+        host.invoke(
+            &org.api_key,
+            "pii-redactor.redact",
+            json!({ "text": text }),
+            None,
+        )
+    });
+    let results = futures::future::join_all(calls).await;
+    let mut ok = 0;
+    for (i, (status, body)) in results.iter().enumerate() {
+        match *status {
+            StatusCode::OK => {
+                assert_eq!(
+                    body["output"]["redacted"],
+                    format!("ticket {i}: write to [EMAIL]")
+                );
+                ok += 1;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => assert_eq!(body["error"]["code"], "overloaded"),
+            other => panic!("call {i}: {other} {body}"),
+        }
+    }
+    assert!(ok > 0);
+    let (_, stats) = host.get("/v1/capabilities/pii-redactor.redact", None).await;
+    assert_eq!(stats["stats"]["successes"], ok);
+    host.stop().await;
+}

@@ -1,0 +1,206 @@
+//! Hostile agents: each attack ends in its own error code, nothing is charged,
+//! and the host goes on serving the next request.
+
+use mercato_tests::{Host, Org, assert_error, component, sample_file, test_config};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn hostile_host() -> (tempfile::TempDir, Host, Org) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A fuel cap so high that a free infinite loop meets the deadline first.
+    let mut config = test_config(dir.path());
+    config.sandbox.fuel_per_call_max = 1_000_000_000_000;
+    let host = Host::start_with(config).await;
+    let org = host.org("mallory").await;
+    host.publish(&org.api_key, "hostile/misbehaver").await;
+    host.publish(&org.api_key, "unit-converter").await;
+    (dir, host, org)
+}
+
+/// The host still answers a real call correctly.
+async fn assert_still_serving(host: &Host, org: &Org) {
+    let (status, body) = host
+        .invoke(
+            &org.api_key,
+            "unit-converter.convert",
+            json!({ "value": 1, "from": "km", "to": "m" }),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["output"]["value"], 1000.0);
+}
+
+/// The failed call was recorded and charged nothing.
+async fn assert_not_charged(host: &Host, org: &Org, body: &Value, code: &str) {
+    let details = &body["error"]["details"];
+    assert_eq!(details["charged_micros"], 0, "{body}");
+    let tx = details["transaction_id"].as_str().expect("transaction id");
+    let (status, record) = host
+        .get(&format!("/v1/transactions/{tx}"), Some(&org.api_key))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{record}");
+    assert_eq!(record["outcome"], code);
+    assert_eq!(record["cost_micros"], 0);
+}
+
+async fn attack(capability: &str, max_price: Option<u64>, status: StatusCode, code: &str) -> Value {
+    let (_dir, host, org) = hostile_host().await;
+    let (got, body) = host
+        .invoke(
+            &org.api_key,
+            &format!("misbehaver.{capability}"),
+            json!({}),
+            max_price,
+        )
+        .await;
+    assert_error(got, &body, status, code);
+    assert_not_charged(&host, &org, &body, code).await;
+    assert_still_serving(&host, &org).await;
+    host.stop().await;
+    body
+}
+
+#[tokio::test]
+async fn infinite_loop_with_a_price_cap_runs_out_of_fuel() {
+    // spin costs 1000 micros per Mfuel: a cap of 1000 micros buys 1,000,000 fuel.
+    let body = attack(
+        "spin",
+        Some(1_000),
+        StatusCode::PAYMENT_REQUIRED,
+        "fuel_exhausted",
+    )
+    .await;
+    assert_eq!(body["error"]["details"]["fuel_used"], 1_000_000);
+}
+
+#[tokio::test]
+async fn infinite_loop_without_a_cap_hits_the_deadline() {
+    let body = attack(
+        "spin",
+        None,
+        StatusCode::GATEWAY_TIMEOUT,
+        "deadline_exceeded",
+    )
+    .await;
+    assert_eq!(body["error"]["details"]["deadline_ms"], 1_000);
+}
+
+#[tokio::test]
+async fn sleeping_in_a_host_call_hits_the_deadline() {
+    attack(
+        "sleep",
+        None,
+        StatusCode::GATEWAY_TIMEOUT,
+        "deadline_exceeded",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn memory_bomb_hits_the_memory_limit() {
+    let body = attack("hog-memory", None, StatusCode::BAD_GATEWAY, "memory_limit").await;
+    assert_eq!(body["error"]["details"]["memory_bytes_max"], 64 << 20);
+}
+
+#[tokio::test]
+async fn deep_recursion_overflows_the_stack() {
+    let body = attack("recurse", None, StatusCode::BAD_GATEWAY, "guest_trapped").await;
+    assert_eq!(body["error"]["details"]["trap"], "stack_overflow");
+}
+
+#[tokio::test]
+async fn panic_is_a_trap() {
+    let body = attack("panic", None, StatusCode::BAD_GATEWAY, "guest_trapped").await;
+    assert_eq!(body["error"]["details"]["trap"], "unreachable");
+}
+
+#[tokio::test]
+async fn streaming_hundreds_of_megabytes_is_cut_off() {
+    let body = attack("flood", None, StatusCode::BAD_GATEWAY, "output_too_large").await;
+    assert_eq!(body["error"]["details"]["bytes_max"], 4 << 20);
+}
+
+#[tokio::test]
+async fn a_huge_output_is_refused() {
+    let body = attack(
+        "big-output",
+        None,
+        StatusCode::BAD_GATEWAY,
+        "output_too_large",
+    )
+    .await;
+    assert_eq!(body["error"]["details"]["bytes_max"], 1 << 20);
+}
+
+#[tokio::test]
+async fn output_breaking_the_declared_schema_is_refused() {
+    let body = attack(
+        "lie",
+        None,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_output",
+    )
+    .await;
+    let violations = body["error"]["details"]["violations"]
+        .as_array()
+        .expect("violations");
+    assert!(
+        violations
+            .iter()
+            .any(|v| v["message"].as_str().is_some_and(|m| m.contains("words"))),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_component_importing_the_filesystem_is_refused_at_upload() {
+    let (_dir, host, org) = hostile_host().await;
+    let (status, body) = host
+        .upload(
+            &org.api_key,
+            component("fs-reader"),
+            mercato_tests::manifest("hostile/fs-reader"),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "forbidden_imports");
+    let imports = body["error"]["details"]["imports"]
+        .as_array()
+        .expect("imports");
+    assert!(
+        imports.iter().any(|i| i
+            .as_str()
+            .is_some_and(|i| i.starts_with("wasi:filesystem/"))),
+        "{body}"
+    );
+    assert!(
+        host.get("/v1/capabilities/fs-reader.read-file", None)
+            .await
+            .0
+            == StatusCode::NOT_FOUND
+    );
+    assert_still_serving(&host, &org).await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_a_component_are_refused_at_upload() {
+    let (_dir, host, org) = hostile_host().await;
+    let core_module = b"\0asm\x01\0\0\0".to_vec();
+    for wasm in [
+        sample_file("hostile/not-a-component.wasm"),
+        core_module,
+        Vec::new(),
+    ] {
+        let (status, body) = host
+            .upload(
+                &org.api_key,
+                wasm,
+                mercato_tests::manifest("unit-converter"),
+            )
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_component");
+    }
+    assert_still_serving(&host, &org).await;
+    host.stop().await;
+}
