@@ -28,6 +28,9 @@ pub struct Config {
     pub request_timeout_ms: u64,
     /// Longest an unsynced write (an invocation record) waits for disk.
     pub background_flush_ms: u64,
+    /// Ignore cached artifacts and compile every component again (after an
+    /// upgrade, or when a cache is suspect). Fresh artifacts replace the old.
+    pub recompile: bool,
 }
 
 /// The sandbox limits, as the config file spells them.
@@ -93,6 +96,7 @@ impl Default for Config {
             requests_in_flight_max: 1_024,
             request_timeout_ms: 30_000,
             background_flush_ms: 100,
+            recompile: false,
         }
     }
 }

@@ -22,7 +22,8 @@ async fn main() -> Result<()> {
             data_dir,
             listen,
             config,
-        } => serve(data_dir.clone(), *listen, config.as_deref()).await,
+            recompile,
+        } => serve(data_dir.clone(), *listen, config.as_deref(), *recompile).await,
         _ => run_client(&cli).await,
     }
 }
@@ -31,6 +32,7 @@ async fn serve(
     data_dir: Option<std::path::PathBuf>,
     listen: Option<std::net::SocketAddr>,
     config_file: Option<&std::path::Path>,
+    recompile: bool,
 ) -> Result<()> {
     let mut config = match config_file {
         Some(path) => Config::from_file(path)?,
@@ -42,6 +44,7 @@ async fn serve(
     if let Some(addr) = listen {
         config.listen = addr;
     }
+    config.recompile |= recompile;
     let data_dir = config.data_dir.clone();
     let server = Server::start(config)
         .await

@@ -56,6 +56,9 @@ pub enum Command {
         /// A TOML config file (limits, admin token); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Ignore cached compiled artifacts and compile every component again.
+        #[arg(long)]
+        recompile: bool,
     },
     /// Manage organisations.
     Org {

@@ -24,7 +24,12 @@ impl Market {
         wasm: Option<Vec<u8>>,
     ) -> Result<(Compiled, Option<Vec<u8>>)> {
         let key = self.artifact_key(component_sha256);
-        if let Some(stored) = self.store.get_bytes(Tree::Artifacts, &key)? {
+        let cached = if self.config.recompile {
+            None
+        } else {
+            self.store.get_bytes(Tree::Artifacts, &key)?
+        };
+        if let Some(stored) = cached {
             let sandbox = self.sandbox.clone();
             let loaded = tokio::task::spawn_blocking(move || {
                 let (hash, artifact) = stored.split_at_checked(32)?;
