@@ -64,10 +64,9 @@ async fn first_invoke(binary: &str, dir: &std::path::Path, key: &str, recompile:
     let body = serde_json::json!({ "input": { "value": 1, "from": "km", "to": "m" } });
     // Bounded: 30 s of 1 ms polls at most.
     for _ in 0..30_000 {
-        if let Ok(r) = http.post(&url).bearer_auth(key).json(&body).send().await {
-            if r.status().is_success() {
-                return started.elapsed();
-            }
+        let sent = http.post(&url).bearer_auth(key).json(&body).send().await;
+        if sent.is_ok_and(|r| r.status().is_success()) {
+            return started.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
