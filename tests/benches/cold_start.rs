@@ -12,19 +12,19 @@ use std::time::{Duration, Instant};
 
 const AGENTS: usize = 50;
 
-/// The unit converter renamed to `unit-convNN`: the name lives in the data
-/// segment, so a same-length swap gives 50 distinct, valid components.
-fn renamed(n: usize) -> (Vec<u8>, String) {
+/// The unit converter as version `2.<n/10>.<n%10>`: the version string lives
+/// in the data segment, so a same-length swap gives 50 distinct, valid
+/// components (50 versions, each compiled and loaded on its own).
+fn version(n: usize) -> (Vec<u8>, String) {
     let mut wasm = component("unit-converter");
-    let name = format!("unit-conv{n:05}");
-    let needle = b"unit-converter";
-    assert_eq!(name.len(), needle.len());
+    let version = format!("2.{}.{}", n / 10, n % 10);
+    let needle = b"1.0.0";
     let at = wasm
         .windows(needle.len())
         .position(|w| w == needle)
-        .expect("name in data");
-    wasm[at..at + needle.len()].copy_from_slice(name.as_bytes());
-    (wasm, name)
+        .expect("version in data");
+    wasm[at..at + needle.len()].copy_from_slice(version.as_bytes());
+    (wasm, version)
 }
 
 struct Served(Child);
@@ -60,7 +60,8 @@ async fn first_invoke(binary: &str, dir: &std::path::Path, key: &str, recompile:
             .expect("start mercato"),
     );
     let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/v1/capabilities/unit-conv00049.convert/invoke");
+    let url =
+        format!("http://127.0.0.1:{port}/v1/capabilities/unit-converter.convert@2.4.9/invoke");
     let body = serde_json::json!({ "input": { "value": 1, "from": "km", "to": "m" } });
     // Bounded: 30 s of 1 ms polls at most.
     for _ in 0..30_000 {
@@ -75,13 +76,15 @@ async fn first_invoke(binary: &str, dir: &std::path::Path, key: &str, recompile:
 
 #[tokio::main]
 async fn main() {
-    let binary = std::env::var("MERCATO_BIN").unwrap_or_else(|_| "target/release/mercato".into());
+    let binary = std::env::var("MERCATO_BIN").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/mercato").into()
+    });
     let dir = tempfile::tempdir().expect("tempdir");
     let host = Host::start(dir.path()).await;
     let org = host.org("bench").await;
     let publish_start = Instant::now();
     for n in 0..AGENTS {
-        let (wasm, name) = renamed(n);
+        let (wasm, name) = version(n);
         let terms = manifest("unit-converter");
         let (status, body) = host.upload(&org.api_key, wasm, terms).await;
         assert!(status.is_success(), "{name}: {body}");

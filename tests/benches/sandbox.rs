@@ -53,13 +53,21 @@ impl peer::mercato::agent::host::Host for PeerState {
     }
 }
 
-fn peer_engine(fuel: bool) -> Engine {
+fn peer_engine(fuel: bool, tuned: bool) -> Engine {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(64)
         .total_core_instances(512)
         .total_memories(256)
         .total_tables(256)
         .total_stacks(64);
+    if tuned {
+        // The same slot-reset tuning Mercato's sandbox uses.
+        pool.pagemap_scan(wasmtime::Enabled::Auto)
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 20)
+            .async_stack_keep_resident(1 << 20)
+            .decommit_batch_size(8);
+    }
     let mut config = WasmConfig::new();
     config
         .consume_fuel(fuel)
@@ -161,13 +169,20 @@ async fn main() {
     );
     println!("|---|---:|---:|---:|");
 
-    let engine = peer_engine(true);
+    let engine = peer_engine(true, false);
     let pre = peer_pre(&engine, &converter);
     let bare = measure(iterations, || {
         peer_call(&engine, &pre, true, "convert", input)
     })
     .await;
     row("bare wasmtime InstancePre + pooling + fuel (peer)", &bare);
+    let engine = peer_engine(true, true);
+    let pre = peer_pre(&engine, &converter);
+    let tuned = measure(iterations, || {
+        peer_call(&engine, &pre, true, "convert", input)
+    })
+    .await;
+    row("bare, with Mercato's slot-reset tuning (peer)", &tuned);
 
     let sandbox = Sandbox::new(SandboxLimits::default()).expect("sandbox");
     let (compiled, _) = sandbox.compile(&converter).expect("compile");
@@ -211,9 +226,10 @@ async fn main() {
     market.close().await.expect("close");
     println!();
     println!(
-        "sandbox / bare = {:.2}x (p50), market / bare = {:.2}x (p50)",
+        "sandbox / bare = {:.2}x, market / bare = {:.2}x, sandbox / tuned bare = {:.2}x (p50)",
         us(ours.p50) / us(bare.p50),
-        us(full.p50) / us(bare.p50)
+        us(full.p50) / us(bare.p50),
+        us(ours.p50) / us(tuned.p50)
     );
 
     println!();
@@ -230,7 +246,7 @@ async fn main() {
     println!("|---|---:|---:|---:|");
     let mut p50s = Vec::new();
     for fuel in [false, true] {
-        let engine = peer_engine(fuel);
+        let engine = peer_engine(fuel, true);
         let pre = peer_pre(&engine, &summarizer);
         let s = measure(heavy_iterations, || {
             peer_call(&engine, &pre, fuel, "summarize", &heavy)
