@@ -109,6 +109,7 @@ async fn openapi_documents_every_route_the_router_serves() {
         ("get", "/v1/orgs"),
         ("post", "/v1/components"),
         ("get", "/v1/capabilities"),
+        ("post", "/v1/discover"),
         ("get", "/v1/capabilities/{id}"),
         ("get", "/v1/capabilities/{id}/quote"),
         ("post", "/v1/capabilities/{id}/invoke"),

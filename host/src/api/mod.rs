@@ -9,6 +9,7 @@
 
 mod auth;
 mod capabilities;
+mod discover;
 mod error;
 mod openapi;
 mod ops;
@@ -46,6 +47,7 @@ pub fn app(market: Arc<Market>) -> Router {
             post(capabilities::components_create).layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/v1/capabilities", get(capabilities::capabilities_list))
+        .route("/v1/discover", post(discover::discover))
         .route("/v1/capabilities/{id}", get(capabilities::capabilities_get))
         .route(
             "/v1/capabilities/{id}/quote",

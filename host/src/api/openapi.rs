@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use super::{capabilities, ops, orgs};
+use super::{capabilities, discover, ops, orgs};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
         orgs::orgs_list,
         capabilities::components_create,
         capabilities::capabilities_list,
+        discover::discover,
         capabilities::capabilities_get,
         capabilities::capabilities_quote,
         capabilities::capabilities_invoke,

@@ -139,6 +139,53 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 }
             }
         }
+        Command::Discover {
+            need,
+            max_price,
+            category,
+            latency_max,
+            jurisdiction,
+            limit,
+        } => {
+            let mut query = serde_json::json!({ "need": need, "limit": limit });
+            if let Some(p) = max_price {
+                query["max_price_micros"] = (*p).into();
+            }
+            if let Some(c) = category {
+                query["category"] = c.clone().into();
+            }
+            if let Some(l) = latency_max {
+                query["latency_ms_max"] = (*l).into();
+            }
+            if let Some(j) = jurisdiction {
+                query["data_policy"] = serde_json::json!({ "jurisdiction": j });
+            }
+            let body = answer(
+                http.post(format!("{base}/v1/discover"))
+                    .json(&query)
+                    .send()
+                    .await?,
+            )
+            .await?;
+            if cli.json {
+                println!("{body:#}");
+            } else {
+                for r in body["results"].as_array().into_iter().flatten() {
+                    let c = &r["capability"];
+                    println!(
+                        "{:>6.4}  {:<36} {}",
+                        r["score"].as_f64().unwrap_or(0.0),
+                        c["pinned_id"].as_str().unwrap_or(""),
+                        c["description"]
+                            .as_str()
+                            .unwrap_or("")
+                            .chars()
+                            .take(70)
+                            .collect::<String>()
+                    );
+                }
+            }
+        }
         Command::Quote { id } => {
             let body = answer(
                 http.get(format!("{base}/v1/capabilities/{id}/quote"))

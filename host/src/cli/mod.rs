@@ -76,6 +76,26 @@ pub enum Command {
     },
     /// List the capabilities on offer.
     Capabilities,
+    /// Find capabilities for a need, within constraints.
+    Discover {
+        /// The need, in plain language.
+        need: String,
+        /// Expected cost at most this, in micros.
+        #[arg(long)]
+        max_price: Option<u64>,
+        /// Only this category.
+        #[arg(long)]
+        category: Option<String>,
+        /// Promised latency at most this, in milliseconds.
+        #[arg(long)]
+        latency_max: Option<u64>,
+        /// A jurisdiction the provider must process data in (e.g. EU).
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// How many results.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+    },
     /// Show the expected cost of a call.
     Quote {
         /// Capability id, `agent.capability` or `agent.capability@version`.

@@ -16,6 +16,9 @@ pub enum Error {
     /// No such capability.
     #[error("no capability `{0}`")]
     NotFound(String),
+    /// A discovery query that cannot run.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
     /// The agent belongs to another organisation.
     #[error("agent `{agent}` belongs to another organisation")]
     NotOwner {
@@ -110,6 +113,7 @@ impl Error {
         match self {
             Error::Config(_) => "invalid_config",
             Error::NotFound(_) => "not_found",
+            Error::InvalidQuery(_) => "invalid_request",
             Error::NotOwner { .. } => "not_owner",
             Error::ComponentTooLarge { .. } => "component_too_large",
             Error::VersionExists { .. } => "version_exists",

@@ -170,12 +170,17 @@ impl Market {
                 Err(error)
             }
         };
-        self.stats.record(
+        let successes = self.stats.record(
             &record.capability_id,
             answer.is_ok(),
             fuel_used,
             duration_ms,
         );
+        // Discovery filters by expected cost: refresh it as observations
+        // accumulate (at 1, 2, 4, ... successes, then every 1,024).
+        if answer.is_ok() && (successes.is_power_of_two() || successes.is_multiple_of(1_024)) {
+            self.refresh_facts(&record.capability_id);
+        }
         self.metrics
             .invocation(&record.outcome, fuel_used, duration.as_secs_f64());
         // Flushed by the committer within `background_flush_ms`: a free

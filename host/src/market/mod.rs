@@ -7,6 +7,7 @@
 //! Does not know about: HTTP (no status codes here; `api` maps [`Error`]
 //! codes to statuses) or `wasmtime`/`sled` (behind `sandbox` and `store`).
 
+mod discovery;
 mod error;
 mod invoke;
 mod load;
@@ -14,11 +15,13 @@ mod publish;
 mod stats;
 mod views;
 
+pub use discovery::{DiscoveredCapability, entry_for, schema_fields};
 pub use error::{Error, Result};
 pub use invoke::{InvocationRecord, InvokeRequest};
 pub use views::{CapabilityView, InvokeResult, Published, Quote, StatsView};
 
 use crate::config::Config;
+use crate::discovery::{Discovery, HashEmbedder};
 use crate::identity::{self, AdminToken, NewOrg, Org};
 use crate::metrics::Metrics;
 use crate::registry::{CapabilityId, Catalog};
@@ -33,6 +36,7 @@ pub struct Market {
     store: Store,
     sandbox: Arc<Sandbox>,
     catalog: Catalog,
+    discovery: Discovery,
     stats: Stats,
     metrics: Metrics,
     config: Config,
@@ -64,6 +68,7 @@ impl Market {
             store,
             sandbox,
             catalog: Catalog::default(),
+            discovery: Discovery::new(Arc::new(HashEmbedder::default())),
             stats: Stats::default(),
             metrics: Metrics::default(),
             config,
@@ -71,6 +76,9 @@ impl Market {
         };
         market.load_catalog().await?;
         market.load_stats()?;
+        for listed in market.catalog.latest() {
+            market.index_agent(&listed.record.agent);
+        }
         Ok((Arc::new(market), admin))
     }
 

@@ -40,8 +40,8 @@ fn quantile(values: &VecDeque<u64>, q: f64) -> Option<u64> {
 }
 
 impl Stats {
-    /// Records one call.
-    pub fn record(&self, pinned_id: &str, success: bool, fuel: u64, duration_ms: u64) {
+    /// Records one call; returns the successes recorded so far.
+    pub fn record(&self, pinned_id: &str, success: bool, fuel: u64, duration_ms: u64) -> u64 {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let w = windows.entry(pinned_id.to_string()).or_default();
         w.invocations += 1;
@@ -50,6 +50,7 @@ impl Stats {
             push(&mut w.fuel, fuel);
             push(&mut w.duration_ms, duration_ms);
         }
+        w.successes
     }
 
     /// The figures for one capability version.

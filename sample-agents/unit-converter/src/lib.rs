@@ -272,7 +272,9 @@ impl Agent for UnitConverter {
             Capability::new(
                 "convert",
                 "Converts a quantity between units of length, mass, time, volume, area, speed, \
-                 temperature, data size, energy and pressure (metric, imperial and binary units).",
+                 temperature, data size, energy and pressure: kilometres and miles, kilograms and \
+                 pounds, Celsius and Fahrenheit, litres and gallons, gigabytes and gibibytes \
+                 (metric, imperial and binary units).",
                 convert,
             )
             .category("utilities")

@@ -1,0 +1,202 @@
+//! Measures discovery quality on a catalog and a set of needs with known
+//! answers, in the format of `shared/data/toolbench/` (`tools.jsonl`:
+//! `{id, name, description, category, input_schema}`; `queries.jsonl`:
+//! `{id, query, gold: [tool ids]}`).
+//!
+//! Tools are indexed through the same path as published capabilities
+//! (`market::entry_for`), without a component per tool.
+//!
+//! Run: `cargo run --release -p mercato-host --bin discovery-eval -- \
+//!   --tools ../shared/data/toolbench/tools.jsonl --queries ../shared/data/toolbench/queries.jsonl`
+//!
+//! Prints one line per ranking (BM25 alone, the embedder alone, fused) and,
+//! last, one JSON object for the ranking `--embedder` names (default: fused).
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use mercato_host::discovery::{Discovery, Embedder, HashEmbedder, Mode, Query};
+use mercato_host::market::entry_for;
+use mercato_host::registry::{CapabilityRecord, DataPolicy, Retention, Terms};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(about = "Measure discovery quality: recall@k, hit@10, MRR, latency")]
+struct Args {
+    /// tools.jsonl: one capability per line.
+    #[arg(long)]
+    tools: std::path::PathBuf,
+    /// queries.jsonl: one need per line with its gold capability ids.
+    #[arg(long)]
+    queries: std::path::PathBuf,
+    /// Which ranking the final JSON line reports: `hash` (fused with BM25,
+    /// the default), `bm25` (lexical alone) or `hash-dense` (embedding alone).
+    #[arg(long, default_value = "hash")]
+    embedder: String,
+}
+
+#[derive(Deserialize)]
+struct Tool {
+    id: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    input_schema: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct Need {
+    query: String,
+    gold: Vec<String>,
+}
+
+fn read_jsonl<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<Vec<T>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+fn record(tool: &Tool) -> CapabilityRecord {
+    CapabilityRecord {
+        name: tool.name.clone(),
+        description: tool.description.clone(),
+        category: tool.category.clone(),
+        tags: Vec::new(),
+        input_schema: tool.input_schema.clone(),
+        output_schema: serde_json::json!({}),
+        examples: Vec::new(),
+        terms: Terms {
+            price_micros: 0,
+            micros_per_mfuel: 0,
+            latency_ms_max: 1_000,
+            uptime: 1.0,
+            rate_limit_per_minute: 0,
+            data_policy: DataPolicy {
+                retention: Retention::None,
+                encryption: true,
+                jurisdictions: vec![],
+            },
+        },
+    }
+}
+
+struct Report {
+    name: String,
+    recall: [f64; 3],
+    hit10: f64,
+    mrr: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn evaluate(discovery: &Discovery, needs: &[Need], mode: Mode, name: &str) -> Result<Report> {
+    let mut recall = [0.0; 3];
+    let (mut hit10, mut mrr) = (0.0, 0.0);
+    let mut latencies = Vec::with_capacity(needs.len());
+    for need in needs {
+        let query = Query {
+            need: need.query.clone(),
+            limit: Some(10),
+            ..Query::default()
+        };
+        let started = Instant::now();
+        let hits = discovery
+            .search_with(&query, mode)
+            .map_err(|e| anyhow::anyhow!(e.0))?;
+        latencies.push(started.elapsed().as_secs_f64() * 1e3);
+        let gold: HashSet<&str> = need.gold.iter().map(String::as_str).collect();
+        let ranked: Vec<&str> = hits.iter().map(|h| h.key.as_str()).collect();
+        for (slot, k) in [1, 5, 10].into_iter().enumerate() {
+            let found = ranked
+                .iter()
+                .take(k)
+                .filter(|id| gold.contains(*id))
+                .count();
+            recall[slot] += found as f64 / gold.len().max(1) as f64;
+        }
+        if let Some(first) = ranked.iter().position(|id| gold.contains(id)) {
+            hit10 += 1.0;
+            mrr += 1.0 / (first as f64 + 1.0);
+        }
+    }
+    let n = needs.len().max(1) as f64;
+    latencies.sort_by(f64::total_cmp);
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    Ok(Report {
+        name: name.to_string(),
+        recall: recall.map(|r| r / n),
+        hit10: hit10 / n,
+        mrr: mrr / n,
+        p50_ms: pick(0.5),
+        p99_ms: pick(0.99),
+    })
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let tools: Vec<Tool> = read_jsonl(&args.tools)?;
+    let needs: Vec<Need> = read_jsonl(&args.queries)?;
+    let embedder: Arc<dyn Embedder> = Arc::new(HashEmbedder::default());
+    let discovery = Discovery::new(embedder);
+    let started = Instant::now();
+    for tool in &tools {
+        let entry = entry_for(&tool.id, &record(tool), 0, None);
+        let vector = discovery.embed(&entry);
+        discovery.upsert(entry, vector);
+    }
+    eprintln!(
+        "indexed {} capabilities in {:.2}s; {} needs",
+        tools.len(),
+        started.elapsed().as_secs_f64(),
+        needs.len()
+    );
+    let mut reports = Vec::new();
+    for (mode, name) in [
+        (Mode::Lexical, "bm25"),
+        (Mode::Dense, "hash-dense"),
+        (Mode::Fused, "hash"),
+    ] {
+        let r = evaluate(&discovery, &needs, mode, name)?;
+        println!(
+            "{:<11} recall@1 {:.3}  recall@5 {:.3}  recall@10 {:.3}  hit@10 {:.3}  MRR {:.3}  p50 {:.3} ms  p99 {:.3} ms",
+            r.name, r.recall[0], r.recall[1], r.recall[2], r.hit10, r.mrr, r.p50_ms, r.p99_ms
+        );
+        reports.push(r);
+    }
+    let Some(chosen) = reports.iter().find(|r| r.name == args.embedder) else {
+        bail!(
+            "unknown --embedder {}: use hash, bm25 or hash-dense",
+            args.embedder
+        );
+    };
+    let json = serde_json::json!({
+        "embedder": chosen.name,
+        "recall@1": chosen.recall[0],
+        "recall@5": chosen.recall[1],
+        "recall@10": chosen.recall[2],
+        "hit@10": chosen.hit10,
+        "mrr": chosen.mrr,
+        "p50_ms": chosen.p50_ms,
+        "p99_ms": chosen.p99_ms,
+        "capabilities": tools.len(),
+        "queries": needs.len(),
+    });
+    println!("{json}");
+    Ok(())
+}

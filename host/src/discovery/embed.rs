@@ -1,0 +1,116 @@
+//! Embedders: text → unit-length vector, behind one trait.
+//!
+//! The built-in [`HashEmbedder`] needs no model and no network: it hashes
+//! stemmed words, word pairs and character trigrams into a fixed number of
+//! signed buckets (feature hashing), with sub-linear counts, and normalises.
+//! Its cosine similarity rewards shared vocabulary, related word forms and
+//! shared word fragments, which complements BM25's exact-term matching.
+
+use super::text;
+
+/// Weight of each character trigram relative to a whole word.
+const TRIGRAM_WEIGHT: f32 = 0.35;
+/// Weight of each adjacent word pair relative to a whole word.
+const BIGRAM_WEIGHT: f32 = 0.5;
+
+/// Turns text into a vector of fixed dimension, unit length (or all zeros).
+pub trait Embedder: Send + Sync {
+    /// A stable name (`hash-384`), stored with the vectors it produced.
+    fn name(&self) -> &str;
+    /// The vector length.
+    fn dimension(&self) -> usize;
+    /// Embeds one text.
+    fn embed(&self, text: &str) -> Vec<f32>;
+}
+
+/// Feature-hashing embedder: the built-in default.
+pub struct HashEmbedder {
+    dimension: usize,
+    name: String,
+}
+
+impl HashEmbedder {
+    /// An embedder with `dimension` buckets.
+    pub fn new(dimension: usize) -> Self {
+        HashEmbedder {
+            dimension: dimension.max(8),
+            name: format!("hash-{dimension}"),
+        }
+    }
+}
+
+impl Default for HashEmbedder {
+    fn default() -> Self {
+        HashEmbedder::new(384)
+    }
+}
+
+/// FNV-1a, 64-bit: stable across Rust versions and platforms, unlike
+/// `DefaultHasher`, so stored vectors stay comparable.
+fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ seed;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+impl HashEmbedder {
+    fn add(&self, vector: &mut [f32], feature: &str, weight: f32) {
+        let h = fnv1a(feature.as_bytes(), 0);
+        let bucket = (h % self.dimension as u64) as usize;
+        let sign = if (h >> 63) == 0 { 1.0 } else { -1.0 };
+        vector[bucket] += sign * weight;
+    }
+}
+
+impl Embedder for HashEmbedder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        let mut vector = vec![0.0f32; self.dimension];
+        let terms = text::terms(text);
+        let mut counts: std::collections::HashMap<String, f32> = std::collections::HashMap::new();
+        for term in &terms {
+            *counts.entry(format!("w:{term}")).or_default() += 1.0;
+            let padded = format!("<{term}>");
+            let chars: Vec<char> = padded.chars().collect();
+            for gram in chars.windows(3) {
+                *counts
+                    .entry(format!("c:{}", gram.iter().collect::<String>()))
+                    .or_default() += TRIGRAM_WEIGHT;
+            }
+        }
+        for pair in terms.windows(2) {
+            *counts
+                .entry(format!("b:{} {}", pair[0], pair[1]))
+                .or_default() += BIGRAM_WEIGHT;
+        }
+        for (feature, count) in counts {
+            // Sub-linear: a word said five times is not five times the topic.
+            self.add(&mut vector, &feature, count.sqrt());
+        }
+        normalise(&mut vector);
+        vector
+    }
+}
+
+/// Scales a vector to unit length (a zero vector stays zero).
+pub fn normalise(vector: &mut [f32]) {
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        vector.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+/// Dot product (cosine for unit vectors).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

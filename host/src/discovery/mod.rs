@@ -1,0 +1,811 @@
+//! Discovery: rank capabilities for a need, within a consumer's constraints.
+//!
+//! Owns: the in-process index (HNSW over embeddings plus BM25 over weighted
+//! fields), tombstones for replaced or removed capabilities, constraint
+//! filters applied *inside* the search, rank fusion and per-result
+//! explanations.
+//!
+//! Does not know about: storage, HTTP or the sandbox. It takes
+//! [`Entry`] records and returns ranked keys; it does no I/O.
+//!
+//! Invariants:
+//! - A key (an unpinned capability id) is in the index at most once; a new
+//!   version replaces the old entry, a removal tombstones it.
+//! - Every result satisfies every filter of its query. Filters narrow the
+//!   candidates before ranking: when few entries pass them, they are scanned
+//!   exactly; when many do, the HNSW walk itself skips the others. So a tight
+//!   query still returns `limit` results if that many match anywhere.
+//! - HNSW parameters are fixed and valid (hnsw_rs exits the process on some
+//!   invalid values).
+
+mod bm25;
+mod embed;
+mod text;
+
+pub use embed::{Embedder, HashEmbedder, dot, normalise};
+
+use bm25::{Bm25, WeightedTerms};
+use hnsw_rs::prelude::{DistDot, Hnsw};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use utoipa::ToSchema;
+
+/// HNSW: links per node (hnsw_rs refuses more than 256 by exiting).
+const HNSW_M: usize = 16;
+/// HNSW: candidate list while building.
+const HNSW_EF_CONSTRUCTION: usize = 200;
+/// HNSW: layers.
+const HNSW_LAYERS: usize = 16;
+/// HNSW: smallest candidate list while searching (below 32 recall drops).
+const HNSW_EF_SEARCH_MIN: usize = 64;
+/// Below this many admitted entries, score them exactly instead of walking
+/// the graph (a selective filter makes the walk visit most of the graph).
+const EXACT_SCAN_MAX: usize = 4_096;
+/// Candidates taken from each ranking before fusion.
+const CANDIDATES: usize = 200;
+/// Reciprocal-rank fusion constant.
+const RRF_K: f32 = 60.0;
+/// Weight of the dense ranking against the lexical one (1.0) in the fusion.
+/// The built-in hashing embedder is weaker than BM25 on its own, so it only
+/// breaks ties and rescues near-misses (docs/BENCHMARKS.md).
+const DENSE_WEIGHT: f32 = 0.25;
+/// Most results a query may ask for.
+pub const LIMIT_MAX: usize = 100;
+
+/// How long a provider keeps data, ordered from least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub enum RetentionLevel {
+    /// Never stored.
+    #[serde(rename = "none")]
+    None,
+    /// Up to 24 hours.
+    #[serde(rename = "24h")]
+    Day,
+    /// Up to 30 days.
+    #[serde(rename = "30d")]
+    Month,
+}
+
+/// What a capability offers, for filtering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    /// Expected cost of a call (base price plus median observed fuel), micros.
+    pub expected_cost_micros: u64,
+    /// Promised latency.
+    pub latency_ms_max: u64,
+    /// Promised availability (0..=1).
+    pub uptime: f64,
+    /// Data retention.
+    pub retention: RetentionLevel,
+    /// Encryption promised.
+    pub encryption: bool,
+    /// Jurisdictions (upper-case codes).
+    pub jurisdictions: Vec<String>,
+    /// Reputation (1..=5), when there is one.
+    pub rating: Option<f64>,
+}
+
+/// One capability to index.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The unpinned capability id.
+    pub key: String,
+    /// Capability name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Category.
+    pub category: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Names (and descriptions) of the input schema's fields.
+    pub fields: Vec<String>,
+    /// Filterable facts.
+    pub facts: Facts,
+}
+
+impl Entry {
+    /// The text an embedder sees.
+    pub fn text(&self) -> String {
+        format!(
+            "{} {}. {}. {}. {}. {}",
+            self.name,
+            self.category,
+            self.tags.join(", "),
+            self.description,
+            self.fields.join(", "),
+            self.key
+        )
+    }
+
+    fn weighted_terms(&self) -> WeightedTerms {
+        let mut terms = Vec::new();
+        let mut add = |text: &str, weight: f32| {
+            terms.extend(text::terms(text).into_iter().map(|t| (t, weight)))
+        };
+        add(&self.name, 3.0);
+        add(&self.key, 1.0);
+        add(&self.category, 1.5);
+        for tag in &self.tags {
+            add(tag, 2.0);
+        }
+        add(&self.description, 1.0);
+        for field in &self.fields {
+            add(field, 0.5);
+        }
+        terms
+    }
+}
+
+/// Data-policy constraints.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataPolicyFilter {
+    /// Longest acceptable retention.
+    #[serde(default)]
+    pub retention: Option<RetentionLevel>,
+    /// Require encryption.
+    #[serde(default)]
+    pub encryption: Option<bool>,
+    /// A jurisdiction the provider must process in (for example `EU`).
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
+}
+
+/// A need and its constraints.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Query {
+    /// What the consumer needs, in plain language.
+    pub need: String,
+    /// Only this category.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Only capabilities carrying all these tags.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Expected cost at most this, micros.
+    #[serde(default)]
+    pub max_price_micros: Option<u64>,
+    /// Promised latency at most this.
+    #[serde(default)]
+    pub latency_ms_max: Option<u64>,
+    /// Promised availability at least this.
+    #[serde(default)]
+    pub uptime_min: Option<f64>,
+    /// Data-policy constraints.
+    #[serde(default)]
+    pub data_policy: Option<DataPolicyFilter>,
+    /// Rating at least this (unrated capabilities fail it).
+    #[serde(default)]
+    pub rating_min: Option<f64>,
+    /// Results wanted (default 10, at most 100).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// Why a result ranks where it does.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Explanation {
+    /// Query terms found in the capability's text (stemmed).
+    pub matched_terms: Vec<String>,
+    /// Cosine similarity of the embeddings.
+    pub dense_similarity: f32,
+    /// Rank among dense candidates (1-based), if among them.
+    pub dense_rank: Option<usize>,
+    /// BM25 score.
+    pub lexical_score: f32,
+    /// Rank among lexical candidates (1-based), if among them.
+    pub lexical_rank: Option<usize>,
+    /// The filters this result passed.
+    pub filters_passed: Vec<String>,
+}
+
+/// One ranked result.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// The unpinned capability id.
+    pub key: String,
+    /// Fused score (higher is better).
+    pub score: f32,
+    /// Why.
+    pub explanation: Explanation,
+}
+
+/// Which rankings a search fuses (the API always uses [`Mode::Fused`]; the
+/// others exist to measure each part alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Dense and lexical, fused by reciprocal rank.
+    Fused,
+    /// BM25 only.
+    Lexical,
+    /// Embedding similarity only.
+    Dense,
+}
+
+/// A query that cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidQuery(pub String);
+
+struct Slot {
+    key: String,
+    terms: WeightedTerms,
+    category: String,
+    tags: Vec<String>,
+    facts: Facts,
+    vector: Vec<f32>,
+}
+
+struct Inner {
+    hnsw: Hnsw<'static, f32, DistDot>,
+    slots: Vec<Option<Slot>>,
+    by_key: HashMap<String, usize>,
+    bm25: Bm25,
+    tombstones: usize,
+}
+
+fn new_hnsw(capacity: usize) -> Hnsw<'static, f32, DistDot> {
+    let mut hnsw = Hnsw::new(
+        HNSW_M,
+        capacity.max(1_024),
+        HNSW_LAYERS,
+        HNSW_EF_CONSTRUCTION,
+        DistDot {},
+    );
+    hnsw.set_searching_mode(true);
+    hnsw
+}
+
+/// The discovery index. Thread-safe; searches run concurrently.
+pub struct Discovery {
+    embedder: Arc<dyn Embedder>,
+    inner: RwLock<Inner>,
+}
+
+impl Discovery {
+    /// An empty index using `embedder`.
+    pub fn new(embedder: Arc<dyn Embedder>) -> Self {
+        let inner = Inner {
+            hnsw: new_hnsw(0),
+            slots: Vec::new(),
+            by_key: HashMap::new(),
+            bm25: Bm25::default(),
+            tombstones: 0,
+        };
+        Discovery {
+            embedder,
+            inner: RwLock::new(inner),
+        }
+    }
+
+    /// The embedder's name.
+    pub fn embedder_name(&self) -> &str {
+        self.embedder.name()
+    }
+
+    /// Embeds an entry's text (CPU work: call off the async workers for big batches).
+    pub fn embed(&self, entry: &Entry) -> Vec<f32> {
+        self.embedder.embed(&entry.text())
+    }
+
+    /// Indexes an entry with its vector, replacing any entry with its key.
+    pub fn upsert(&self, entry: Entry, vector: Vec<f32>) {
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        inner.tombstone(&entry.key);
+        let id = inner.slots.len();
+        let terms = entry.weighted_terms();
+        inner.hnsw.insert_slice((&vector, id));
+        inner.bm25.insert(id, &terms);
+        inner.by_key.insert(entry.key.clone(), id);
+        inner.slots.push(Some(Slot {
+            key: entry.key,
+            terms,
+            category: entry.category,
+            tags: entry.tags.iter().map(|t| t.to_lowercase()).collect(),
+            facts: entry.facts,
+            vector,
+        }));
+        inner.maybe_rebuild();
+    }
+
+    /// Removes a key (a delisted capability).
+    pub fn remove(&self, key: &str) {
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        inner.tombstone(key);
+        inner.maybe_rebuild();
+    }
+
+    /// Replaces the filterable facts of a key (new observed cost, rating).
+    pub fn update_facts(&self, key: &str, facts: Facts) {
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(&id) = inner.by_key.get(key)
+            && let Some(slot) = inner.slots[id].as_mut()
+        {
+            slot.facts = facts;
+        }
+    }
+
+    /// Number of live entries.
+    pub fn len(&self) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_key
+            .len()
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ranks the entries that pass every filter of `query`.
+    pub fn search(&self, query: &Query) -> Result<Vec<Hit>, InvalidQuery> {
+        self.search_with(query, Mode::Fused)
+    }
+
+    /// [`Discovery::search`] with a choice of rankings.
+    pub fn search_with(&self, query: &Query, mode: Mode) -> Result<Vec<Hit>, InvalidQuery> {
+        let limit = query.limit.unwrap_or(10);
+        if limit == 0 || limit > LIMIT_MAX {
+            return Err(InvalidQuery(format!("limit must be 1 to {LIMIT_MAX}")));
+        }
+        if query.need.trim().is_empty() || query.need.len() > 4_096 {
+            return Err(InvalidQuery("need must be 1 to 4096 bytes of text".into()));
+        }
+        let filter = Filter::new(query)?;
+        let vector = self.embedder.embed(&query.need);
+        let terms = text::terms(&query.need);
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let admit = |id: usize| {
+            inner
+                .slots
+                .get(id)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| filter.admits(s))
+        };
+
+        // Dense candidates: exact over the admitted few, or a filtered walk.
+        let admitted: Vec<usize> = (0..inner.slots.len()).filter(|&id| admit(id)).collect();
+        let mut dense: Vec<(usize, f32)> = if admitted.len() <= EXACT_SCAN_MAX {
+            admitted
+                .iter()
+                .filter_map(|&id| {
+                    inner.slots[id]
+                        .as_ref()
+                        .map(|s| (id, dot(&vector, &s.vector)))
+                })
+                .collect()
+        } else {
+            let k = CANDIDATES.min(admitted.len());
+            let walk = |id: &usize| admit(*id);
+            inner
+                .hnsw
+                .search_filter(&vector, k, k.max(HNSW_EF_SEARCH_MIN), Some(&walk))
+                .into_iter()
+                .map(|n| (n.d_id, 1.0 - n.distance))
+                .collect()
+        };
+        dense.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        dense.truncate(CANDIDATES);
+        if mode == Mode::Lexical {
+            dense.clear();
+        }
+
+        let mut lexical = if mode == Mode::Dense {
+            Vec::new()
+        } else {
+            inner.bm25.score(&terms, admit)
+        };
+        lexical.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        lexical.truncate(CANDIDATES);
+
+        // Reciprocal-rank fusion of the two rankings.
+        let mut fused: HashMap<usize, (f32, Explanation)> = HashMap::new();
+        let blank = || Explanation {
+            matched_terms: Vec::new(),
+            dense_similarity: 0.0,
+            dense_rank: None,
+            lexical_score: 0.0,
+            lexical_rank: None,
+            filters_passed: filter.names.clone(),
+        };
+        for (rank, &(id, similarity)) in dense.iter().enumerate() {
+            let e = fused.entry(id).or_insert_with(|| (0.0, blank()));
+            e.0 += DENSE_WEIGHT / (RRF_K + rank as f32 + 1.0);
+            e.1.dense_similarity = similarity;
+            e.1.dense_rank = Some(rank + 1);
+        }
+        for (rank, (id, score, matched)) in lexical.into_iter().enumerate() {
+            let e = fused.entry(id).or_insert_with(|| (0.0, blank()));
+            e.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+            e.1.lexical_score = score;
+            e.1.lexical_rank = Some(rank + 1);
+            e.1.matched_terms = matched;
+        }
+        let mut hits: Vec<Hit> = fused
+            .into_iter()
+            .filter_map(|(id, (score, mut explanation))| {
+                let slot = inner.slots[id].as_ref()?;
+                if explanation.dense_rank.is_some() && explanation.lexical_rank.is_none() {
+                    explanation.dense_similarity = dot(&vector, &slot.vector);
+                }
+                Some(Hit {
+                    key: slot.key.clone(),
+                    score,
+                    explanation,
+                })
+            })
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.key.cmp(&b.key)));
+        hits.truncate(limit);
+        Ok(hits)
+    }
+}
+
+impl Inner {
+    fn tombstone(&mut self, key: &str) {
+        if let Some(id) = self.by_key.remove(key) {
+            self.slots[id] = None;
+            self.bm25.remove(id);
+            self.tombstones += 1;
+        }
+    }
+
+    /// hnsw_rs cannot delete: once tombstones outnumber live entries (and
+    /// there are enough to matter), rebuild from the live ones.
+    fn maybe_rebuild(&mut self) {
+        let live = self.by_key.len();
+        if self.tombstones < 64 || self.tombstones < live {
+            return;
+        }
+        let slots: Vec<Slot> = std::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .collect();
+        self.hnsw = new_hnsw(slots.len());
+        self.bm25 = Bm25::default();
+        self.by_key.clear();
+        self.tombstones = 0;
+        for slot in slots {
+            let id = self.slots.len();
+            self.hnsw.insert_slice((&slot.vector, id));
+            self.bm25.insert(id, &slot.terms);
+            self.by_key.insert(slot.key.clone(), id);
+            self.slots.push(Some(slot));
+        }
+    }
+}
+
+struct Filter {
+    category: Option<String>,
+    tags: Vec<String>,
+    max_price_micros: Option<u64>,
+    latency_ms_max: Option<u64>,
+    uptime_min: Option<f64>,
+    retention: Option<RetentionLevel>,
+    encryption: Option<bool>,
+    jurisdiction: Option<String>,
+    rating_min: Option<f64>,
+    names: Vec<String>,
+}
+
+impl Filter {
+    fn new(q: &Query) -> Result<Filter, InvalidQuery> {
+        if q.uptime_min.is_some_and(|u| !(0.0..=1.0).contains(&u)) {
+            return Err(InvalidQuery("uptime_min must be between 0 and 1".into()));
+        }
+        if q.rating_min.is_some_and(|r| !(0.0..=5.0).contains(&r)) {
+            return Err(InvalidQuery("rating_min must be between 0 and 5".into()));
+        }
+        let policy = q.data_policy.clone().unwrap_or_default();
+        let mut names = Vec::new();
+        let mut note = |on: bool, name: &str| {
+            if on {
+                names.push(name.to_string());
+            }
+        };
+        note(q.category.is_some(), "category");
+        note(q.tags.as_ref().is_some_and(|t| !t.is_empty()), "tags");
+        note(q.max_price_micros.is_some(), "max_price_micros");
+        note(q.latency_ms_max.is_some(), "latency_ms_max");
+        note(q.uptime_min.is_some(), "uptime_min");
+        note(policy.retention.is_some(), "data_policy.retention");
+        note(policy.encryption.is_some(), "data_policy.encryption");
+        note(policy.jurisdiction.is_some(), "data_policy.jurisdiction");
+        note(q.rating_min.is_some(), "rating_min");
+        Ok(Filter {
+            category: q.category.clone(),
+            tags: q
+                .tags
+                .clone()
+                .unwrap_or_default()
+                .iter()
+                .map(|t| t.to_lowercase())
+                .collect(),
+            max_price_micros: q.max_price_micros,
+            latency_ms_max: q.latency_ms_max,
+            uptime_min: q.uptime_min,
+            retention: policy.retention,
+            encryption: policy.encryption,
+            jurisdiction: policy.jurisdiction.map(|j| j.to_uppercase()),
+            rating_min: q.rating_min,
+            names,
+        })
+    }
+
+    fn admits(&self, s: &Slot) -> bool {
+        let f = &s.facts;
+        self.category.as_ref().is_none_or(|c| *c == s.category)
+            && self.tags.iter().all(|t| s.tags.contains(t))
+            && self
+                .max_price_micros
+                .is_none_or(|p| f.expected_cost_micros <= p)
+            && self.latency_ms_max.is_none_or(|l| f.latency_ms_max <= l)
+            && self.uptime_min.is_none_or(|u| f.uptime >= u)
+            && self.retention.is_none_or(|r| f.retention <= r)
+            && self.encryption.is_none_or(|e| !e || f.encryption)
+            && self
+                .jurisdiction
+                .as_ref()
+                .is_none_or(|j| f.jurisdictions.iter().any(|x| x.eq_ignore_ascii_case(j)))
+            && self
+                .rating_min
+                .is_none_or(|r| f.rating.is_some_and(|x| x >= r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(
+        key: &str,
+        description: &str,
+        category: &str,
+        cost: u64,
+        jurisdictions: &[&str],
+    ) -> Entry {
+        Entry {
+            key: key.into(),
+            name: key.rsplit('.').next().unwrap_or(key).into(),
+            description: description.into(),
+            category: category.into(),
+            tags: Vec::new(),
+            fields: Vec::new(),
+            facts: Facts {
+                expected_cost_micros: cost,
+                latency_ms_max: 100,
+                uptime: 0.99,
+                retention: RetentionLevel::None,
+                encryption: true,
+                jurisdictions: jurisdictions.iter().map(|j| j.to_string()).collect(),
+                rating: None,
+            },
+        }
+    }
+
+    fn index(entries: Vec<Entry>) -> Discovery {
+        let discovery = Discovery::new(Arc::new(HashEmbedder::default()));
+        for e in entries {
+            let v = discovery.embed(&e);
+            discovery.upsert(e, v);
+        }
+        discovery
+    }
+
+    /// Words for synthetic descriptions: distinct enough that each
+    /// description is its own best match.
+    const VOCABULARY: &[&str] = &[
+        "invoice",
+        "weather",
+        "translate",
+        "currency",
+        "stock",
+        "genome",
+        "flight",
+        "hotel",
+        "recipe",
+        "music",
+        "lyrics",
+        "football",
+        "tennis",
+        "crypto",
+        "mortgage",
+        "insurance",
+        "parcel",
+        "shipping",
+        "calendar",
+        "email",
+        "sms",
+        "geocode",
+        "satellite",
+        "earthquake",
+        "pollen",
+        "vaccine",
+        "patent",
+        "trademark",
+        "court",
+        "election",
+        "census",
+        "tariff",
+        "freight",
+        "harbor",
+        "railway",
+        "subway",
+        "bicycle",
+        "scooter",
+        "parking",
+        "toll",
+    ];
+
+    /// Property: every indexed capability is found (rank 1) by its own
+    /// description, whatever else is in the index, including after more
+    /// than enough replacements to force a rebuild.
+    #[test]
+    fn every_capability_is_found_by_its_own_description() {
+        let mut entries = Vec::new();
+        for i in 0..300 {
+            let words: Vec<&str> = (0..4)
+                .map(|j| VOCABULARY[(i * 7 + j * 13 + i / 40) % VOCABULARY.len()])
+                .collect();
+            let description = format!(
+                "{} service {i} for {} and {} data with {}",
+                words[0], words[1], words[2], words[3]
+            );
+            entries.push(entry(
+                &format!("agent-{i}.cap"),
+                &description,
+                "general",
+                0,
+                &["EU"],
+            ));
+        }
+        let discovery = index(entries.clone());
+        // Replace a third of them (same text): tombstones pass the rebuild threshold.
+        for e in entries.iter().take(100) {
+            let v = discovery.embed(e);
+            discovery.upsert(e.clone(), v);
+        }
+        assert_eq!(discovery.len(), 300);
+        for e in &entries {
+            let hits = discovery.search(&Query {
+                need: e.description.clone(),
+                limit: Some(3),
+                ..Query::default()
+            });
+            let hits = hits.unwrap_or_default();
+            assert!(
+                hits.iter().any(|h| h.key == e.key),
+                "{} not found by its description",
+                e.key
+            );
+        }
+    }
+
+    /// The filters run inside the search: a query whose few matching entries
+    /// are textually far from the need still gets `limit` of them.
+    #[test]
+    fn tight_filters_still_fill_the_limit_from_far_away() {
+        let mut entries = Vec::new();
+        for i in 0..5_000 {
+            entries.push(entry(
+                &format!("near-{i}.convert"),
+                "convert units of length and mass",
+                "utilities",
+                10,
+                &["EU"],
+            ));
+        }
+        for i in 0..5 {
+            entries.push(entry(
+                &format!("far-{i}.poem"),
+                "writes a poem about the sea",
+                "art",
+                10,
+                &["JP"],
+            ));
+        }
+        let discovery = index(entries);
+        let query = Query {
+            need: "convert units of length".into(),
+            data_policy: Some(DataPolicyFilter {
+                jurisdiction: Some("jp".into()),
+                ..Default::default()
+            }),
+            limit: Some(5),
+            ..Query::default()
+        };
+        let hits = discovery.search(&query).unwrap_or_default();
+        assert_eq!(hits.len(), 5);
+        assert!(hits.iter().all(|h| h.key.starts_with("far-")));
+        assert_eq!(
+            hits[0].explanation.filters_passed,
+            vec!["data_policy.jurisdiction".to_string()]
+        );
+
+        // A broad filter (more admitted than the exact-scan threshold) walks
+        // the HNSW graph with the filter applied during the walk.
+        let broad = Query {
+            need: "convert units".into(),
+            category: Some("utilities".into()),
+            limit: Some(10),
+            ..Query::default()
+        };
+        let hits = discovery.search(&broad).unwrap_or_default();
+        assert_eq!(hits.len(), 10);
+        assert!(hits.iter().all(|h| h.key.starts_with("near-")));
+        // The walk alone (dense ranking only) fills the limit with admitted entries.
+        let walked = discovery
+            .search_with(&broad, Mode::Dense)
+            .unwrap_or_default();
+        assert_eq!(walked.len(), 10);
+        assert!(
+            walked
+                .iter()
+                .all(|h| h.key.starts_with("near-") && h.explanation.dense_rank.is_some())
+        );
+    }
+
+    #[test]
+    fn removal_and_replacement_take_effect() {
+        let discovery = index(vec![
+            entry(
+                "a.x",
+                "translate text between languages",
+                "text",
+                5,
+                &["EU"],
+            ),
+            entry("b.y", "forecast the weather", "weather", 5, &["EU"]),
+        ]);
+        let need = |n: &str| Query {
+            need: n.into(),
+            ..Query::default()
+        };
+        assert_eq!(
+            discovery
+                .search(&need("translate languages"))
+                .unwrap_or_default()[0]
+                .key,
+            "a.x"
+        );
+        discovery.remove("a.x");
+        assert!(
+            discovery
+                .search(&need("translate languages"))
+                .unwrap_or_default()
+                .iter()
+                .all(|h| h.key != "a.x")
+        );
+        let replaced = entry(
+            "b.y",
+            "translate text between languages",
+            "text",
+            5,
+            &["EU"],
+        );
+        let v = discovery.embed(&replaced);
+        discovery.upsert(replaced, v);
+        assert_eq!(discovery.len(), 1);
+        assert_eq!(
+            discovery
+                .search(&need("translate languages"))
+                .unwrap_or_default()[0]
+                .key,
+            "b.y"
+        );
+        assert!(
+            discovery
+                .search(&Query {
+                    need: "x".into(),
+                    limit: Some(0),
+                    ..Query::default()
+                })
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! Discovery over real published sample agents, over HTTP.
+
+use mercato_tests::{Host, assert_error};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn catalog_host(dir: &std::path::Path) -> (Host, mercato_tests::Org) {
+    let host = Host::start(dir).await;
+    let org = host.org("catalog").await;
+    for agent in [
+        "pii-redactor",
+        "unit-converter",
+        "summarizer",
+        "vendor-compliance",
+    ] {
+        host.publish(&org.api_key, agent).await;
+    }
+    (host, org)
+}
+
+async fn discover(host: &Host, query: Value) -> Vec<String> {
+    let (status, body) = host.post("/v1/discover", None, query).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["capability"]["id"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn paraphrased_needs_find_the_right_capability() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, _) = catalog_host(dir.path()).await;
+    for (need, expected) in [
+        (
+            "remove e-mail addresses and credit card numbers from a support ticket",
+            "pii-redactor.redact",
+        ),
+        ("how many kilometres is 26 miles", "unit-converter.convert"),
+        (
+            "give me a short summary of this long article",
+            "summarizer.summarize",
+        ),
+        (
+            "is this supplier compliant with GDPR and HIPAA",
+            "vendor-compliance.check-vendor",
+        ),
+        (
+            "which personal data does this document contain",
+            "pii-redactor.detect",
+        ),
+        ("extract the main keywords of a text", "summarizer.keywords"),
+    ] {
+        let ids = discover(&host, json!({ "need": need, "limit": 3 })).await;
+        assert_eq!(
+            ids.first().map(String::as_str),
+            Some(expected),
+            "{need}: {ids:?}"
+        );
+    }
+    let (_, body) = host
+        .post(
+            "/v1/discover",
+            None,
+            json!({ "need": "redact emails", "limit": 1 }),
+        )
+        .await;
+    let explanation = &body["results"][0]["explanation"];
+    assert!(
+        explanation["matched_terms"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body["embedder"], "hash-384");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn each_filter_excludes_what_it_should_and_only_that() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, _) = catalog_host(dir.path()).await;
+    let all = discover(&host, json!({ "need": "text", "limit": 20 })).await;
+    assert_eq!(all.len(), 7, "{all:?}");
+    // Category.
+    let ids = discover(
+        &host,
+        json!({ "need": "text", "category": "privacy", "limit": 20 }),
+    )
+    .await;
+    assert_eq!(ids.len(), 2);
+    assert!(ids.iter().all(|i| i.starts_with("pii-redactor.")));
+    // Expected cost: before any call, the base price (redact 2000, detect 1000, summarize 5000,
+    // keywords 2000, check-vendor 25000, converter 0).
+    let ids = discover(
+        &host,
+        json!({ "need": "text", "max_price_micros": 2000, "limit": 20 }),
+    )
+    .await;
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "pii-redactor.detect",
+            "pii-redactor.redact",
+            "summarizer.keywords",
+            "unit-converter.convert",
+            "unit-converter.list-units"
+        ]
+    );
+    // Latency promise (converter 100 ms, redactor 250, others 500).
+    let ids = discover(
+        &host,
+        json!({ "need": "text", "latency_ms_max": 250, "limit": 20 }),
+    )
+    .await;
+    assert_eq!(ids.len(), 4);
+    // Data policy: retention none excludes the summariser (24h) and the checker (30d);
+    // jurisdiction UK only matches the converter.
+    let ids = discover(
+        &host,
+        json!({ "need": "text", "data_policy": { "retention": "none" }, "limit": 20 }),
+    )
+    .await;
+    assert_eq!(ids.len(), 4);
+    let ids = discover(
+        &host,
+        json!({ "need": "text", "data_policy": { "jurisdiction": "uk" }, "limit": 20 }),
+    )
+    .await;
+    assert!(
+        ids.len() == 2 && ids.iter().all(|i| i.starts_with("unit-converter.")),
+        "{ids:?}"
+    );
+    // Tags, uptime, rating.
+    let ids = discover(
+        &host,
+        json!({ "need": "text", "tags": ["gdpr"], "limit": 20 }),
+    )
+    .await;
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(
+        discover(&host, json!({ "need": "text", "uptime_min": 0.9999 }))
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(
+        discover(&host, json!({ "need": "text", "rating_min": 1 }))
+            .await
+            .len(),
+        0,
+        "nothing is rated yet"
+    );
+    // Bad queries.
+    for bad in [
+        json!({ "need": "" }),
+        json!({ "need": "x", "limit": 0 }),
+        json!({ "need": "x", "uptime_min": 2 }),
+        json!({ "needs": "x" }),
+    ] {
+        let (status, body) = host.post("/v1/discover", None, bad).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn observed_cost_moves_a_capability_across_the_price_filter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, org) = catalog_host(dir.path()).await;
+    let query =
+        json!({ "need": "redact personal data", "max_price_micros": 2000, "category": "privacy" });
+    assert!(
+        discover(&host, query.clone())
+            .await
+            .contains(&"pii-redactor.redact".to_string())
+    );
+    // A call burns fuel: the expected cost becomes 2000 + metered fuel > 2000.
+    let (status, _) = host
+        .invoke(
+            &org.api_key,
+            "pii-redactor.redact",
+            json!({ "text": "a@b.io" }),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !discover(&host, query)
+            .await
+            .contains(&"pii-redactor.redact".to_string())
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn results_survive_a_restart_unchanged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, _) = catalog_host(dir.path()).await;
+    let needs = [
+        "anonymise customer records",
+        "convert temperature",
+        "vendor due diligence",
+        "tl;dr",
+    ];
+    let mut before = Vec::new();
+    for need in needs {
+        let (_, body) = host
+            .post("/v1/discover", None, json!({ "need": need, "limit": 7 }))
+            .await;
+        before.push(body);
+    }
+    host.stop().await;
+    let host = Host::start(dir.path()).await;
+    for (need, earlier) in needs.iter().zip(before) {
+        let (_, body) = host
+            .post("/v1/discover", None, json!({ "need": need, "limit": 7 }))
+            .await;
+        let ids = |b: &Value| {
+            b["results"].as_array().map(|r| {
+                r.iter()
+                    .map(|x| (x["capability"]["id"].clone(), x["score"].clone()))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(ids(&body), ids(&earlier), "{need}");
+    }
+    host.stop().await;
+}
