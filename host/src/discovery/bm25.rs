@@ -59,18 +59,13 @@ impl Bm25 {
     }
 
     /// Scores every live, admitted document containing a query term.
-    /// Returns `(id, score, matched terms)`.
-    pub fn score(
-        &self,
-        query: &[String],
-        admit: impl Fn(usize) -> bool,
-    ) -> Vec<(usize, f32, Vec<String>)> {
+    pub fn score(&self, query: &[String], admit: impl Fn(usize) -> bool) -> Vec<(usize, f32)> {
         if self.live == 0 {
             return Vec::new();
         }
         let n = self.live as f32;
         let average = (self.total_length / self.live as f64) as f32;
-        let mut scores: HashMap<usize, (f32, Vec<String>)> = HashMap::new();
+        let mut scores: HashMap<usize, f32> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
         for term in query {
             if !seen.insert(term) {
@@ -94,14 +89,9 @@ impl Bm25 {
                 }
                 let norm =
                     tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * doc.length / average.max(1e-6)));
-                let entry = scores.entry(id).or_default();
-                entry.0 += idf * norm;
-                entry.1.push(term.clone());
+                *scores.entry(id).or_default() += idf * norm;
             }
         }
-        scores
-            .into_iter()
-            .map(|(id, (score, terms))| (id, score, terms))
-            .collect()
+        scores.into_iter().collect()
     }
 }

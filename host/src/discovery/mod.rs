@@ -369,8 +369,19 @@ impl Discovery {
         };
 
         // Dense candidates: exact over the admitted few, or a filtered walk.
-        let admitted: Vec<usize> = (0..inner.slots.len()).filter(|&id| admit(id)).collect();
-        let mut dense: Vec<(usize, f32)> = if admitted.len() <= EXACT_SCAN_MAX {
+        // Plan by selectivity: how many entries does the filter admit?
+        let unfiltered = filter.names.is_empty();
+        let admitted: Vec<usize> = if unfiltered && inner.by_key.len() > EXACT_SCAN_MAX {
+            Vec::new() // not needed: the walk runs without a filter
+        } else {
+            (0..inner.slots.len()).filter(|&id| admit(id)).collect()
+        };
+        let admitted_count = if unfiltered {
+            inner.by_key.len()
+        } else {
+            admitted.len()
+        };
+        let mut dense: Vec<(usize, f32)> = if admitted_count <= EXACT_SCAN_MAX {
             admitted
                 .iter()
                 .filter_map(|&id| {
@@ -380,12 +391,20 @@ impl Discovery {
                 })
                 .collect()
         } else {
-            let k = CANDIDATES.min(admitted.len());
+            // The walk's cost grows with k: ask for what the fusion can use.
+            let k = (limit * 10).clamp(50, CANDIDATES).min(admitted_count);
             let walk = |id: &usize| admit(*id);
+            // Tombstones stay in the graph until a rebuild: without them the
+            // walk needs no filter at all (the fastest search).
+            let bare = unfiltered && inner.tombstones == 0;
+            let filter: Option<&dyn hnsw_rs::filter::FilterT> =
+                if bare { None } else { Some(&walk) };
             inner
                 .hnsw
-                .search_filter(&vector, k, k.max(HNSW_EF_SEARCH_MIN), Some(&walk))
+                .search_filter(&vector, k, k.max(HNSW_EF_SEARCH_MIN), filter)
                 .into_iter()
+                // Tombstoned points are still in the graph.
+                .filter(|n| inner.slots.get(n.d_id).is_some_and(Option::is_some))
                 .map(|n| (n.d_id, 1.0 - n.distance))
                 .collect()
         };
@@ -419,12 +438,11 @@ impl Discovery {
             e.1.dense_similarity = similarity;
             e.1.dense_rank = Some(rank + 1);
         }
-        for (rank, (id, score, matched)) in lexical.into_iter().enumerate() {
+        for (rank, (id, score)) in lexical.into_iter().enumerate() {
             let e = fused.entry(id).or_insert_with(|| (0.0, blank()));
             e.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
             e.1.lexical_score = score;
             e.1.lexical_rank = Some(rank + 1);
-            e.1.matched_terms = matched;
         }
         let mut hits: Vec<Hit> = fused
             .into_iter()
@@ -442,6 +460,22 @@ impl Discovery {
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.key.cmp(&b.key)));
         hits.truncate(limit);
+        // Matched terms only for what is returned.
+        for hit in &mut hits {
+            if let Some(slot) = inner
+                .by_key
+                .get(&hit.key)
+                .and_then(|&id| inner.slots[id].as_ref())
+            {
+                let mut matched: Vec<String> = terms
+                    .iter()
+                    .filter(|t| slot.terms.iter().any(|(s, _)| s == *t))
+                    .cloned()
+                    .collect();
+                matched.dedup();
+                hit.explanation.matched_terms = matched;
+            }
+        }
         Ok(hits)
     }
 }
