@@ -253,3 +253,75 @@ async fn streaming_invoke_sends_chunks_then_the_result() {
     assert_eq!(result["output"]["sentence_count"], 4, "{result}");
     host.stop().await;
 }
+
+/// The terms' `rate_limit_per_minute` is enforced per consumer: past it, a
+/// 429 with `Retry-After`, nothing run and nothing recorded.
+#[tokio::test]
+async fn the_rate_limit_in_the_terms_is_enforced_per_consumer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::start(dir.path()).await;
+    let provider = host.org("p").await;
+    let (a, b) = (host.org("a").await, host.org("b").await);
+    let terms = mercato_tests::manifest("unit-converter").replacen(
+        "rate_limit_per_minute = 600",
+        "rate_limit_per_minute = 2",
+        1,
+    );
+    let (status, body) = host
+        .upload(
+            &provider.api_key,
+            mercato_tests::component("unit-converter"),
+            terms,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let input = json!({ "value": 1, "from": "m", "to": "cm" });
+    for _ in 0..2 {
+        assert_eq!(
+            host.invoke(&a.api_key, "unit-converter.convert", input.clone(), None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    let response = host
+        .http
+        .post(format!(
+            "{}/v1/capabilities/unit-converter.convert/invoke",
+            host.url
+        ))
+        .bearer_auth(&a.api_key)
+        .json(&json!({ "input": input }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(body["error"]["details"]["per_minute"], 2);
+    // Another consumer has its own allowance; the other capability has its own terms.
+    assert_eq!(
+        host.invoke(&b.api_key, "unit-converter.convert", input.clone(), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        host.invoke(&a.api_key, "unit-converter.list-units", json!({}), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        host.metric("mercato_invocations_total").await,
+        4.0,
+        "the refused call never ran"
+    );
+    host.stop().await;
+}

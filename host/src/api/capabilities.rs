@@ -127,6 +127,7 @@ pub struct InvokeBody {
     responses((status = 200, body = InvokeResult), (status = 400, body = super::ErrorBody),
               (status = 401, body = super::ErrorBody), (status = 402, body = super::ErrorBody),
               (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody),
+              (status = 429, body = super::ErrorBody, description = "rate limit; see Retry-After"),
               (status = 502, body = super::ErrorBody), (status = 503, body = super::ErrorBody),
               (status = 504, body = super::ErrorBody)))]
 pub async fn capabilities_invoke(

@@ -53,6 +53,7 @@ pub fn status_of(code: &str) -> StatusCode {
         "forbidden" | "not_owner" => StatusCode::FORBIDDEN,
         "not_found" => StatusCode::NOT_FOUND,
         "version_exists" | "version_not_newer" => StatusCode::CONFLICT,
+        "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "component_too_large" | "body_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "invalid_output" | "capability_failed" => StatusCode::UNPROCESSABLE_ENTITY,
@@ -99,7 +100,19 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let retry_after = self
+            .details
+            .as_ref()
+            .and_then(|d| d.get("retry_after_ms"))
+            .and_then(|v| v.as_u64())
+            .map(|ms| ms.div_ceil(1_000).to_string());
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(seconds) = retry_after.and_then(|s| s.parse().ok()) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds);
+        }
+        response
     }
 }
 
@@ -166,6 +179,10 @@ impl From<market::Error> for ApiError {
                 "fuel_used": fuel_used,
                 "charged_micros": 0,
             })),
+            E::RateLimited {
+                per_minute,
+                retry_after_ms,
+            } => Some(json!({ "per_minute": per_minute, "retry_after_ms": retry_after_ms })),
             E::ComponentTooLarge { bytes, bytes_max } => {
                 Some(json!({ "bytes": bytes, "bytes_max": bytes_max }))
             }

@@ -57,6 +57,14 @@ pub enum Error {
         /// Each violation.
         violations: Vec<Violation>,
     },
+    /// The consumer called this capability more often than its terms allow.
+    #[error("rate limit of {per_minute} calls per minute reached; retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// The capability's limit.
+        per_minute: u32,
+        /// When a call will be allowed again.
+        retry_after_ms: u64,
+    },
     /// The price cap does not cover the base price.
     #[error(transparent)]
     CapBelowPrice(#[from] pricing::CapBelowPrice),
@@ -120,6 +128,7 @@ impl Error {
             Error::VersionNotNewer { .. } => "version_not_newer",
             Error::InvalidInput { .. } => "invalid_input",
             Error::CapBelowPrice(_) => "price_too_low",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Call { failure, .. } => failure.code(),
             Error::Refused {
                 error: GuestError::InvalidInput(_),

@@ -81,6 +81,18 @@ impl Market {
             });
         }
         let terms = &capability.record.terms;
+        let per_minute = terms.rate_limit_per_minute;
+        self.rates
+            .take(
+                &consumer.org_id,
+                &capability.unpinned_id,
+                per_minute,
+                std::time::Instant::now(),
+            )
+            .map_err(|wait| Error::RateLimited {
+                per_minute,
+                retry_after_ms: wait.as_millis() as u64 + 1,
+            })?;
         let fuel_limit = pricing::fuel_for_cap(
             request.max_price_micros,
             terms.price_micros,

@@ -12,6 +12,7 @@ mod error;
 mod invoke;
 mod load;
 mod publish;
+mod rate;
 mod stats;
 mod views;
 
@@ -37,6 +38,7 @@ pub struct Market {
     sandbox: Arc<Sandbox>,
     catalog: Catalog,
     discovery: Discovery,
+    rates: rate::RateLimiter,
     stats: Stats,
     metrics: Metrics,
     config: Config,
@@ -69,6 +71,7 @@ impl Market {
             sandbox,
             catalog: Catalog::default(),
             discovery: Discovery::new(Arc::new(HashEmbedder::default())),
+            rates: rate::RateLimiter::default(),
             stats: Stats::default(),
             metrics: Metrics::default(),
             config,
