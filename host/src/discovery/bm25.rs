@@ -11,35 +11,47 @@ const B: f32 = 0.75;
 /// A document's terms, each with the weight of the field it came from.
 pub type WeightedTerms = Vec<(String, f32)>;
 
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Doc {
     length: f32,
     live: bool,
 }
 
+#[derive(Default)]
+struct Postings {
+    /// `(doc id, weighted term frequency)`, removed docs included until a rebuild.
+    docs: Vec<(usize, f32)>,
+    /// Live documents containing the term.
+    live: usize,
+}
+
 /// An inverted index with BM25 scoring. Document ids are dense `usize` slots.
 #[derive(Default)]
 pub struct Bm25 {
-    postings: HashMap<String, Vec<(usize, f32)>>,
+    postings: HashMap<String, Postings>,
     docs: Vec<Doc>,
     live: usize,
     total_length: f64,
 }
 
+fn frequencies(terms: &WeightedTerms) -> (HashMap<&str, f32>, f32) {
+    let mut tf: HashMap<&str, f32> = HashMap::new();
+    let mut length = 0.0;
+    for (term, weight) in terms {
+        *tf.entry(term).or_default() += weight;
+        length += weight;
+    }
+    (tf, length)
+}
+
 impl Bm25 {
-    /// Adds document `id` (the next slot or a reused one).
+    /// Adds document `id` (a new slot).
     pub fn insert(&mut self, id: usize, terms: &WeightedTerms) {
-        let mut tf: HashMap<&str, f32> = HashMap::new();
-        let mut length = 0.0;
-        for (term, weight) in terms {
-            *tf.entry(term).or_default() += weight;
-            length += weight;
-        }
+        let (tf, length) = frequencies(terms);
         for (term, f) in tf {
-            self.postings
-                .entry(term.to_string())
-                .or_default()
-                .push((id, f));
+            let postings = self.postings.entry(term.to_string()).or_default();
+            postings.docs.push((id, f));
+            postings.live += 1;
         }
         if self.docs.len() <= id {
             self.docs.resize_with(id + 1, Doc::default);
@@ -49,12 +61,18 @@ impl Bm25 {
         self.total_length += f64::from(length);
     }
 
-    /// Marks document `id` removed (its postings stay until a rebuild).
-    pub fn remove(&mut self, id: usize) {
-        if let Some(doc) = self.docs.get_mut(id).filter(|d| d.live) {
-            doc.live = false;
-            self.live -= 1;
-            self.total_length -= f64::from(doc.length);
+    /// Marks document `id`, indexed with `terms`, removed.
+    pub fn remove(&mut self, id: usize, terms: &WeightedTerms) {
+        let Some(doc) = self.docs.get_mut(id).filter(|d| d.live) else {
+            return;
+        };
+        doc.live = false;
+        self.live -= 1;
+        self.total_length -= f64::from(doc.length);
+        for term in frequencies(terms).0.keys() {
+            if let Some(p) = self.postings.get_mut(*term) {
+                p.live = p.live.saturating_sub(1);
+            }
         }
     }
 
@@ -64,34 +82,36 @@ impl Bm25 {
             return Vec::new();
         }
         let n = self.live as f32;
-        let average = (self.total_length / self.live as f64) as f32;
-        let mut scores: HashMap<usize, f32> = HashMap::new();
+        let average = ((self.total_length / self.live as f64) as f32).max(1e-6);
+        // A dense accumulator: no hashing per posting on big catalogs.
+        let mut scores = vec![0.0f32; self.docs.len()];
+        let mut touched = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for term in query {
             if !seen.insert(term) {
                 continue;
             }
-            let Some(postings) = self.postings.get(term) else {
+            let Some(postings) = self.postings.get(term).filter(|p| p.live > 0) else {
                 continue;
             };
-            let df = postings
-                .iter()
-                .filter(|(id, _)| self.docs[*id].live)
-                .count() as f32;
-            if df == 0.0 {
-                continue;
-            }
+            let df = postings.live as f32;
             let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
-            for &(id, tf) in postings {
-                let doc = &self.docs[id];
-                if !doc.live || !admit(id) {
+            for &(id, tf) in &postings.docs {
+                let doc = self.docs[id];
+                if !doc.live {
                     continue;
                 }
-                let norm =
-                    tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * doc.length / average.max(1e-6)));
-                *scores.entry(id).or_default() += idf * norm;
+                let norm = tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * doc.length / average));
+                if scores[id] == 0.0 {
+                    touched.push(id);
+                }
+                scores[id] += idf * norm;
             }
         }
-        scores.into_iter().collect()
+        touched
+            .into_iter()
+            .filter(|&id| admit(id))
+            .map(|id| (id, scores[id]))
+            .collect()
     }
 }

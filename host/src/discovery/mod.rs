@@ -41,7 +41,9 @@ const HNSW_LAYERS: usize = 16;
 const HNSW_EF_SEARCH_MIN: usize = 64;
 /// Below this many admitted entries, score them exactly instead of walking
 /// the graph (a selective filter makes the walk visit most of the graph).
-const EXACT_SCAN_MAX: usize = 4_096;
+/// (100,000 × 384 here: scanning 32,768 admitted vectors costs ~2.5 ms, a
+/// walk admitting 10% of the graph ~15 ms; see docs/BENCHMARKS.md.)
+const EXACT_SCAN_MAX: usize = 32_768;
 /// Candidates taken from each ranking before fusion.
 const CANDIDATES: usize = 200;
 /// Reciprocal-rank fusion constant.
@@ -263,6 +265,7 @@ fn new_hnsw(capacity: usize) -> Hnsw<'static, f32, DistDot> {
 pub struct Discovery {
     embedder: Arc<dyn Embedder>,
     inner: RwLock<Inner>,
+    exact_scan_max: usize,
 }
 
 impl Discovery {
@@ -278,7 +281,15 @@ impl Discovery {
         Discovery {
             embedder,
             inner: RwLock::new(inner),
+            exact_scan_max: EXACT_SCAN_MAX,
         }
+    }
+
+    /// Sets how many admitted entries are scanned exactly before the search
+    /// walks the graph instead (tests use a small value to exercise the walk).
+    pub fn with_exact_scan_max(mut self, entries: usize) -> Self {
+        self.exact_scan_max = entries;
+        self
     }
 
     /// The embedder's name.
@@ -371,7 +382,7 @@ impl Discovery {
         // Dense candidates: exact over the admitted few, or a filtered walk.
         // Plan by selectivity: how many entries does the filter admit?
         let unfiltered = filter.names.is_empty();
-        let admitted: Vec<usize> = if unfiltered && inner.by_key.len() > EXACT_SCAN_MAX {
+        let admitted: Vec<usize> = if unfiltered && inner.by_key.len() > self.exact_scan_max {
             Vec::new() // not needed: the walk runs without a filter
         } else {
             (0..inner.slots.len()).filter(|&id| admit(id)).collect()
@@ -381,7 +392,7 @@ impl Discovery {
         } else {
             admitted.len()
         };
-        let mut dense: Vec<(usize, f32)> = if admitted_count <= EXACT_SCAN_MAX {
+        let mut dense: Vec<(usize, f32)> = if admitted_count <= self.exact_scan_max {
             admitted
                 .iter()
                 .filter_map(|&id| {
@@ -483,8 +494,9 @@ impl Discovery {
 impl Inner {
     fn tombstone(&mut self, key: &str) {
         if let Some(id) = self.by_key.remove(key) {
-            self.slots[id] = None;
-            self.bm25.remove(id);
+            if let Some(slot) = self.slots[id].take() {
+                self.bm25.remove(id, &slot.terms);
+            }
             self.tombstones += 1;
         }
     }
@@ -623,7 +635,9 @@ mod tests {
     }
 
     fn index(entries: Vec<Entry>) -> Discovery {
-        let discovery = Discovery::new(Arc::new(HashEmbedder::default()));
+        // A low exact-scan threshold so that broad queries walk the graph.
+        let discovery =
+            Discovery::new(Arc::new(HashEmbedder::default())).with_exact_scan_max(1_000);
         for e in entries {
             let v = discovery.embed(&e);
             discovery.upsert(e, v);
