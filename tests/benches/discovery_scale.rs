@@ -7,7 +7,7 @@
 //! Run: `cargo bench -p mercato-tests --bench discovery_scale` (`SCALE_N=20000` for a quicker run).
 
 use mercato_host::discovery::{
-    DataPolicyFilter, Discovery, Entry, Facts, HashEmbedder, Mode, Query, RetentionLevel, dot,
+    DataPolicyFilter, Discovery, Entry, Facts, HashEmbedder, Mode, Query, Retention, dot,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -141,11 +141,8 @@ fn synthetic(i: usize, rng: &mut Rng) -> Entry {
             expected_cost_micros: rng.next() % 100_000,
             latency_ms_max: 50 + rng.next() % 2_000,
             uptime: 0.9 + (rng.next() % 1_000) as f64 / 10_000.0,
-            retention: [
-                RetentionLevel::None,
-                RetentionLevel::Day,
-                RetentionLevel::Month,
-            ][(rng.next() % 3) as usize],
+            retention: [Retention::None, Retention::Day, Retention::Month]
+                [(rng.next() % 3) as usize],
             encryption: !rng.next().is_multiple_of(5),
             jurisdictions,
             rating: None,

@@ -177,66 +177,15 @@ pub async fn capabilities_invoke(
 /// The record of one call; visible to its consumer and its provider.
 #[utoipa::path(get, path = "/v1/transactions/{id}", tag = "transactions", security(("bearer" = [])),
     params(("id" = String, Path, description = "transaction id")),
-    responses((status = 200, body = TransactionView), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = InvocationRecord), (status = 404, body = super::ErrorBody)))]
 pub async fn transactions_get(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     Path(id): Path<String>,
-) -> Result<Json<TransactionView>, ApiError> {
+) -> Result<Json<InvocationRecord>, ApiError> {
     let record = market
         .invocation(&id)?
         .filter(|r| r.consumer_org_id == org.org_id || r.provider_org_id == org.org_id)
         .ok_or_else(|| ApiError::new("not_found", format!("no transaction `{id}` of yours")))?;
-    Ok(Json(record.into()))
-}
-
-/// A transaction as its parties see it.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-pub struct TransactionView {
-    /// Transaction id.
-    pub transaction_id: String,
-    /// Pinned capability id.
-    pub capability_id: String,
-    /// Calling organisation.
-    pub consumer_org_id: String,
-    /// Providing organisation.
-    pub provider_org_id: String,
-    /// `ok` or the error code.
-    pub outcome: String,
-    /// Fuel given.
-    pub fuel_limit: u64,
-    /// Fuel used.
-    pub fuel_used: u64,
-    /// Cost, micros (0 unless `ok`).
-    pub cost_micros: u64,
-    /// The caller's cap.
-    pub max_price_micros: Option<u64>,
-    /// Wall time, milliseconds.
-    pub duration_ms: u64,
-    /// End of the call, Unix milliseconds.
-    pub at_ms: u64,
-    /// SHA-256 of the input, hex.
-    pub input_sha256: String,
-    /// SHA-256 of the output, hex.
-    pub output_sha256: Option<String>,
-}
-
-impl From<InvocationRecord> for TransactionView {
-    fn from(r: InvocationRecord) -> Self {
-        TransactionView {
-            transaction_id: r.transaction_id,
-            capability_id: r.capability_id,
-            consumer_org_id: r.consumer_org_id,
-            provider_org_id: r.provider_org_id,
-            outcome: r.outcome,
-            fuel_limit: r.fuel_limit,
-            fuel_used: r.fuel_used,
-            cost_micros: r.cost_micros,
-            max_price_micros: r.max_price_micros,
-            duration_ms: r.duration_ms,
-            at_ms: r.at_ms,
-            input_sha256: r.input_sha256,
-            output_sha256: r.output_sha256,
-        }
-    }
+    Ok(Json(record))
 }

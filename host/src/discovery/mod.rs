@@ -24,6 +24,7 @@ mod text;
 
 pub use embed::{Embedder, HashEmbedder, dot, normalise};
 
+pub use crate::registry::Retention;
 use bm25::{Bm25, WeightedTerms};
 use hnsw_rs::prelude::{DistDot, Hnsw};
 use serde::{Deserialize, Serialize};
@@ -55,20 +56,6 @@ const DENSE_WEIGHT: f32 = 0.25;
 /// Most results a query may ask for.
 pub const LIMIT_MAX: usize = 100;
 
-/// How long a provider keeps data, ordered from least to most.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
-pub enum RetentionLevel {
-    /// Never stored.
-    #[serde(rename = "none")]
-    None,
-    /// Up to 24 hours.
-    #[serde(rename = "24h")]
-    Day,
-    /// Up to 30 days.
-    #[serde(rename = "30d")]
-    Month,
-}
-
 /// What a capability offers, for filtering.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Facts {
@@ -79,7 +66,7 @@ pub struct Facts {
     /// Promised availability (0..=1).
     pub uptime: f64,
     /// Data retention.
-    pub retention: RetentionLevel,
+    pub retention: Retention,
     /// Encryption promised.
     pub encryption: bool,
     /// Jurisdictions (upper-case codes).
@@ -146,7 +133,7 @@ impl Entry {
 pub struct DataPolicyFilter {
     /// Longest acceptable retention.
     #[serde(default)]
-    pub retention: Option<RetentionLevel>,
+    pub retention: Option<Retention>,
     /// Require encryption.
     #[serde(default)]
     pub encryption: Option<bool>,
@@ -532,7 +519,7 @@ struct Filter {
     max_price_micros: Option<u64>,
     latency_ms_max: Option<u64>,
     uptime_min: Option<f64>,
-    retention: Option<RetentionLevel>,
+    retention: Option<Retention>,
     encryption: Option<bool>,
     jurisdiction: Option<String>,
     rating_min: Option<f64>,
@@ -626,7 +613,7 @@ mod tests {
                 expected_cost_micros: cost,
                 latency_ms_max: 100,
                 uptime: 0.99,
-                retention: RetentionLevel::None,
+                retention: Retention::None,
                 encryption: true,
                 jurisdictions: jurisdictions.iter().map(|j| j.to_string()).collect(),
                 rating: None,

@@ -1,10 +1,10 @@
 //! Feeding discovery: the entry of a listed capability, its facts, and the
 //! `discover` call.
 
-use super::views::CapabilityView;
+use super::views::{CapabilityView, Quote};
 use super::{Error, Market, Result};
-use crate::discovery::{Entry, Explanation, Facts, Query, RetentionLevel};
-use crate::registry::{CapabilityRecord, Retention};
+use crate::discovery::{Entry, Explanation, Facts, Query};
+use crate::registry::{CapabilityId, CapabilityRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -65,11 +65,7 @@ pub fn entry_for(
             expected_cost_micros,
             latency_ms_max: terms.latency_ms_max,
             uptime: terms.uptime,
-            retention: match terms.data_policy.retention {
-                Retention::None => RetentionLevel::None,
-                Retention::Day => RetentionLevel::Day,
-                Retention::Month => RetentionLevel::Month,
-            },
+            retention: terms.data_policy.retention,
             encryption: terms.data_policy.encryption,
             jurisdictions: terms.data_policy.jurisdictions.clone(),
             rating,
@@ -85,48 +81,39 @@ impl Market {
         }
     }
 
-    fn index_view(&self, view: &CapabilityView) {
-        let Some(listed) = self.catalog.resolve(&crate::registry::CapabilityId {
+    /// The discovery entry of `view` when it is the latest version.
+    fn latest_entry(&self, view: &CapabilityView) -> Option<Entry> {
+        let id = CapabilityId {
             agent: view.agent.clone(),
             capability: view.name.clone(),
             version: None,
-        }) else {
-            return;
         };
-        let Some(c) = listed.capability(&view.name) else {
-            return;
-        };
-        let expected = super::views::Quote::new(view, self.sandbox.limits().fuel_per_call_max)
-            .expected_cost_micros;
-        let entry = entry_for(&view.id, &c.record, expected, None);
-        let vector = self.discovery.embed(&entry);
-        self.discovery.upsert(entry, vector);
+        let listed = self.catalog.resolve(&id)?;
+        if listed.record.version != view.version {
+            return None;
+        }
+        let c = listed.capability(&view.name)?;
+        let fuel_cap = self.sandbox.limits().fuel_per_call_max;
+        let expected = Quote::new(view, fuel_cap).expected_cost_micros;
+        Some(entry_for(&view.id, &c.record, expected, None))
+    }
+
+    fn index_view(&self, view: &CapabilityView) {
+        if let Some(entry) = self.latest_entry(view) {
+            let vector = self.discovery.embed(&entry);
+            self.discovery.upsert(entry, vector);
+        }
     }
 
     /// Refreshes the expected cost a capability is filtered by.
     pub(super) fn refresh_facts(&self, pinned_id: &str) {
-        let Ok(view) = self.capability(pinned_id) else {
-            return;
-        };
-        let Some(listed) = self.catalog.resolve(&crate::registry::CapabilityId {
-            agent: view.agent.clone(),
-            capability: view.name.clone(),
-            version: None,
-        }) else {
-            return;
-        };
-        if listed.record.version != view.version {
-            return;
+        let entry = self
+            .capability(pinned_id)
+            .ok()
+            .and_then(|view| self.latest_entry(&view));
+        if let Some(entry) = entry {
+            self.discovery.update_facts(&entry.key, entry.facts);
         }
-        let Some(c) = listed.capability(&view.name) else {
-            return;
-        };
-        let expected = super::views::Quote::new(&view, self.sandbox.limits().fuel_per_call_max)
-            .expected_cost_micros;
-        self.discovery.update_facts(
-            &view.id,
-            entry_for(&view.id, &c.record, expected, None).facts,
-        );
     }
 
     /// Ranks capabilities for a need within its constraints.

@@ -22,8 +22,9 @@ pub struct InvokeRequest {
     pub max_price_micros: Option<u64>,
 }
 
-/// What is kept of every call. Inputs and outputs are kept only as hashes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// What is kept of every call, as its parties see it
+/// (`GET /v1/transactions/{id}`). Inputs and outputs are kept only as hashes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct InvocationRecord {
     /// Transaction id.
     pub transaction_id: String,

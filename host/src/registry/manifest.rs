@@ -29,8 +29,9 @@ pub struct Manifest {
     pub capabilities: BTreeMap<String, Terms>,
 }
 
-/// How long a provider keeps a call's input and output.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
+/// How long a provider keeps a call's input and output, ordered from least
+/// to most (discovery filters on "at most").
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, ToSchema)]
 pub enum Retention {
     /// Never stored.
     #[serde(rename = "none")]
