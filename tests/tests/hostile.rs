@@ -201,6 +201,20 @@ async fn bytes_that_are_not_a_component_are_refused_at_upload() {
             .await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_component");
     }
+    // Over the upload limit (16 MiB by default): refused before it is read whole.
+    let (status, body) = host
+        .upload(
+            &org.api_key,
+            vec![0u8; 17 << 20],
+            mercato_tests::manifest("unit-converter"),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "component_too_large",
+    );
     assert_still_serving(&host, &org).await;
     host.stop().await;
 }
