@@ -24,7 +24,7 @@ pub struct Health {
 pub async fn healthz(State(market): State<Arc<Market>>) -> Json<Health> {
     Json(Health {
         status: "ok",
-        capabilities: market.capabilities().len(),
+        capabilities: market.capability_count(),
     })
 }
 

@@ -76,7 +76,11 @@ pub fn entry_for(
 impl Market {
     /// Indexes (or re-indexes) the latest version of every capability of `agent`.
     pub(super) fn index_agent(&self, agent: &str) {
-        for view in self.capabilities().into_iter().filter(|c| c.agent == agent) {
+        let Some(listed) = self.catalog.latest_of(agent) else {
+            return;
+        };
+        for c in &listed.capabilities {
+            let view = CapabilityView::new(&listed, c, self.stats.view(&c.pinned_id));
             self.index_view(&view);
         }
     }

@@ -136,6 +136,11 @@ impl Market {
             .collect()
     }
 
+    /// How many capabilities are on offer (cheap: for health checks).
+    pub fn capability_count(&self) -> usize {
+        self.catalog.capability_count()
+    }
+
     /// One capability, by pinned or unpinned id.
     pub fn capability(&self, id: &str) -> Result<CapabilityView> {
         let parsed = CapabilityId::parse(id)?;

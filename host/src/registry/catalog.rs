@@ -105,6 +105,22 @@ impl Catalog {
             .collect()
     }
 
+    /// The latest version of one agent.
+    pub fn latest_of(&self, agent: &str) -> Option<Arc<Listed>> {
+        let agents = self.agents.read().unwrap_or_else(|p| p.into_inner());
+        agents.get(agent)?.versions.values().next_back().cloned()
+    }
+
+    /// Capabilities of the latest versions (what is on offer).
+    pub fn capability_count(&self) -> usize {
+        let agents = self.agents.read().unwrap_or_else(|p| p.into_inner());
+        agents
+            .values()
+            .filter_map(|e| e.versions.values().next_back())
+            .map(|l| l.capabilities.len())
+            .sum()
+    }
+
     /// Number of listed versions.
     pub fn len(&self) -> usize {
         let agents = self.agents.read().unwrap_or_else(|p| p.into_inner());
