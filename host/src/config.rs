@@ -31,6 +31,9 @@ pub struct Config {
     /// Ignore cached artifacts and compile every component again (after an
     /// upgrade, or when a cache is suspect). Fresh artifacts replace the old.
     pub recompile: bool,
+    /// A directory of attestation batteries (`<category>.toml`) that add to
+    /// or replace the built-in ones; re-read by `mercato admin reattest`.
+    pub batteries_dir: Option<PathBuf>,
 }
 
 /// The sandbox limits, as the config file spells them.
@@ -97,6 +100,7 @@ impl Default for Config {
             request_timeout_ms: 30_000,
             background_flush_ms: 100,
             recompile: false,
+            batteries_dir: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod attestation;
 pub mod cli;
 pub mod config;
 pub mod discovery;

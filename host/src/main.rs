@@ -2,7 +2,9 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use mercato_host::cli::{Cli, Command, run_client};
+use mercato_host::cli::{
+    AttestOutputs, Cli, Command, KeysCommand, generate_key, run_attest, run_client, verify_document,
+};
 use mercato_host::config::Config;
 use mercato_host::identity::AdminToken;
 use mercato_host::server::Server;
@@ -24,6 +26,55 @@ async fn main() -> Result<()> {
             config,
             recompile,
         } => serve(data_dir.clone(), *listen, config.as_deref(), *recompile).await,
+        Command::Keys {
+            command: KeysCommand::Generate { out },
+        } => generate_key(out),
+        Command::Attest {
+            component,
+            manifest,
+            batteries,
+            junit,
+            report,
+        } => {
+            let outputs = AttestOutputs {
+                junit: junit.clone(),
+                report: report.clone(),
+            };
+            let passed = run_attest(
+                component,
+                manifest,
+                batteries.as_deref(),
+                &outputs,
+                cli.json,
+            )
+            .await?;
+            if !passed {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Verify { document, keys } => {
+            let keys = match keys {
+                Some(path) => serde_json::from_str(
+                    &std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                )
+                .with_context(|| format!("{} is not a key set", path.display()))?,
+                None => {
+                    let url = format!(
+                        "{}/.well-known/mercato-keys.json",
+                        cli.server.trim_end_matches('/')
+                    );
+                    reqwest::get(&url)
+                        .await
+                        .with_context(|| format!("cannot fetch {url}"))?
+                        .json()
+                        .await
+                        .with_context(|| format!("{url} is not a key set"))?
+                }
+            };
+            verify_document(document, &keys)
+        }
         _ => run_client(&cli).await,
     }
 }

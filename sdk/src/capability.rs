@@ -41,6 +41,7 @@ pub struct Capability {
     handler: Handler,
     schemas: Schemas,
     examples: Option<Examples>,
+    deterministic: bool,
 }
 
 fn schemas_of<I: JsonSchema, O: JsonSchema>() -> (String, String) {
@@ -78,6 +79,7 @@ impl Capability {
             handler,
             schemas: Schemas::Derived(schemas_of::<I, O>),
             examples: None,
+            deterministic: true,
         }
     }
 
@@ -101,6 +103,7 @@ impl Capability {
             handler: Box::new(handler),
             schemas: Schemas::Declared(input_schema, output_schema),
             examples: None,
+            deterministic: true,
         }
     }
 
@@ -113,6 +116,16 @@ impl Capability {
     /// Sets keywords that help discovery.
     pub fn tags(mut self, tags: &'static [&'static str]) -> Self {
         self.tags = tags;
+        self
+    }
+
+    /// Declares that the same input may give different outputs (it samples,
+    /// reads the clock or draws random numbers). Attestation then checks
+    /// example outputs against the output schema rather than for equality,
+    /// and does not require two runs to agree. Capabilities are deterministic
+    /// unless they say so; one that is not and does not say so is refused.
+    pub fn nondeterministic(mut self) -> Self {
+        self.deterministic = false;
         self
     }
 
@@ -168,6 +181,7 @@ impl Capability {
             input_schema,
             output_schema,
             examples,
+            deterministic: self.deterministic,
         }
     }
 }

@@ -86,7 +86,7 @@ async fn main() {
     for n in 0..AGENTS {
         let (wasm, name) = version(n);
         let terms = manifest("unit-converter");
-        let (status, body) = host.upload(&org.api_key, wasm, terms).await;
+        let (status, body) = host.upload(&org, wasm, terms).await;
         assert!(status.is_success(), "{name}: {body}");
     }
     let publish = publish_start.elapsed();

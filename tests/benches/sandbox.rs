@@ -205,10 +205,14 @@ async fn main() {
     };
     let (market, _) = Market::open(config).await.expect("market");
     let org: Org = market.create_org("bench").await.expect("org").org;
+    let org = market.verify_org(&org.org_id).await.expect("verify");
+    let key = mercato_tests::new_signing_key();
     market
-        .publish(&org, converter.clone(), &manifest("unit-converter"))
+        .add_key(&org, &mercato_tests::public_key(&key))
         .await
-        .expect("publish");
+        .expect("key");
+    let upload = mercato_tests::signed_upload(&key, converter.clone(), manifest("unit-converter"));
+    market.publish(&org, upload).await.expect("publish");
     let value: serde_json::Value = serde_json::from_str(input).expect("json");
     let full = measure(iterations, || async {
         let request = InvokeRequest {

@@ -2,6 +2,8 @@
 //! directory, real sample-agent components, and a real HTTP client.
 
 use mercato_host::config::Config;
+use mercato_host::identity::signing;
+use mercato_host::market::Upload;
 use mercato_host::server::Server;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -33,7 +35,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     let mut config = Config {
         data_dir: data_dir.to_path_buf(),
         listen: "127.0.0.1:0".parse().expect("valid address"),
-        admin_token: Some("test-admin-token".into()),
+        admin_token: Some(ADMIN_TOKEN.into()),
         ..Config::default()
     };
     config.sandbox.deadline_ms = 1_000;
@@ -58,6 +60,55 @@ pub struct Org {
     pub org_id: String,
     /// Its bearer key.
     pub api_key: String,
+    /// Its registered signing key (private half, hex), when it has one.
+    pub signing_key: Option<String>,
+}
+
+/// The admin token of [`test_config`].
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A new private signing key, hex.
+pub fn new_signing_key() -> String {
+    hex_key(&signing::generate_signing_key())
+}
+
+fn hex_key(key: &ed25519_dalek::SigningKey) -> String {
+    hex_digest(&key.to_bytes())
+}
+
+/// The public half of a private key, hex.
+pub fn public_key(private_hex: &str) -> String {
+    let key = signing::parse_signing_key(private_hex).expect("a key");
+    signing::public_key_hex(&key.verifying_key())
+}
+
+/// The `signature` field of an upload, signed by `private_hex`.
+pub fn upload_signature(private_hex: &str, wasm: &[u8], manifest: &str) -> String {
+    use sha2::Digest;
+    let key = signing::parse_signing_key(private_hex).expect("a key");
+    let statement = signing::upload_statement(
+        &hex_digest(&sha2::Sha256::digest(wasm)),
+        &hex_digest(&sha2::Sha256::digest(manifest.as_bytes())),
+    );
+    serde_json::to_string(&signing::UploadSignature {
+        key_id: signing::key_id(&key.verifying_key()),
+        signature: signing::sign_bytes(&key, &statement),
+    })
+    .expect("encodes")
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An [`Upload`] signed by `private_hex` (for in-process markets).
+pub fn signed_upload(private_hex: &str, wasm: Vec<u8>, manifest: String) -> Upload {
+    let signature = upload_signature(private_hex, &wasm, &manifest);
+    Upload {
+        component: wasm,
+        manifest,
+        signature: Some(signature),
+    }
 }
 
 impl Host {
@@ -94,14 +145,46 @@ impl Host {
         &self.server
     }
 
-    /// Registers an organisation.
+    /// Registers an organisation, has the admin verify it, and registers a
+    /// signing key for it: ready to publish.
     pub async fn org(&self, name: &str) -> Org {
+        let mut org = self.org_unverified(name).await;
+        let (status, body) = self
+            .post(
+                &format!("/v1/orgs/{}/verify", org.org_id),
+                Some(ADMIN_TOKEN),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let key = new_signing_key();
+        self.add_key(&org, &public_key(&key)).await;
+        org.signing_key = Some(key);
+        org
+    }
+
+    /// Registers an organisation only (not verified, no signing key).
+    pub async fn org_unverified(&self, name: &str) -> Org {
         let (status, body) = self.post("/v1/orgs", None, json!({ "name": name })).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         Org {
             org_id: body["org_id"].as_str().expect("org_id").into(),
             api_key: body["api_key"].as_str().expect("api_key").into(),
+            signing_key: None,
         }
+    }
+
+    /// Registers a public key for `org`, asserting success; returns its id.
+    pub async fn add_key(&self, org: &Org, public_key: &str) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/v1/orgs/{}/keys", org.org_id),
+                Some(&org.api_key),
+                json!({ "public_key": public_key }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["key_id"].as_str().expect("key_id").into()
     }
 
     /// GET, returning status and JSON body.
@@ -126,18 +209,37 @@ impl Host {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    /// Uploads raw component bytes and a manifest.
-    pub async fn upload(&self, key: &str, wasm: Vec<u8>, manifest: String) -> (StatusCode, Value) {
-        let form = reqwest::multipart::Form::new()
+    /// Uploads component bytes and a manifest, signed by `org`'s key.
+    pub async fn upload(&self, org: &Org, wasm: Vec<u8>, manifest: String) -> (StatusCode, Value) {
+        let signature = org
+            .signing_key
+            .as_deref()
+            .map(|key| upload_signature(key, &wasm, &manifest));
+        self.upload_raw(&org.api_key, wasm, manifest, signature)
+            .await
+    }
+
+    /// Uploads with exactly this `signature` field (or none).
+    pub async fn upload_raw(
+        &self,
+        api_key: &str,
+        wasm: Vec<u8>,
+        manifest: String,
+        signature: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut form = reqwest::multipart::Form::new()
             .part(
                 "component",
                 reqwest::multipart::Part::bytes(wasm).file_name("agent.wasm"),
             )
             .text("manifest", manifest);
+        if let Some(signature) = signature {
+            form = form.text("signature", signature);
+        }
         let response = self
             .http
             .post(format!("{}/v1/components", self.url))
-            .bearer_auth(key)
+            .bearer_auth(api_key)
             .multipart(form)
             .send()
             .await
@@ -147,9 +249,9 @@ impl Host {
     }
 
     /// Publishes a sample agent (`pii-redactor`, `hostile/misbehaver`), asserting success.
-    pub async fn publish(&self, key: &str, agent: &str) -> Value {
+    pub async fn publish(&self, org: &Org, agent: &str) -> Value {
         let name = agent.rsplit('/').next().unwrap_or(agent);
-        let (status, body) = self.upload(key, component(name), manifest(agent)).await;
+        let (status, body) = self.upload(org, component(name), manifest(agent)).await;
         assert!(
             status == StatusCode::CREATED || status == StatusCode::OK,
             "publishing {agent}: {status} {body}"

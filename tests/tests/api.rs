@@ -9,7 +9,7 @@ async fn writes_need_a_valid_bearer_key_and_errors_share_one_shape() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = Host::start(dir.path()).await;
     let org = host.org("o").await;
-    host.publish(&org.api_key, "unit-converter").await;
+    host.publish(&org, "unit-converter").await;
     let input = json!({ "value": 1, "from": "m", "to": "ft" });
     let (status, body) = host
         .post(
@@ -61,7 +61,8 @@ async fn the_admin_token_lists_organisations_and_a_key_sees_only_its_own() {
     let (_, own) = host.get("/v1/orgs", Some(&a.api_key)).await;
     assert_eq!(
         own,
-        json!([{ "org_id": a.org_id, "name": "a", "created_at_ms": own[0]["created_at_ms"] }])
+        json!([{ "org_id": a.org_id, "name": "a", "created_at_ms": own[0]["created_at_ms"],
+                 "verified": true }])
     );
     let (status, body) = host.get("/v1/orgs", Some("not-the-token")).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
@@ -107,6 +108,13 @@ async fn openapi_documents_every_route_the_router_serves() {
     let routes = [
         ("post", "/v1/orgs"),
         ("get", "/v1/orgs"),
+        ("post", "/v1/orgs/{id}/verify"),
+        ("post", "/v1/orgs/{id}/keys"),
+        ("get", "/v1/orgs/{id}/keys"),
+        ("delete", "/v1/orgs/{id}/keys/{key_id}"),
+        ("post", "/v1/admin/reattest"),
+        ("get", "/.well-known/mercato-keys.json"),
+        ("get", "/v1/capabilities/{id}/attestation"),
         ("post", "/v1/components"),
         ("get", "/v1/capabilities"),
         ("post", "/v1/discover"),
@@ -135,9 +143,14 @@ async fn openapi_documents_every_route_the_router_serves() {
             "{method} {path} is not documented"
         );
         // And the router really serves it: anything but the fallback's 404 for routes.
-        let url = format!("{}{}", host.url, path.replace("{id}", "x.y"));
+        let url = format!(
+            "{}{}",
+            host.url,
+            path.replace("{id}", "x.y").replace("{key_id}", "k")
+        );
         let response = match method {
             "get" => host.http.get(&url).send().await,
+            "delete" => host.http.delete(&url).send().await,
             _ => host.http.post(&url).send().await,
         }
         .expect("request");
@@ -159,7 +172,7 @@ async fn health_and_metrics_report_what_happened() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = Host::start(dir.path()).await;
     let org = host.org("o").await;
-    host.publish(&org.api_key, "unit-converter").await;
+    host.publish(&org, "unit-converter").await;
     let (status, health) = host.get("/healthz", None).await;
     assert_eq!(
         (
@@ -216,7 +229,7 @@ async fn two_hundred_concurrent_invocations_succeed_or_fail_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = Host::start(dir.path()).await;
     let org = host.org("o").await;
-    host.publish(&org.api_key, "pii-redactor").await;
+    host.publish(&org, "pii-redactor").await;
     let calls = (0..200).map(|i| {
         let text = format!("ticket {i}: write to user{i}@example.com");
         host.invoke(

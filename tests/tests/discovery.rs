@@ -13,7 +13,7 @@ async fn catalog_host(dir: &std::path::Path) -> (Host, mercato_tests::Org) {
         "summarizer",
         "vendor-compliance",
     ] {
-        host.publish(&org.api_key, agent).await;
+        host.publish(&org, agent).await;
     }
     (host, org)
 }
@@ -92,24 +92,37 @@ async fn each_filter_excludes_what_it_should_and_only_that() {
     .await;
     assert_eq!(ids.len(), 2);
     assert!(ids.iter().all(|i| i.starts_with("pii-redactor.")));
-    // Expected cost: before any call, the base price (redact 2000, detect 1000, summarize 5000,
-    // keywords 2000, check-vendor 25000, converter 0).
-    let ids = discover(
+    // Expected cost: before any call, the base price plus the median fuel attestation
+    // measured at the listed rate. The filter keeps exactly those at or under the cap.
+    let mut expected = Vec::new();
+    for id in &all {
+        let (_, quote) = host
+            .get(&format!("/v1/capabilities/{id}/quote"), None)
+            .await;
+        let cost = quote["expected_cost_micros"].as_u64().expect("cost");
+        let (_, view) = host.get(&format!("/v1/capabilities/{id}"), None).await;
+        let attested = view["attestation"]["fuel_p50"]
+            .as_u64()
+            .expect("attested fuel");
+        let terms = &view["terms"];
+        let rate = terms["micros_per_mfuel"].as_u64().expect("rate");
+        let price = terms["price_micros"].as_u64().expect("price");
+        assert_eq!(cost, price + (attested * rate).div_ceil(1_000_000), "{id}");
+        if cost <= 2_500 {
+            expected.push(id.clone());
+        }
+    }
+    expected.sort();
+    let mut ids = discover(
         &host,
-        json!({ "need": "text", "max_price_micros": 2000, "limit": 20 }),
+        json!({ "need": "text", "max_price_micros": 2_500, "limit": 20 }),
     )
     .await;
-    let mut sorted = ids.clone();
-    sorted.sort();
-    assert_eq!(
-        sorted,
-        [
-            "pii-redactor.detect",
-            "pii-redactor.redact",
-            "summarizer.keywords",
-            "unit-converter.convert",
-            "unit-converter.list-units"
-        ]
+    ids.sort();
+    assert_eq!(ids, expected);
+    assert!(
+        (1..all.len()).contains(&ids.len()),
+        "the cap splits the catalog: {ids:?}"
     );
     // Latency promise (converter 100 ms, redactor 250, others 500).
     let ids = discover(
@@ -172,19 +185,26 @@ async fn each_filter_excludes_what_it_should_and_only_that() {
 async fn observed_cost_moves_a_capability_across_the_price_filter() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (host, org) = catalog_host(dir.path()).await;
+    // The cap is the expected cost from attestation: listed now.
+    let (_, quote) = host
+        .get("/v1/capabilities/pii-redactor.redact/quote", None)
+        .await;
+    let cap = quote["expected_cost_micros"].as_u64().expect("cost");
     let query =
-        json!({ "need": "redact personal data", "max_price_micros": 2000, "category": "privacy" });
+        json!({ "need": "redact personal data", "max_price_micros": cap, "category": "privacy" });
     assert!(
         discover(&host, query.clone())
             .await
             .contains(&"pii-redactor.redact".to_string())
     );
-    // A call burns fuel: the expected cost becomes 2000 + metered fuel > 2000.
+    // Calls on long texts burn more fuel than the attestation cases: the observed
+    // median takes over and the expected cost passes the cap.
+    let long = "Write to a@b.io or call +44 20 7946 0958. ".repeat(200);
     let (status, _) = host
         .invoke(
             &org.api_key,
             "pii-redactor.redact",
-            json!({ "text": "a@b.io" }),
+            json!({ "text": long }),
             None,
         )
         .await;

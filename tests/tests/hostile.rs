@@ -12,8 +12,8 @@ async fn hostile_host() -> (tempfile::TempDir, Host, Org) {
     config.sandbox.fuel_per_call_max = 1_000_000_000_000;
     let host = Host::start_with(config).await;
     let org = host.org("mallory").await;
-    host.publish(&org.api_key, "hostile/misbehaver").await;
-    host.publish(&org.api_key, "unit-converter").await;
+    host.publish(&org, "hostile/misbehaver").await;
+    host.publish(&org, "unit-converter").await;
     (dir, host, org)
 }
 
@@ -158,7 +158,7 @@ async fn a_component_importing_the_filesystem_is_refused_at_upload() {
     let (_dir, host, org) = hostile_host().await;
     let (status, body) = host
         .upload(
-            &org.api_key,
+            &org,
             component("fs-reader"),
             mercato_tests::manifest("hostile/fs-reader"),
         )
@@ -193,18 +193,14 @@ async fn bytes_that_are_not_a_component_are_refused_at_upload() {
         Vec::new(),
     ] {
         let (status, body) = host
-            .upload(
-                &org.api_key,
-                wasm,
-                mercato_tests::manifest("unit-converter"),
-            )
+            .upload(&org, wasm, mercato_tests::manifest("unit-converter"))
             .await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_component");
     }
     // Over the upload limit (16 MiB by default): refused before it is read whole.
     let (status, body) = host
         .upload(
-            &org.api_key,
+            &org,
             vec![0u8; 17 << 20],
             mercato_tests::manifest("unit-converter"),
         )

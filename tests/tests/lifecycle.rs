@@ -26,12 +26,12 @@ async fn versions_go_up_ids_pin_them_and_unpinned_means_latest() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = Host::start(dir.path()).await;
     let org = host.org("units-ltd").await;
-    host.publish(&org.api_key, "unit-converter").await;
+    host.publish(&org, "unit-converter").await;
 
     // The same component again is idempotent; other terms for the same version are not.
     let (status, body) = host
         .upload(
-            &org.api_key,
+            &org,
             component("unit-converter"),
             manifest("unit-converter"),
         )
@@ -43,16 +43,12 @@ async fn versions_go_up_ids_pin_them_and_unpinned_means_latest() {
     );
     let repriced = manifest("unit-converter").replacen("price_micros = 0", "price_micros = 5", 1);
     let (status, body) = host
-        .upload(&org.api_key, component("unit-converter"), repriced)
+        .upload(&org, component("unit-converter"), repriced)
         .await;
     assert_error(status, &body, StatusCode::CONFLICT, "version_exists");
 
     let (status, body) = host
-        .upload(
-            &org.api_key,
-            unit_converter_as("1.1.0"),
-            manifest("unit-converter"),
-        )
+        .upload(&org, unit_converter_as("1.1.0"), manifest("unit-converter"))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["version"], "1.1.0");
@@ -90,11 +86,7 @@ async fn versions_go_up_ids_pin_them_and_unpinned_means_latest() {
 
     // Going back down is refused.
     let (status, body) = host
-        .upload(
-            &org.api_key,
-            unit_converter_as("0.9.0"),
-            manifest("unit-converter"),
-        )
+        .upload(&org, unit_converter_as("0.9.0"), manifest("unit-converter"))
         .await;
     assert_error(status, &body, StatusCode::CONFLICT, "version_not_newer");
     assert_eq!(body["error"]["details"]["latest"], "1.1.0");
@@ -124,10 +116,10 @@ async fn another_org_cannot_overwrite_your_agent() {
     let host = Host::start(dir.path()).await;
     let owner = host.org("owner").await;
     let thief = host.org("thief").await;
-    host.publish(&owner.api_key, "unit-converter").await;
+    host.publish(&owner, "unit-converter").await;
     let (status, body) = host
         .upload(
-            &thief.api_key,
+            &thief,
             unit_converter_as("1.1.0"),
             manifest("unit-converter"),
         )
@@ -161,7 +153,7 @@ async fn a_restart_keeps_everything_and_does_not_recompile() {
     let host = Host::start(dir.path()).await;
     let org = host.org("durable").await;
     for agent in ["pii-redactor", "unit-converter", "summarizer"] {
-        host.publish(&org.api_key, agent).await;
+        host.publish(&org, agent).await;
     }
     assert_eq!(
         host.metric("mercato_component_compilations_total").await,
@@ -236,9 +228,7 @@ async fn uploads_with_bad_manifests_store_nothing() {
         manifest("unit-converter").replace("uptime = 0.999", "uptime = 2"),
         "not toml at all [[[".to_string(),
     ] {
-        let (status, body) = host
-            .upload(&org.api_key, component("unit-converter"), bad)
-            .await;
+        let (status, body) = host.upload(&org, component("unit-converter"), bad).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_manifest");
     }
     assert_eq!(
@@ -251,9 +241,7 @@ async fn uploads_with_bad_manifests_store_nothing() {
         manifest("unit-converter").replace("[capabilities.list-units]", "[capabilities.other]"),
         manifest("pii-redactor"),
     ] {
-        let (status, body) = host
-            .upload(&org.api_key, component("unit-converter"), bad)
-            .await;
+        let (status, body) = host.upload(&org, component("unit-converter"), bad).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_manifest");
     }
     let (_, list) = host.get("/v1/capabilities", None).await;

@@ -20,7 +20,7 @@ async fn every_sample_agent_reproduces_its_examples_over_http() {
     let consumer = host.org("buyer").await;
     let mut checked = 0;
     for agent in SAMPLES {
-        let published = host.publish(&provider.api_key, agent).await;
+        let published = host.publish(&provider, agent).await;
         assert_eq!(published["agent"], agent);
         assert_eq!(published["created"], true);
         for capability in published["capabilities"].as_array().expect("capabilities") {
@@ -71,7 +71,7 @@ async fn redactor_redacts_real_pii_and_keeps_the_rest() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = Host::start(dir.path()).await;
     let org = host.org("o").await;
-    host.publish(&org.api_key, "pii-redactor").await;
+    host.publish(&org, "pii-redactor").await;
     let text = "Refund IBAN GB82 WEST 1234 5698 7654 32, card 5555 5555 5555 4444 (not 5555 5555 5555 4445), ping ana@corp.eu.";
     let (status, body) = host
         .invoke(
@@ -95,7 +95,7 @@ async fn schema_invalid_input_is_a_400_naming_the_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = Host::start(dir.path()).await;
     let org = host.org("o").await;
-    host.publish(&org.api_key, "unit-converter").await;
+    host.publish(&org, "unit-converter").await;
     let (status, body) = host
         .invoke(
             &org.api_key,
@@ -147,7 +147,7 @@ async fn max_price_buys_exactly_the_fuel_it_covers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = Host::start(dir.path()).await;
     let org = host.org("o").await;
-    host.publish(&org.api_key, "pii-redactor").await;
+    host.publish(&org, "pii-redactor").await;
     // detect: price_micros = 1000, micros_per_mfuel = 100.
     let (status, free) = redact(&host, &org.api_key, None).await;
     assert_eq!(status, StatusCode::OK, "{free}");
@@ -218,7 +218,7 @@ async fn streaming_invoke_sends_chunks_then_the_result() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = Host::start(dir.path()).await;
     let org = host.org("o").await;
-    host.publish(&org.api_key, "summarizer").await;
+    host.publish(&org, "summarizer").await;
     let text =
         "Fuel is metered. Every call has a price. The weather is nice. Prices come from fuel.";
     let response = host
@@ -268,11 +268,7 @@ async fn the_rate_limit_in_the_terms_is_enforced_per_consumer() {
         1,
     );
     let (status, body) = host
-        .upload(
-            &provider.api_key,
-            mercato_tests::component("unit-converter"),
-            terms,
-        )
+        .upload(&provider, mercato_tests::component("unit-converter"), terms)
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let input = json!({ "value": 1, "from": "m", "to": "cm" });

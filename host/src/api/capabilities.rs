@@ -3,7 +3,7 @@
 use super::ApiError;
 use super::auth::Caller;
 use crate::market::{
-    CapabilityView, InvocationRecord, InvokeRequest, InvokeResult, Market, Published, Quote,
+    CapabilityView, InvocationRecord, InvokeRequest, InvokeResult, Market, Published, Quote, Upload,
 };
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -29,6 +29,9 @@ pub struct ComponentUpload {
     component: Vec<u8>,
     /// The TOML manifest with the terms of each capability.
     manifest: String,
+    /// JSON `{"key_id", "signature"}`: an ed25519 signature, by one of the
+    /// organisation's keys, of `mercato-upload-v1\ncomponent-sha256:<hex>\nmanifest-sha256:<hex>\n`.
+    signature: String,
 }
 
 /// Publishes a component with its manifest.
@@ -38,22 +41,20 @@ pub struct ComponentUpload {
               (status = 200, body = Published, description = "this exact version was already listed"),
               (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody),
               (status = 403, body = super::ErrorBody), (status = 409, body = super::ErrorBody),
-              (status = 413, body = super::ErrorBody)))]
+              (status = 413, body = super::ErrorBody),
+              (status = 422, body = super::ErrorBody, description = "attestation failed; details hold the signed report")))]
 pub async fn components_create(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     let mut multipart = multipart?;
-    let (mut component, mut manifest) = (None, None);
+    let (mut component, mut manifest, mut signature) = (None, None, None);
     while let Some(field) = multipart.next_field().await? {
         match field.name() {
             Some("component") => component = Some(field.bytes().await?.to_vec()),
             Some("manifest") => manifest = Some(field.text().await?),
-            Some("signature") => {
-                // Signed uploads arrive with the trust issue; accepted and ignored.
-                field.bytes().await?;
-            }
+            Some("signature") => signature = Some(field.text().await?),
             other => {
                 let name = other.unwrap_or("").chars().take(64).collect::<String>();
                 return Err(ApiError::new(
@@ -67,7 +68,12 @@ pub async fn components_create(
         .ok_or_else(|| ApiError::new("invalid_request", "missing multipart field `component`"))?;
     let manifest = manifest
         .ok_or_else(|| ApiError::new("invalid_manifest", "missing multipart field `manifest`"))?;
-    let published = market.publish(&org, component, &manifest).await?;
+    let upload = Upload {
+        component,
+        manifest,
+        signature,
+    };
+    let published = market.publish(&org, upload).await?;
     let status = if published.created {
         StatusCode::CREATED
     } else {
@@ -92,6 +98,19 @@ pub async fn capabilities_get(
     Path(id): Path<String>,
 ) -> Result<Json<CapabilityView>, ApiError> {
     Ok(Json(market.capability(&id)?))
+}
+
+/// The signed attestation report of the version an id names (a pinned id
+/// also finds the report of a refused or delisted version).
+#[utoipa::path(get, path = "/v1/capabilities/{id}/attestation", tag = "capabilities",
+    params(("id" = String, Path, description = "agent.capability or agent.capability@version")),
+    responses((status = 200, body = Object, description = "the report, signed by the marketplace key"),
+              (status = 404, body = super::ErrorBody)))]
+pub async fn capabilities_attestation(
+    State(market): State<Arc<Market>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(market.attestation(&id)?))
 }
 
 /// Expected cost of a call, from observed fuel.

@@ -47,16 +47,27 @@ pub fn status_of(code: &str) -> StatusCode {
         | "invalid_component"
         | "forbidden_imports"
         | "wrong_world"
-        | "invalid_description" => StatusCode::BAD_REQUEST,
-        "unauthorized" => StatusCode::UNAUTHORIZED,
+        | "invalid_description"
+        | "invalid_battery" => StatusCode::BAD_REQUEST,
+        "unauthorized" | "signature_missing" | "signature_malformed" | "signature_invalid" => {
+            StatusCode::UNAUTHORIZED
+        }
         "price_too_low" | "fuel_exhausted" => StatusCode::PAYMENT_REQUIRED,
-        "forbidden" | "not_owner" => StatusCode::FORBIDDEN,
+        "forbidden"
+        | "not_owner"
+        | "org_not_verified"
+        | "signing_key_unknown"
+        | "signing_key_revoked" => StatusCode::FORBIDDEN,
         "not_found" => StatusCode::NOT_FOUND,
-        "version_exists" | "version_not_newer" => StatusCode::CONFLICT,
+        "version_exists" | "version_not_newer" | "incompatible_version" | "too_many_keys" => {
+            StatusCode::CONFLICT
+        }
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "component_too_large" | "body_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "invalid_output" | "capability_failed" => StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_output" | "capability_failed" | "attestation_failed" => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         "guest_trapped" | "memory_limit" | "output_too_large" => StatusCode::BAD_GATEWAY,
         "overloaded" => StatusCode::SERVICE_UNAVAILABLE,
         "deadline_exceeded" | "request_timeout" => StatusCode::GATEWAY_TIMEOUT,
@@ -190,6 +201,15 @@ impl From<market::Error> for ApiError {
                 Some(json!({ "imports": imports }))
             }
             E::VersionNotNewer { latest, .. } => Some(json!({ "latest": latest })),
+            E::AttestationFailed { failures, report } => {
+                Some(json!({ "failures": failures, "report": report }))
+            }
+            E::Incompatible {
+                previous,
+                failures,
+                report,
+                ..
+            } => Some(json!({ "previous": previous, "failures": failures, "report": report })),
             _ => None,
         };
         let api = ApiError::new(code, message);

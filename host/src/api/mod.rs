@@ -14,6 +14,7 @@ mod error;
 mod openapi;
 mod ops;
 mod orgs;
+mod trust;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail, status_of};
 pub use openapi::ApiDoc;
@@ -23,7 +24,7 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceBuilder;
@@ -42,6 +43,17 @@ pub fn app(market: Arc<Market>) -> Router {
         .timeout(Duration::from_millis(config.request_timeout_ms));
     Router::new()
         .route("/v1/orgs", post(orgs::orgs_create).get(orgs::orgs_list))
+        .route("/v1/orgs/{id}/verify", post(orgs::orgs_verify))
+        .route(
+            "/v1/orgs/{id}/keys",
+            post(orgs::keys_create).get(orgs::keys_list),
+        )
+        .route("/v1/orgs/{id}/keys/{key_id}", delete(orgs::keys_revoke))
+        .route("/v1/admin/reattest", post(trust::admin_reattest))
+        .route(
+            "/.well-known/mercato-keys.json",
+            get(trust::well_known_keys),
+        )
         .route(
             "/v1/components",
             post(capabilities::components_create).layer(DefaultBodyLimit::max(upload_limit)),
@@ -49,6 +61,10 @@ pub fn app(market: Arc<Market>) -> Router {
         .route("/v1/capabilities", get(capabilities::capabilities_list))
         .route("/v1/discover", post(discover::discover))
         .route("/v1/capabilities/{id}", get(capabilities::capabilities_get))
+        .route(
+            "/v1/capabilities/{id}/attestation",
+            get(capabilities::capabilities_attestation),
+        )
         .route(
             "/v1/capabilities/{id}/quote",
             get(capabilities::capabilities_quote),

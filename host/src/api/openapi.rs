@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use super::{capabilities, discover, ops, orgs};
+use super::{capabilities, discover, ops, orgs, trust};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -11,10 +11,17 @@ use utoipa::{Modify, OpenApi};
     paths(
         orgs::orgs_create,
         orgs::orgs_list,
+        orgs::orgs_verify,
+        orgs::keys_create,
+        orgs::keys_list,
+        orgs::keys_revoke,
+        trust::well_known_keys,
+        trust::admin_reattest,
         capabilities::components_create,
         capabilities::capabilities_list,
         discover::discover,
         capabilities::capabilities_get,
+        capabilities::capabilities_attestation,
         capabilities::capabilities_quote,
         capabilities::capabilities_invoke,
         capabilities::transactions_get,
@@ -38,6 +45,15 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("API key")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("admin token")
                     .build(),
             ),
         );

@@ -2,10 +2,11 @@
 
 use super::ApiError;
 use super::auth::{Admin, Caller};
+use crate::identity::{Org, OrgKey};
 use crate::market::Market;
 use axum::Json;
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -39,6 +40,19 @@ pub struct OrgView {
     pub name: String,
     /// Registration time, Unix milliseconds.
     pub created_at_ms: u64,
+    /// Whether an admin verified it (only verified organisations publish).
+    pub verified: bool,
+}
+
+impl From<Org> for OrgView {
+    fn from(o: Org) -> Self {
+        OrgView {
+            verified: o.verified_at_ms.is_some(),
+            org_id: o.org_id,
+            name: o.name,
+            created_at_ms: o.created_at_ms,
+        }
+    }
 }
 
 /// Registers an organisation.
@@ -68,14 +82,91 @@ pub async fn orgs_list(
     admin: Result<Admin, ApiError>,
     caller: Result<Caller, ApiError>,
 ) -> Result<Json<Vec<OrgView>>, ApiError> {
-    let view = |o: crate::identity::Org| OrgView {
-        org_id: o.org_id,
-        name: o.name,
-        created_at_ms: o.created_at_ms,
-    };
+    let view = OrgView::from;
     if admin.is_ok() {
         return Ok(Json(market.orgs()?.into_iter().map(view).collect()));
     }
     let Caller(org) = caller?;
     Ok(Json(vec![view(org)]))
+}
+
+/// Verifies an organisation, allowing it to publish (admin token).
+#[utoipa::path(post, path = "/v1/orgs/{id}/verify", tag = "orgs", security(("admin" = [])),
+    params(("id" = String, Path, description = "organisation id")),
+    responses((status = 200, body = OrgView), (status = 403, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody)))]
+pub async fn orgs_verify(
+    State(market): State<Arc<Market>>,
+    _admin: Admin,
+    Path(org_id): Path<String>,
+) -> Result<Json<OrgView>, ApiError> {
+    Ok(Json(OrgView::from(market.verify_org(&org_id).await?)))
+}
+
+/// A public key to register.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddKey {
+    /// Ed25519 public key, 64 hex digits (`mercato keys generate` prints it).
+    pub public_key: String,
+}
+
+fn own(org: &Org, org_id: &str) -> Result<(), ApiError> {
+    if org.org_id == org_id {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            "forbidden",
+            "an organisation manages its own keys only",
+        ))
+    }
+}
+
+/// Registers a signing key of the caller's organisation (rotation: add the
+/// new key, then revoke the old one).
+#[utoipa::path(post, path = "/v1/orgs/{id}/keys", tag = "orgs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "organisation id (the caller's)")),
+    request_body = AddKey,
+    responses((status = 201, body = OrgKey), (status = 400, body = super::ErrorBody),
+              (status = 403, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+pub async fn keys_create(
+    State(market): State<Arc<Market>>,
+    Caller(org): Caller,
+    Path(org_id): Path<String>,
+    body: Result<Json<AddKey>, JsonRejection>,
+) -> Result<(StatusCode, Json<OrgKey>), ApiError> {
+    own(&org, &org_id)?;
+    let Json(body) = body?;
+    Ok((
+        StatusCode::CREATED,
+        Json(market.add_key(&org, &body.public_key).await?),
+    ))
+}
+
+/// The caller's organisation's signing keys, revoked ones included.
+#[utoipa::path(get, path = "/v1/orgs/{id}/keys", tag = "orgs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "organisation id (the caller's)")),
+    responses((status = 200, body = [OrgKey]), (status = 403, body = super::ErrorBody)))]
+pub async fn keys_list(
+    State(market): State<Arc<Market>>,
+    Caller(org): Caller,
+    Path(org_id): Path<String>,
+) -> Result<Json<Vec<OrgKey>>, ApiError> {
+    own(&org, &org_id)?;
+    Ok(Json(market.keys(&org)?))
+}
+
+/// Revokes a signing key: uploads it signs are refused from now on.
+#[utoipa::path(delete, path = "/v1/orgs/{id}/keys/{key_id}", tag = "orgs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "organisation id (the caller's)"),
+           ("key_id" = String, Path, description = "key id, ed25519:<16 hex>")),
+    responses((status = 200, body = OrgKey), (status = 403, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody)))]
+pub async fn keys_revoke(
+    State(market): State<Arc<Market>>,
+    Caller(org): Caller,
+    Path((org_id, key_id)): Path<(String, String)>,
+) -> Result<Json<OrgKey>, ApiError> {
+    own(&org, &org_id)?;
+    Ok(Json(market.revoke_key(&org, &key_id).await?))
 }

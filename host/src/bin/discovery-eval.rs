@@ -88,6 +88,8 @@ fn record(tool: &Tool) -> CapabilityRecord {
                 jurisdictions: vec![],
             },
         },
+        deterministic: true,
+        attested_fuel_p50: None,
     }
 }
 

@@ -1,10 +1,13 @@
 //! Client commands over the REST API.
 
-use super::{Cli, Command, OrgCommand};
+use super::offline::read_signing_key;
+use super::{AdminCommand, Cli, Command, KeysCommand, OrgCommand};
+use crate::identity::signing;
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
+use sha2::Digest;
 use std::time::Duration;
 
 fn spinner(message: String) -> ProgressBar {
@@ -47,6 +50,53 @@ fn key(cli: &Cli) -> Result<&str> {
         .context("this command needs --api-key or MERCATO_API_KEY (mercato org create prints one)")
 }
 
+fn admin_token(cli: &Cli) -> Result<&str> {
+    cli.admin_token
+        .as_deref()
+        .context("this command needs --admin-token or MERCATO_ADMIN_TOKEN")
+}
+
+/// The caller's organisation id, from `GET /v1/orgs` with its API key.
+async fn own_org_id(http: &reqwest::Client, base: &str, cli: &Cli) -> Result<String> {
+    let response = http
+        .get(format!("{base}/v1/orgs"))
+        .bearer_auth(key(cli)?)
+        .send();
+    let body = answer(response.await.context("cannot reach the host")?).await?;
+    body[0]["org_id"]
+        .as_str()
+        .map(str::to_string)
+        .context("the host did not say which organisation this key belongs to")
+}
+
+fn print_key(k: &Value) {
+    println!(
+        "{}  {}  {}",
+        k["key_id"].as_str().unwrap_or(""),
+        k["public_key"].as_str().unwrap_or(""),
+        if k["revoked_at_ms"].is_null() {
+            "active"
+        } else {
+            "revoked"
+        }
+    );
+}
+
+/// The multipart `signature` field for an upload.
+fn upload_signature(
+    key_file: &std::path::Path,
+    wasm_sha256: &str,
+    manifest: &str,
+) -> Result<String> {
+    let key = read_signing_key(key_file)?;
+    let manifest_sha256 = hex::encode(sha2::Sha256::digest(manifest.as_bytes()));
+    let statement = signing::upload_statement(wasm_sha256, &manifest_sha256);
+    Ok(serde_json::to_string(&signing::UploadSignature {
+        key_id: signing::key_id(&key.verifying_key()),
+        signature: signing::sign_bytes(&key, &statement),
+    })?)
+}
+
 fn micros(m: u64) -> String {
     format!("{m} micros ({}.{:06} units)", m / 1_000_000, m % 1_000_000)
 }
@@ -56,7 +106,77 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
     let http = reqwest::Client::new();
     let base = cli.server.trim_end_matches('/');
     match &cli.command {
-        Command::Serve { .. } => bail!("serve is not a client command"),
+        Command::Serve { .. }
+        | Command::Attest { .. }
+        | Command::Verify { .. }
+        | Command::Keys {
+            command: KeysCommand::Generate { .. },
+        } => bail!("not a client command"),
+        Command::Org {
+            command: OrgCommand::Verify { org_id },
+        } => {
+            let response = http
+                .post(format!("{base}/v1/orgs/{org_id}/verify"))
+                .bearer_auth(admin_token(cli)?)
+                .send();
+            let body = answer(response.await.context("cannot reach the host")?).await?;
+            if cli.json {
+                println!("{body:#}");
+            } else {
+                println!("verified {}", body["org_id"].as_str().unwrap_or(""));
+            }
+        }
+        Command::Keys { command } => {
+            let org_id = own_org_id(&http, base, cli).await?;
+            let url = format!("{base}/v1/orgs/{org_id}/keys");
+            let response = match command {
+                KeysCommand::Register { key: path } => {
+                    let public = read_signing_key(path)?.verifying_key();
+                    let body =
+                        serde_json::json!({ "public_key": signing::public_key_hex(&public) });
+                    http.post(&url).bearer_auth(key(cli)?).json(&body).send()
+                }
+                KeysCommand::List => http.get(&url).bearer_auth(key(cli)?).send(),
+                KeysCommand::Revoke { key_id } => http
+                    .delete(format!("{url}/{key_id}"))
+                    .bearer_auth(key(cli)?)
+                    .send(),
+                KeysCommand::Generate { .. } => bail!("not a client command"),
+            };
+            let body = answer(response.await.context("cannot reach the host")?).await?;
+            if cli.json {
+                println!("{body:#}");
+            } else if let Some(keys) = body.as_array() {
+                keys.iter().for_each(print_key);
+            } else {
+                print_key(&body);
+            }
+        }
+        Command::Admin {
+            command: AdminCommand::Reattest { category },
+        } => {
+            let bar = spinner("re-attesting listed versions".into());
+            let response = http
+                .post(format!("{base}/v1/admin/reattest"))
+                .bearer_auth(admin_token(cli)?)
+                .json(&serde_json::json!({ "category": category }))
+                .send()
+                .await;
+            bar.finish_and_clear();
+            let body = answer(response.context("cannot reach the host")?).await?;
+            if cli.json {
+                println!("{body:#}");
+            } else {
+                let checked = body["checked"].as_array().map(Vec::len).unwrap_or(0);
+                println!("re-attested {checked} versions");
+                for d in body["delisted"].as_array().into_iter().flatten() {
+                    println!("delisted {}", d["version"].as_str().unwrap_or(""));
+                    for f in d["failures"].as_array().into_iter().flatten() {
+                        println!("  - {}", f.as_str().unwrap_or(""));
+                    }
+                }
+            }
+        }
         Command::Org {
             command: OrgCommand::Create { name },
         } => {
@@ -76,9 +196,11 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         Command::Publish {
             component,
             manifest,
+            key: key_file,
         } => {
             let wasm = std::fs::read(component)
                 .with_context(|| format!("cannot read {}", component.display()))?;
+            let wasm_sha256 = hex::encode(sha2::Sha256::digest(&wasm));
             let terms = std::fs::read_to_string(manifest)
                 .with_context(|| format!("cannot read {}", manifest.display()))?;
             let name = component
@@ -90,8 +212,12 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                     "component",
                     reqwest::multipart::Part::bytes(wasm).file_name(name.clone()),
                 )
-                .text("manifest", terms);
-            let bar = spinner(format!("uploading, compiling and checking {name}"));
+                .text("manifest", terms.clone())
+                .text(
+                    "signature",
+                    upload_signature(key_file, &wasm_sha256, &terms)?,
+                );
+            let bar = spinner(format!("uploading, compiling and attesting {name}"));
             let response = http
                 .post(format!("{base}/v1/components"))
                 .bearer_auth(key(cli)?)

@@ -3,7 +3,9 @@
 //! Client commands speak the REST API over HTTP; they know nothing the API
 //! does not say.
 
+mod attest;
 mod client;
+mod offline;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -17,7 +19,11 @@ use std::path::PathBuf;
 ///   mercato serve                                   # terminal 1
 ///   mercato org create --name acme                  # prints an API key
 ///   export MERCATO_API_KEY=mk_...
-///   mercato publish agent.wasm --manifest mercato.toml
+///   mercato org verify org_... --admin-token mat_... # the operator verifies you
+///   mercato keys generate --out acme.key            # your signing key
+///   mercato keys register --key acme.key
+///   mercato attest agent.wasm --manifest mercato.toml  # what the host will check
+///   mercato publish agent.wasm --manifest mercato.toml --key acme.key
 ///   mercato capabilities
 ///   mercato invoke pii-redactor.redact --input '{"text": "mail jo@example.com"}'
 #[derive(Debug, Parser)]
@@ -34,6 +40,14 @@ pub struct Cli {
     /// Your organisation's API key (client commands that act for you).
     #[arg(long, global = true, env = "MERCATO_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// The admin token (admin commands).
+    #[arg(
+        long,
+        global = true,
+        env = "MERCATO_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
     /// Print the server's JSON instead of a summary.
     #[arg(long, global = true)]
     pub json: bool,
@@ -66,13 +80,56 @@ pub enum Command {
         #[command(subcommand)]
         command: OrgCommand,
     },
-    /// Publish a component with its manifest (needs --api-key).
+    /// Manage your organisation's signing keys.
+    Keys {
+        /// What to do with keys.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Publish a component with its manifest, signed (needs --api-key).
     Publish {
         /// The component (.wasm built for wasm32-wasip2).
         component: PathBuf,
         /// The manifest with the terms of each capability.
         #[arg(long)]
         manifest: PathBuf,
+        /// Your private signing key file (`mercato keys generate`).
+        #[arg(long, env = "MERCATO_SIGNING_KEY")]
+        key: PathBuf,
+    },
+    /// Run the attestation battery on a component locally, as the host will
+    /// on upload (for a provider's CI). Exit status 0 only on pass.
+    Attest {
+        /// The component (.wasm built for wasm32-wasip2).
+        component: PathBuf,
+        /// The manifest with the terms of each capability.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// A directory of batteries (`<category>.toml`) that add to or replace
+        /// the built-in ones.
+        #[arg(long)]
+        batteries: Option<PathBuf>,
+        /// Write JUnit XML here, one test case per attestation case.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write the JSON report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Verify a signed document (an attestation report) offline.
+    Verify {
+        /// The signed JSON document.
+        document: PathBuf,
+        /// The marketplace's key set (`/.well-known/mercato-keys.json` saved
+        /// to a file); fetched from --server when absent.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+    /// Operator commands (need --admin-token).
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        command: AdminCommand,
     },
     /// List the capabilities on offer.
     Capabilities,
@@ -126,6 +183,50 @@ pub enum OrgCommand {
         #[arg(long)]
         name: String,
     },
+    /// Verify an organisation so it may publish (needs --admin-token).
+    Verify {
+        /// Organisation id.
+        org_id: String,
+    },
 }
 
+/// Signing key commands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate an ed25519 key pair; the private key goes to a new file
+    /// readable by you only, the public key is printed.
+    Generate {
+        /// Where to write the private key (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Register a key's public half with your organisation (needs --api-key).
+    Register {
+        /// The private key file (only its public half is sent).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// List your organisation's keys (needs --api-key).
+    List,
+    /// Revoke a key: uploads it signs are refused from now on (needs --api-key).
+    Revoke {
+        /// Key id (`ed25519:...`).
+        key_id: String,
+    },
+}
+
+/// Operator commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Reload the batteries and re-attest listed versions; those that now
+    /// fail are delisted.
+    Reattest {
+        /// Only versions with a capability in this category.
+        #[arg(long)]
+        category: Option<String>,
+    },
+}
+
+pub use attest::{AttestOutputs, attest_file, run_attest};
 pub use client::run_client;
+pub use offline::{generate_key, verify_document};

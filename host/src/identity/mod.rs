@@ -1,11 +1,23 @@
-//! Trust, minimal for now: organisations, their API keys, the admin token.
+//! Identity: organisations, their API keys and signing keys, verification by
+//! an admin, the admin token, and the marketplace's own signing key.
 //!
-//! Owns: creating organisations and keys, resolving a bearer key to its
-//! organisation, and checking the admin token. Keys are shown once and stored
-//! only as SHA-256 hashes.
+//! Owns: creating organisations and API keys (shown once, stored only as
+//! SHA-256 hashes), registering and revoking ed25519 public keys, checking an
+//! upload's signature, and the signing rules for documents ([`signing`]).
 //!
 //! Does not know about: HTTP (the API layer extracts the bearer token) or
-//! what an organisation may do (the registry checks ownership).
+//! what an organisation may do (the market checks verification, the registry
+//! ownership).
+//!
+//! Invariants: a revoked key never verifies an upload again; an upload is
+//! checked against the exact SHA-256 of its component and manifest bytes.
+
+pub mod keys;
+pub mod market_key;
+pub mod signing;
+
+pub use keys::OrgKey;
+pub use market_key::{KeySet, MarketKey, PublishedKey};
 
 use crate::store::{self, Store, Tree};
 use rand::RngCore;
@@ -21,6 +33,30 @@ pub enum Error {
     /// The organisation name is empty or too long.
     #[error("organisation name must be 1 to {NAME_CHARS_MAX} characters")]
     InvalidName,
+    /// No such organisation.
+    #[error("no organisation `{0}`")]
+    UnknownOrg(String),
+    /// A public key that does not parse.
+    #[error("invalid public key: {0}")]
+    BadKey(signing::SignatureError),
+    /// The organisation holds as many keys as allowed.
+    #[error("an organisation holds at most {} keys", keys::KEYS_PER_ORG_MAX)]
+    TooManyKeys,
+    /// The key id is not one of the organisation's keys.
+    #[error("`{0}` is not a key of this organisation")]
+    UnknownKey(String),
+    /// The key was revoked.
+    #[error("key `{0}` is revoked")]
+    RevokedKey(String),
+    /// The signature is not hex of the right length.
+    #[error("malformed signature: {0}")]
+    BadSignature(String),
+    /// The signature does not match the uploaded bytes and the key.
+    #[error(
+        "the signature does not match the uploaded component and manifest under this key \
+         (the bytes were changed, or another key signed them)"
+    )]
+    SignatureMismatch,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] store::Error),
@@ -38,6 +74,9 @@ pub struct Org {
     pub name: String,
     /// When it registered, Unix milliseconds.
     pub created_at_ms: u64,
+    /// When an admin verified it; only verified organisations publish.
+    #[serde(default)]
+    pub verified_at_ms: Option<u64>,
 }
 
 /// A new organisation and its first API key, which is never shown again.
@@ -70,6 +109,7 @@ pub async fn create_org(store: &Store, name: &str, now_ms: u64) -> Result<NewOrg
         org_id: format!("org_{}", random_hex(16)),
         name: name.to_string(),
         created_at_ms: now_ms,
+        verified_at_ms: None,
     };
     let api_key = format!("mk_{}", random_hex(32));
     store.put(Tree::Orgs, &org.org_id, &org)?;
@@ -89,6 +129,20 @@ pub fn org_for_key(store: &Store, api_key: &str) -> Result<Option<Org>> {
 /// The organisation with this id, if any.
 pub fn org(store: &Store, org_id: &str) -> Result<Option<Org>> {
     Ok(store.get::<Org>(Tree::Orgs, org_id)?)
+}
+
+/// Marks an organisation verified (idempotent: the first time stays);
+/// durable before it returns.
+pub async fn verify_org(store: &Store, org_id: &str, now_ms: u64) -> Result<Org> {
+    let mut org = store
+        .get::<Org>(Tree::Orgs, org_id)?
+        .ok_or_else(|| Error::UnknownOrg(org_id.chars().take(64).collect()))?;
+    if org.verified_at_ms.is_none() {
+        org.verified_at_ms = Some(now_ms);
+        store.put(Tree::Orgs, org_id, &org)?;
+        store.sync().await?;
+    }
+    Ok(org)
 }
 
 const ADMIN_TOKEN_KEY: &str = "admin_token_sha256";

@@ -74,24 +74,31 @@ pub fn entry_for(
 }
 
 impl Market {
-    /// Indexes (or re-indexes) the latest version of every capability of `agent`.
+    /// Indexes (or re-indexes) the latest version of each major line of
+    /// every capability of `agent`.
     pub(super) fn index_agent(&self, agent: &str) {
-        let Some(listed) = self.catalog.latest_of(agent) else {
-            return;
-        };
-        for c in &listed.capabilities {
-            let view = CapabilityView::new(&listed, c, self.stats.view(&c.pinned_id));
-            self.index_view(&view);
+        for listed in self.catalog.lines_of(agent) {
+            for c in &listed.capabilities {
+                let view = self.view(&listed, c);
+                self.index_view(&view);
+            }
         }
     }
 
-    /// The discovery entry of `view` when it is the latest version.
+    /// Removes every entry of `agent` from the index (before the catalog
+    /// changes what its ids name; [`Market::index_agent`] adds them back).
+    pub(super) fn unindex_agent(&self, agent: &str) {
+        for listed in self.catalog.lines_of(agent) {
+            for c in &listed.capabilities {
+                self.discovery
+                    .remove(&self.catalog.line_id(&listed, &c.record.name));
+            }
+        }
+    }
+
+    /// The discovery entry of `view` when it is the latest of its line.
     fn latest_entry(&self, view: &CapabilityView) -> Option<Entry> {
-        let id = CapabilityId {
-            agent: view.agent.clone(),
-            capability: view.name.clone(),
-            version: None,
-        };
+        let id = CapabilityId::parse(&view.id).ok()?;
         let listed = self.catalog.resolve(&id)?;
         if listed.record.version != view.version {
             return None;

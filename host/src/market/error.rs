@@ -98,6 +98,43 @@ pub enum Error {
         /// Fuel burned.
         fuel_used: u64,
     },
+    /// Only verified organisations publish.
+    #[error(
+        "organisation `{0}` is not verified yet; an admin verifies it (POST /v1/orgs/{{id}}/verify)"
+    )]
+    OrgNotVerified(String),
+    /// The upload carries no signature.
+    #[error(
+        "the upload has no `signature` field: sign the component and manifest with one of the \
+         organisation's keys (mercato publish --key)"
+    )]
+    SignatureMissing,
+    /// The attestation battery failed; nothing is listed.
+    #[error("attestation failed: {}", failures.first().map(String::as_str).unwrap_or("see the report"))]
+    AttestationFailed {
+        /// One line per failed check.
+        failures: Vec<String>,
+        /// The signed report.
+        report: Box<serde_json::Value>,
+    },
+    /// A minor or patch version that breaks the version it replaces.
+    #[error(
+        "{version} is not compatible with {previous}: {}; publish the change as a new major version",
+        failures.first().map(String::as_str).unwrap_or("see the report")
+    )]
+    Incompatible {
+        /// The uploaded version.
+        version: String,
+        /// The version it would replace.
+        previous: String,
+        /// One line per incompatibility.
+        failures: Vec<String>,
+        /// The signed report.
+        report: Box<serde_json::Value>,
+    },
+    /// A battery file is broken.
+    #[error(transparent)]
+    Battery(#[from] crate::attestation::BatteryError),
     /// Registry rules.
     #[error(transparent)]
     Registry(#[from] registry::Error),
@@ -148,7 +185,20 @@ impl Error {
                 "invalid_description"
             }
             Error::Sandbox(_) => "internal",
-            Error::Identity(identity::Error::InvalidName) => "invalid_request",
+            Error::OrgNotVerified(_) => "org_not_verified",
+            Error::SignatureMissing => "signature_missing",
+            Error::AttestationFailed { .. } => "attestation_failed",
+            Error::Incompatible { .. } => "incompatible_version",
+            Error::Battery(_) => "invalid_battery",
+            Error::Identity(identity::Error::InvalidName | identity::Error::BadKey(_)) => {
+                "invalid_request"
+            }
+            Error::Identity(identity::Error::UnknownOrg(_)) => "not_found",
+            Error::Identity(identity::Error::TooManyKeys) => "too_many_keys",
+            Error::Identity(identity::Error::UnknownKey(_)) => "signing_key_unknown",
+            Error::Identity(identity::Error::RevokedKey(_)) => "signing_key_revoked",
+            Error::Identity(identity::Error::BadSignature(_)) => "signature_malformed",
+            Error::Identity(identity::Error::SignatureMismatch) => "signature_invalid",
             Error::Identity(_) | Error::Store(_) | Error::Internal(_) => "internal",
         }
     }

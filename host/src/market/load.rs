@@ -82,6 +82,9 @@ impl Market {
 
     pub(super) async fn load_catalog(&self) -> Result<()> {
         for (key, record) in self.store.scan::<VersionRecord>(Tree::Versions)? {
+            if self.delisted(&key)? {
+                continue;
+            }
             let (compiled, artifact) = self.compiled(&record.component_sha256, None).await?;
             if let Some(artifact) = artifact {
                 self.cache_artifact(&record.component_sha256, &artifact)?;
@@ -94,6 +97,15 @@ impl Market {
         self.store.sync().await?;
         tracing::info!(versions = self.catalog.len(), "catalog loaded");
         Ok(())
+    }
+
+    /// Whether a stored version was delisted: its latest report (after a
+    /// re-attestation) failed.
+    pub(super) fn delisted(&self, version_key: &str) -> Result<bool> {
+        let report = self
+            .store
+            .get::<serde_json::Value>(Tree::Reports, version_key)?;
+        Ok(report.is_some_and(|r| r["verdict"] == "fail"))
     }
 
     pub(super) fn load_stats(&self) -> Result<()> {

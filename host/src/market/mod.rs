@@ -13,23 +13,28 @@ mod invoke;
 mod load;
 mod publish;
 mod rate;
+mod reattest;
 mod stats;
+mod trust;
 mod views;
 
 pub use discovery::{DiscoveredCapability, entry_for, schema_fields};
 pub use error::{Error, Result};
 pub use invoke::{InvocationRecord, InvokeRequest};
-pub use views::{CapabilityView, InvokeResult, Published, Quote, StatsView};
+pub use publish::{Upload, structure_checks};
+pub use reattest::{DelistedVersion, Reattested};
+pub use views::{AttestationStatus, CapabilityView, InvokeResult, Published, Quote, StatsView};
 
+use crate::attestation::Batteries;
 use crate::config::Config;
 use crate::discovery::{Discovery, HashEmbedder};
-use crate::identity::{self, AdminToken, NewOrg, Org};
+use crate::identity::{self, AdminToken, MarketKey, NewOrg, Org};
 use crate::metrics::Metrics;
-use crate::registry::{CapabilityId, Catalog};
+use crate::registry::{CapabilityId, Catalog, Listed, ListedCapability};
 use crate::sandbox::Sandbox;
 use crate::store::Store;
 use stats::Stats;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The running marketplace.
@@ -43,6 +48,8 @@ pub struct Market {
     metrics: Metrics,
     config: Config,
     admin_token_sha256: String,
+    market_key: MarketKey,
+    batteries: RwLock<Arc<Batteries>>,
 }
 
 /// Unix time in milliseconds.
@@ -66,6 +73,9 @@ impl Market {
         let env_token = std::env::var("MERCATO_ADMIN_TOKEN").ok();
         let configured = env_token.as_deref().or(config.admin_token.as_deref());
         let (admin, admin_token_sha256) = identity::init_admin_token(&store, configured).await?;
+        let market_key = MarketKey::load_or_create(&config.data_dir)
+            .map_err(|e| Error::Config(format!("marketplace signing key: {e}")))?;
+        let batteries = Batteries::load(config.batteries_dir.as_deref())?;
         let market = Market {
             store,
             sandbox,
@@ -76,11 +86,19 @@ impl Market {
             metrics: Metrics::default(),
             config,
             admin_token_sha256,
+            market_key,
+            batteries: RwLock::new(Arc::new(batteries)),
         };
         market.load_catalog().await?;
         market.load_stats()?;
-        for listed in market.catalog.latest() {
-            market.index_agent(&listed.record.agent);
+        let agents: std::collections::BTreeSet<String> = market
+            .catalog
+            .latest()
+            .iter()
+            .map(|l| l.record.agent.clone())
+            .collect();
+        for agent in agents {
+            market.index_agent(&agent);
         }
         Ok((Arc::new(market), admin))
     }
@@ -122,17 +140,25 @@ impl Market {
         identity::hashes_equal(&identity::secret_hash(token), &self.admin_token_sha256)
     }
 
-    /// Every capability of the latest version of every agent.
+    /// The batteries in force.
+    pub fn batteries(&self) -> Arc<Batteries> {
+        self.batteries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn view(&self, listed: &Listed, c: &ListedCapability) -> CapabilityView {
+        let id = self.catalog.line_id(listed, &c.record.name);
+        CapabilityView::new(listed, c, id, self.stats.view(&c.pinned_id))
+    }
+
+    /// Every capability of the latest version of each major line of every agent.
     pub fn capabilities(&self) -> Vec<CapabilityView> {
         self.catalog
             .latest()
             .iter()
-            .flat_map(|listed| {
-                listed
-                    .capabilities
-                    .iter()
-                    .map(|c| CapabilityView::new(listed, c, self.stats.view(&c.pinned_id)))
-            })
+            .flat_map(|listed| listed.capabilities.iter().map(|c| self.view(listed, c)))
             .collect()
     }
 
@@ -151,11 +177,7 @@ impl Market {
         let c = listed
             .capability(&parsed.capability)
             .ok_or_else(|| Error::NotFound(id.to_string()))?;
-        Ok(CapabilityView::new(
-            &listed,
-            c,
-            self.stats.view(&c.pinned_id),
-        ))
+        Ok(self.view(&listed, c))
     }
 
     /// The expected cost of a call, from observed fuel.

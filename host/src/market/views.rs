@@ -25,7 +25,8 @@ pub struct StatsView {
 /// A listed capability with its terms, schemas, examples and statistics.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct CapabilityView {
-    /// Unpinned id, `agent.capability`: always the latest version.
+    /// The id to call: `agent.capability` (latest of the agent's lowest
+    /// listed major) or `agent.capability@MAJOR` for later majors.
     pub id: String,
     /// Pinned id, `agent.capability@version`.
     pub pinned_id: String,
@@ -59,15 +60,26 @@ pub struct CapabilityView {
     pub examples: Vec<Example>,
     /// Observed figures.
     pub stats: StatsView,
-    /// Attestation status: `not_attested` until attestation batteries exist.
-    pub attestation: String,
+    /// Attestation status.
+    pub attestation: AttestationStatus,
+}
+
+/// How a listed capability was attested.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct AttestationStatus {
+    /// `passed`, or `not_attested` for versions listed before attestation existed.
+    pub status: String,
+    /// Median fuel over the attestation cases.
+    pub fuel_p50: Option<u64>,
+    /// Where the signed report is.
+    pub report: String,
 }
 
 impl CapabilityView {
-    pub(super) fn new(listed: &Listed, c: &ListedCapability, stats: StatsView) -> Self {
+    pub(super) fn new(listed: &Listed, c: &ListedCapability, id: String, stats: StatsView) -> Self {
         let r = &listed.record;
         CapabilityView {
-            id: c.unpinned_id.clone(),
+            id,
             pinned_id: c.pinned_id.clone(),
             agent: r.agent.clone(),
             version: r.version.clone(),
@@ -83,7 +95,11 @@ impl CapabilityView {
             output_schema: c.record.output_schema.clone(),
             examples: c.record.examples.clone(),
             stats,
-            attestation: "not_attested".into(),
+            attestation: AttestationStatus {
+                status: if r.attested { "passed" } else { "not_attested" }.into(),
+                fuel_p50: c.record.attested_fuel_p50,
+                report: format!("/v1/capabilities/{}/attestation", c.pinned_id),
+            },
         }
     }
 }
@@ -103,7 +119,8 @@ pub struct Quote {
     pub fuel_p50: Option<u64>,
     /// 95th percentile fuel observed.
     pub fuel_p95: Option<u64>,
-    /// Expected cost: at median fuel, or the base price before any observation.
+    /// Expected cost: at the median fuel observed, or measured by attestation
+    /// before any observation, or the base price.
     pub expected_cost_micros: u64,
     /// Cost at the 95th percentile of fuel.
     pub cost_p95_micros: Option<u64>,
@@ -131,7 +148,12 @@ impl Quote {
             observations: view.stats.successes,
             fuel_p50: view.stats.fuel_p50,
             fuel_p95: view.stats.fuel_p95,
-            expected_cost_micros: view.stats.fuel_p50.map(cost).unwrap_or(price),
+            expected_cost_micros: view
+                .stats
+                .fuel_p50
+                .or(view.attestation.fuel_p50)
+                .map(cost)
+                .unwrap_or(price),
             cost_p95_micros: view.stats.fuel_p95.map(cost),
             max_cost_micros: max_cost,
             suggested_max_price_micros: suggested,
@@ -172,4 +194,7 @@ pub struct Published {
     pub created: bool,
     /// The capabilities now listed.
     pub capabilities: Vec<CapabilityView>,
+    /// The signed attestation report.
+    #[schema(value_type = Object)]
+    pub attestation: serde_json::Value,
 }

@@ -1,5 +1,7 @@
-//! Capability ids: `agent.capability` (the latest version) or
-//! `agent.capability@1.2.3` (pinned).
+//! Capability ids: `agent.capability@1.2.3` (one version),
+//! `agent.capability@1` (the latest 1.x), or `agent.capability` (the latest
+//! version of the agent's lowest listed major). An id never crosses a major
+//! version, so a consumer never meets a breaking change silently.
 
 use super::Error;
 
@@ -10,8 +12,10 @@ pub struct CapabilityId {
     pub agent: String,
     /// Capability name within the agent.
     pub capability: String,
-    /// Pinned version, or `None` for the latest.
+    /// Pinned version.
     pub version: Option<semver::Version>,
+    /// Pinned major line (`@1`), when no exact version is given.
+    pub major: Option<u64>,
 }
 
 /// Whether `name` is lower-case kebab-case starting with a letter, 1 to 64 bytes.
@@ -30,12 +34,20 @@ impl CapabilityId {
     /// Parses an id.
     pub fn parse(id: &str) -> Result<Self, Error> {
         let bad = || Error::BadId(id.chars().take(200).collect());
-        let (name, version) = match id.split_once('@') {
+        let (name, version, major) = match id.split_once('@') {
+            Some((name, major))
+                if !major.is_empty()
+                    && major.len() <= 9
+                    && major.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                (name, None, Some(major.parse().map_err(|_| bad())?))
+            }
             Some((name, version)) => (
                 name,
                 Some(semver::Version::parse(version).map_err(|_| bad())?),
+                None,
             ),
-            None => (id, None),
+            None => (id, None, None),
         };
         let (agent, capability) = name.split_once('.').ok_or_else(bad)?;
         if !is_name(agent) || !is_name(capability) {
@@ -45,12 +57,18 @@ impl CapabilityId {
             agent: agent.into(),
             capability: capability.into(),
             version,
+            major,
         })
     }
 
     /// The unpinned form, `agent.capability`.
     pub fn unpinned(agent: &str, capability: &str) -> String {
         format!("{agent}.{capability}")
+    }
+
+    /// The major-line form, `agent.capability@1`.
+    pub fn line(agent: &str, capability: &str, major: u64) -> String {
+        format!("{agent}.{capability}@{major}")
     }
 
     /// The pinned form, `agent.capability@version`.
@@ -70,11 +88,19 @@ mod tests {
         assert_eq!(id.capability, "redact");
         assert_eq!(id.version, Some(semver::Version::new(1, 2, 3)));
         assert_eq!(
-            CapabilityId::parse("a.b").ok().map(|i| i.version),
-            Some(None)
+            CapabilityId::parse("a.b")
+                .ok()
+                .map(|i| (i.version, i.major)),
+            Some((None, None))
+        );
+        assert_eq!(
+            CapabilityId::parse("a.b@2")
+                .ok()
+                .map(|i| (i.version, i.major)),
+            Some((None, Some(2)))
         );
         for junk in [
-            "", "a", "A.b", "a.b@x", "a..b", "a.b.c", "-a.b", "a.b@1", "a-.b",
+            "", "a", "A.b", "a.b@x", "a..b", "a.b.c", "-a.b", "a.b@1.2", "a-.b", "a.b@",
         ] {
             assert!(CapabilityId::parse(junk).is_err(), "{junk}");
         }

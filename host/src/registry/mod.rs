@@ -18,13 +18,14 @@
 //!   component lacks.
 
 mod catalog;
+pub mod compat;
 mod ids;
 mod manifest;
 mod records;
 mod validate;
 
 pub use catalog::{Catalog, Listed, ListedCapability};
-pub use ids::CapabilityId;
+pub use ids::{CapabilityId, is_name};
 pub use manifest::{DataPolicy, Manifest, Retention, Terms};
 pub use records::{AgentRecord, CapabilityRecord, Example, VersionRecord};
 pub use validate::{Violation, check_description, compile_schema, violations};

@@ -34,6 +34,13 @@ pub struct VersionRecord {
     pub published_at_ms: u64,
     /// The capabilities with their terms.
     pub capabilities: Vec<CapabilityRecord>,
+    /// Whether it passed attestation when published (versions published
+    /// before attestation existed did not run it).
+    #[serde(default)]
+    pub attested: bool,
+    /// SHA-256 of the manifest text, hex.
+    #[serde(default)]
+    pub manifest_sha256: String,
 }
 
 /// One worked example.
@@ -64,4 +71,14 @@ pub struct CapabilityRecord {
     pub examples: Vec<Example>,
     /// Commercial terms from the manifest.
     pub terms: Terms,
+    /// Whether the same input always gives the same output (as declared).
+    #[serde(default = "deterministic_by_default")]
+    pub deterministic: bool,
+    /// Median fuel over the attestation cases.
+    #[serde(default)]
+    pub attested_fuel_p50: Option<u64>,
+}
+
+fn deterministic_by_default() -> bool {
+    true
 }

@@ -160,6 +160,8 @@ pub fn check_description(
             output_schema,
             examples,
             terms,
+            deterministic: c.deterministic,
+            attested_fuel_p50: None,
         });
     }
     let extra: Vec<&str> = manifest

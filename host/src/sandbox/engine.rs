@@ -67,6 +67,8 @@ pub struct CapabilityDescription {
     pub output_schema: String,
     /// Worked examples.
     pub examples: Vec<ExampleDescription>,
+    /// Whether the same input always gives the same output.
+    pub deterministic: bool,
 }
 
 /// One worked example, as JSON text.
@@ -252,6 +254,7 @@ impl Sandbox {
                             output: e.output,
                         })
                         .collect(),
+                    deterministic: c.deterministic,
                 })
                 .collect(),
         })

@@ -72,10 +72,14 @@ pub enum Tree {
     Invocations,
     /// Settings such as the admin token hash.
     Meta,
+    /// `org_id/key_id` → an organisation's registered public key.
+    SigningKeys,
+    /// `agent@version` → the signed attestation report (also of refused uploads).
+    Reports,
 }
 
 impl Tree {
-    const ALL: [Tree; 8] = [
+    const ALL: [Tree; 10] = [
         Tree::Orgs,
         Tree::ApiKeys,
         Tree::Components,
@@ -84,6 +88,8 @@ impl Tree {
         Tree::Versions,
         Tree::Invocations,
         Tree::Meta,
+        Tree::SigningKeys,
+        Tree::Reports,
     ];
 
     fn name(self) -> &'static str {
@@ -96,6 +102,8 @@ impl Tree {
             Tree::Versions => "versions",
             Tree::Invocations => "invocations",
             Tree::Meta => "meta",
+            Tree::SigningKeys => "signing_keys",
+            Tree::Reports => "reports",
         }
     }
 }
@@ -104,7 +112,7 @@ impl Tree {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    trees: Arc<[sled::Tree; 8]>,
+    trees: Arc<[sled::Tree; 10]>,
     commit: Arc<GroupCommit>,
 }
 
@@ -118,7 +126,7 @@ impl Store {
         for tree in Tree::ALL {
             trees.push(db.open_tree(tree.name())?);
         }
-        let trees: [sled::Tree; 8] = trees.try_into().map_err(|_| Error::Closed)?;
+        let trees: [sled::Tree; 10] = trees.try_into().map_err(|_| Error::Closed)?;
         let commit = GroupCommit::start(db.clone(), background_flush);
         Ok(Store {
             db,
@@ -191,6 +199,23 @@ impl Store {
     pub fn scan<T: DeserializeOwned>(&self, tree: Tree) -> Result<Vec<(String, T)>> {
         self.tree(tree)
             .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                let key = String::from_utf8_lossy(&key).into_owned();
+                let value = decode(tree, &key, &value)?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
+    /// Every JSON record whose key starts with `prefix`, in key order.
+    pub fn scan_prefix<T: DeserializeOwned>(
+        &self,
+        tree: Tree,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>> {
+        self.tree(tree)
+            .scan_prefix(prefix)
             .map(|entry| {
                 let (key, value) = entry?;
                 let key = String::from_utf8_lossy(&key).into_owned();

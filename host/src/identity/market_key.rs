@@ -1,0 +1,115 @@
+//! The marketplace's own signing key: generated on first start, kept in the
+//! data directory (owner-only permissions), published at
+//! `/.well-known/mercato-keys.json`. It signs attestation reports (and later
+//! contracts and receipts).
+
+use super::signing;
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use utoipa::ToSchema;
+
+/// File name of the key in the data directory.
+pub const KEY_FILE: &str = "marketplace-signing.key";
+
+/// The marketplace's key pair.
+pub struct MarketKey {
+    key: SigningKey,
+    key_id: String,
+}
+
+/// One published public key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct PublishedKey {
+    /// Key id, as in a signed document's `signature.key_id`.
+    pub key_id: String,
+    /// Always `ed25519`.
+    pub algorithm: String,
+    /// Public key, 64 hex digits.
+    pub public_key: String,
+}
+
+/// `/.well-known/mercato-keys.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct KeySet {
+    /// The keys whose signatures this marketplace issues.
+    pub keys: Vec<PublishedKey>,
+}
+
+impl KeySet {
+    /// The keys in a form [`signing::verify_document`] takes.
+    pub fn verifying_keys(&self) -> Vec<(String, ed25519_dalek::VerifyingKey)> {
+        self.keys
+            .iter()
+            .filter(|k| k.algorithm == signing::ALGORITHM)
+            .filter_map(|k| {
+                Some((
+                    k.key_id.clone(),
+                    signing::parse_public_key(&k.public_key).ok()?,
+                ))
+            })
+            .collect()
+    }
+}
+
+impl MarketKey {
+    /// Loads the key from `data_dir`, or generates and saves it.
+    pub fn load_or_create(data_dir: &Path) -> std::io::Result<MarketKey> {
+        let path = data_dir.join(KEY_FILE);
+        let key = match std::fs::read_to_string(&path) {
+            Ok(text) => signing::parse_signing_key(&text).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = signing::generate_signing_key();
+                write_private(&path, &hex::encode(key.to_bytes()))?;
+                key
+            }
+            Err(e) => return Err(e),
+        };
+        let key_id = signing::key_id(&key.verifying_key());
+        Ok(MarketKey { key, key_id })
+    }
+
+    /// The key id.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The published key set.
+    pub fn key_set(&self) -> KeySet {
+        KeySet {
+            keys: vec![PublishedKey {
+                key_id: self.key_id.clone(),
+                algorithm: signing::ALGORITHM.into(),
+                public_key: signing::public_key_hex(&self.key.verifying_key()),
+            }],
+        }
+    }
+
+    /// Signs a JSON object in place.
+    pub fn sign(&self, document: &mut serde_json::Value) -> Result<(), signing::SignatureError> {
+        signing::sign_document(&self.key, document)
+    }
+}
+
+/// Writes a secret file readable by its owner only, atomically (a crash
+/// leaves the old file or the new one, never half of one).
+pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(content.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
