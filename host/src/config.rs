@@ -34,6 +34,10 @@ pub struct Config {
     /// A directory of attestation batteries (`<category>.toml`) that add to
     /// or replace the built-in ones; re-read by `mercato admin reattest`.
     pub batteries_dir: Option<PathBuf>,
+    /// Wall time one upload's attestation may take, in milliseconds; cases
+    /// not started by then fail. Below `request_timeout_ms`, so a refusal
+    /// arrives as a report rather than a timeout.
+    pub attestation_ms_max: u64,
 }
 
 /// The sandbox limits, as the config file spells them.
@@ -101,6 +105,7 @@ impl Default for Config {
             background_flush_ms: 100,
             recompile: false,
             batteries_dir: None,
+            attestation_ms_max: 20_000,
         }
     }
 }
@@ -155,6 +160,9 @@ impl Config {
         }
         if s.deadline_ms == 0 || s.deadline_ms > 600_000 {
             return Err("sandbox.deadline_ms must be 1 to 600000".into());
+        }
+        if self.attestation_ms_max == 0 || self.attestation_ms_max >= self.request_timeout_ms {
+            return Err("attestation_ms_max must be positive and below request_timeout_ms".into());
         }
         if self.requests_in_flight_max == 0 || self.background_flush_ms == 0 {
             return Err("requests_in_flight_max and background_flush_ms must be positive".into());

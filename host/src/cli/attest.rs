@@ -86,6 +86,7 @@ pub async fn attest_file(
     let attester = Attester {
         sandbox: &sandbox,
         batteries: &batteries,
+        budget: std::time::Duration::from_millis(config.attestation_ms_max),
     };
     let subject = Subject {
         compiled: &compiled,

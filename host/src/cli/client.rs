@@ -38,8 +38,16 @@ async fn answer(response: reqwest::Response) -> Result<Value> {
         status.as_u16(),
         error["message"].as_str().unwrap_or("")
     );
-    if let Some(details) = error.get("details") {
-        text.push_str(&format!("\n  details: {details}"));
+    match error.get("details") {
+        // Attestation refusals: one line per failed check (the signed report
+        // stays at GET /v1/capabilities/{id}@{version}/attestation).
+        Some(details) if details["failures"].is_array() => {
+            for failure in details["failures"].as_array().into_iter().flatten() {
+                text.push_str(&format!("\n  - {}", failure.as_str().unwrap_or("")));
+            }
+        }
+        Some(details) => text.push_str(&format!("\n  details: {details}")),
+        None => {}
     }
     bail!(text)
 }

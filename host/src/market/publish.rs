@@ -137,6 +137,7 @@ impl Market {
             let attester = Attester {
                 sandbox: &self.sandbox,
                 batteries: &batteries,
+                budget: std::time::Duration::from_millis(self.config.attestation_ms_max),
             };
             let subject = Subject {
                 compiled: &compiled,

@@ -45,6 +45,7 @@ impl Market {
         let attester = Attester {
             sandbox: &self.sandbox,
             batteries: &batteries,
+            budget: std::time::Duration::from_millis(self.config.attestation_ms_max),
         };
         for listed in self.catalog.all() {
             let record = &listed.record;

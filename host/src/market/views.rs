@@ -69,7 +69,8 @@ pub struct CapabilityView {
 pub struct AttestationStatus {
     /// `passed`, or `not_attested` for versions listed before attestation existed.
     pub status: String,
-    /// Median fuel over the attestation cases.
+    /// Median fuel over the attestation cases (none when no case applied:
+    /// no worked example and no battery for its category).
     pub fuel_p50: Option<u64>,
     /// Where the signed report is.
     pub report: String,

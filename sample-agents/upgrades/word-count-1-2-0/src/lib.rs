@@ -1,0 +1,60 @@
+//! word-count 1.2.0: requires a new field, a breaking change (refused as a
+//! minor version, accepted as a major one).
+
+use mercato_sdk::{Agent, Capability, Deserialize, Error, JsonSchema, Serialize};
+
+/// A text and its language.
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(crate = "mercato_sdk::serde", deny_unknown_fields)]
+#[schemars(crate = "mercato_sdk::schemars")]
+struct Input {
+    /// The text.
+    text: String,
+    /// Its language (ISO 639-1), now required.
+    language: String,
+}
+
+fn count(input: Input) -> Result<Count, Error> {
+    if input.language.len() != 2 {
+        return Err(Error::InvalidInput("language is a two-letter code".into()));
+    }
+    Ok(Count {
+        words: input.text.split_whitespace().count() as u32,
+    })
+}
+
+fn examples() -> Vec<(Input, Count)> {
+    vec![(
+        Input {
+            text: "the quick brown fox".into(),
+            language: "en".into(),
+        },
+        Count { words: 4 },
+    )]
+}
+
+/// How many words.
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(crate = "mercato_sdk::serde")]
+#[schemars(crate = "mercato_sdk::schemars")]
+struct Count {
+    /// Words in the text.
+    words: u32,
+}
+
+struct WordCount;
+
+impl Agent for WordCount {
+    const NAME: &'static str = "word-count";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn capabilities() -> Vec<Capability> {
+        vec![
+            Capability::new("count", "Counts the words of a text.", count)
+                .category("counting")
+                .examples(examples),
+        ]
+    }
+}
+
+mercato_sdk::export_agent!(WordCount);
