@@ -38,6 +38,14 @@ pub struct Config {
     /// not started by then fail. Below `request_timeout_ms`, so a refusal
     /// arrives as a report rather than a timeout.
     pub attestation_ms_max: u64,
+    /// The marketplace fee, in basis points of a call's cost (100 = 1%),
+    /// charged to the consumer on top of the cost.
+    pub fee_bps: u64,
+    /// How long a call's payment waits in escrow, open to dispute, before it
+    /// goes to the provider.
+    pub dispute_window_ms: u64,
+    /// How often escrows are released and stale holds expired.
+    pub settlement_tick_ms: u64,
 }
 
 /// The sandbox limits, as the config file spells them.
@@ -106,6 +114,9 @@ impl Default for Config {
             recompile: false,
             batteries_dir: None,
             attestation_ms_max: 20_000,
+            fee_bps: 100,
+            dispute_window_ms: 86_400_000,
+            settlement_tick_ms: 1_000,
         }
     }
 }
@@ -163,6 +174,14 @@ impl Config {
         }
         if self.attestation_ms_max == 0 || self.attestation_ms_max >= self.request_timeout_ms {
             return Err("attestation_ms_max must be positive and below request_timeout_ms".into());
+        }
+        if self.fee_bps > 5_000 {
+            return Err("fee_bps is at most 5000 (50%)".into());
+        }
+        if self.settlement_tick_ms == 0 || self.dispute_window_ms > 365 * 86_400_000 {
+            return Err(
+                "settlement_tick_ms must be positive, dispute_window_ms at most a year".into(),
+            );
         }
         if self.requests_in_flight_max == 0 || self.background_flush_ms == 0 {
             return Err("requests_in_flight_max and background_flush_ms must be positive".into());

@@ -55,6 +55,30 @@ pub fn fuel_for_cap(
         .min(fuel_per_call_max))
 }
 
+/// Basis points in one whole (100%).
+pub const BPS: u64 = 10_000;
+
+/// The marketplace fee on a cost: `ceil(cost × fee_bps / 10,000)`.
+pub fn fee_micros(cost_micros: u64, fee_bps: u64) -> u64 {
+    let fee = (u128::from(cost_micros) * u128::from(fee_bps)).div_ceil(u128::from(BPS));
+    u64::try_from(fee).unwrap_or(u64::MAX)
+}
+
+/// What the consumer is charged for a cost: the cost plus the fee.
+pub fn charged_micros(cost_micros: u64, fee_bps: u64) -> u64 {
+    cost_micros.saturating_add(fee_micros(cost_micros, fee_bps))
+}
+
+/// The largest cost whose charge (cost + fee) fits in `cap`.
+pub fn cost_within(cap: u64, fee_bps: u64) -> u64 {
+    let guess = u128::from(cap) * u128::from(BPS) / (u128::from(BPS) + u128::from(fee_bps));
+    let mut cost = u64::try_from(guess).unwrap_or(u64::MAX);
+    while cost > 0 && charged_micros(cost, fee_bps) > cap {
+        cost -= 1;
+    }
+    cost
+}
+
 /// The most a call can cost at the host's fuel cap: the default hold.
 pub fn max_cost_micros(price_micros: u64, micros_per_mfuel: u64, fuel_per_call_max: u64) -> u64 {
     cost_micros(price_micros, micros_per_mfuel, fuel_per_call_max)
@@ -88,6 +112,24 @@ mod tests {
                 "cap {cap} price {price} rate {rate}"
             );
             assert!(cost_micros(price, rate, fuel + 1) > cap || fuel == u64::MAX);
+        }
+    }
+
+    #[test]
+    fn the_fee_rounds_up_and_a_charge_never_passes_its_cap() {
+        assert_eq!(fee_micros(0, 100), 0);
+        assert_eq!(fee_micros(1, 100), 1);
+        assert_eq!(fee_micros(10_000, 100), 100);
+        assert_eq!(fee_micros(10_001, 100), 101);
+        for cap in [0, 1, 2, 99, 100, 101, 5_000, 1_000_003, u64::MAX / 3] {
+            for bps in [0, 1, 100, 250, 10_000] {
+                let cost = cost_within(cap, bps);
+                assert!(charged_micros(cost, bps) <= cap, "cap {cap} bps {bps}");
+                assert!(
+                    charged_micros(cost + 1, bps) > cap,
+                    "cap {cap} bps {bps}: not the largest"
+                );
+            }
         }
     }
 

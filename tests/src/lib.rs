@@ -64,6 +64,9 @@ pub struct Org {
     pub signing_key: Option<String>,
 }
 
+/// What [`Host::org`] deposits: 1,000 currency units.
+pub const STARTING_BALANCE_MICROS: u64 = 1_000_000_000;
+
 /// The admin token of [`test_config`].
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -145,8 +148,9 @@ impl Host {
         &self.server
     }
 
-    /// Registers an organisation, has the admin verify it, and registers a
-    /// signing key for it: ready to publish.
+    /// Registers an organisation, has the admin verify it, registers a
+    /// signing key and deposits [`STARTING_BALANCE_MICROS`]: ready to
+    /// publish and to buy.
     pub async fn org(&self, name: &str) -> Org {
         let mut org = self.org_unverified(name).await;
         let (status, body) = self
@@ -160,7 +164,27 @@ impl Host {
         let key = new_signing_key();
         self.add_key(&org, &public_key(&key)).await;
         org.signing_key = Some(key);
+        self.deposit(&org, STARTING_BALANCE_MICROS).await;
         org
+    }
+
+    /// Credits `org` (admin deposit), asserting success.
+    pub async fn deposit(&self, org: &Org, amount_micros: u64) {
+        let (status, body) = self
+            .post(
+                &format!("/v1/accounts/{}/deposits", org.org_id),
+                Some(ADMIN_TOKEN),
+                json!({ "amount_micros": amount_micros }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// `GET /v1/accounts/me` for `org`.
+    pub async fn balance(&self, org: &Org) -> Value {
+        let (status, body) = self.get("/v1/accounts/me", Some(&org.api_key)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
     }
 
     /// Registers an organisation only (not verified, no signing key).

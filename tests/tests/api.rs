@@ -122,6 +122,12 @@ async fn openapi_documents_every_route_the_router_serves() {
         ("get", "/v1/capabilities/{id}/quote"),
         ("post", "/v1/capabilities/{id}/invoke"),
         ("get", "/v1/transactions/{id}"),
+        ("post", "/v1/transactions/{id}/dispute"),
+        ("post", "/v1/transactions/{id}/dispute/decision"),
+        ("post", "/v1/accounts/{org}/deposits"),
+        ("get", "/v1/accounts/me"),
+        ("put", "/v1/accounts/me/budget"),
+        ("get", "/v1/admin/ledger"),
         ("get", "/healthz"),
         ("get", "/metrics"),
         ("get", "/openapi.json"),
@@ -146,11 +152,14 @@ async fn openapi_documents_every_route_the_router_serves() {
         let url = format!(
             "{}{}",
             host.url,
-            path.replace("{id}", "x.y").replace("{key_id}", "k")
+            path.replace("{id}", "x.y")
+                .replace("{key_id}", "k")
+                .replace("{org}", "o")
         );
         let response = match method {
             "get" => host.http.get(&url).send().await,
             "delete" => host.http.delete(&url).send().await,
+            "put" => host.http.put(&url).send().await,
             _ => host.http.post(&url).send().await,
         }
         .expect("request");

@@ -1,5 +1,6 @@
-//! Hostile agents: each attack ends in its own error code, nothing is charged,
-//! and the host goes on serving the next request.
+//! Hostile agents: each attack ends in its own error code, nothing is charged
+//! (except running out of the fuel the caller's own cap bought, which is
+//! charged as documented), and the host goes on serving the next request.
 
 use mercato_tests::{Host, Org, assert_error, component, sample_file, test_config};
 use reqwest::StatusCode;
@@ -12,6 +13,9 @@ async fn hostile_host() -> (tempfile::TempDir, Host, Org) {
     config.sandbox.fuel_per_call_max = 1_000_000_000_000;
     let host = Host::start_with(config).await;
     let org = host.org("mallory").await;
+    // Without a cap a call holds what the whole fuel cap would cost (10^12
+    // fuel at 1,000 micros per Mfuel, plus the fee): fund it.
+    host.deposit(&org, 20_000_000_000).await;
     host.publish(&org, "hostile/misbehaver").await;
     host.publish(&org, "unit-converter").await;
     (dir, host, org)
@@ -31,17 +35,39 @@ async fn assert_still_serving(host: &Host, org: &Org) {
     assert_eq!(body["output"]["value"], 1000.0);
 }
 
-/// The failed call was recorded and charged nothing.
+/// The failed call was recorded and charged nothing (its hold voided), or,
+/// for `fuel_exhausted`, charged what the fuel it burned costs.
 async fn assert_not_charged(host: &Host, org: &Org, body: &Value, code: &str) {
     let details = &body["error"]["details"];
-    assert_eq!(details["charged_micros"], 0, "{body}");
     let tx = details["transaction_id"].as_str().expect("transaction id");
     let (status, record) = host
         .get(&format!("/v1/transactions/{tx}"), Some(&org.api_key))
         .await;
     assert_eq!(status, StatusCode::OK, "{record}");
     assert_eq!(record["outcome"], code);
-    assert_eq!(record["cost_micros"], 0);
+    assert_eq!(
+        record["charged_micros"], details["charged_micros"],
+        "{body}"
+    );
+    if code == "fuel_exhausted" {
+        assert!(
+            details["charged_micros"].as_u64().is_some_and(|c| c > 0),
+            "{body}"
+        );
+        assert_eq!(record["settlement"], "escrowed");
+    } else {
+        assert_eq!(details["charged_micros"], 0, "{body}");
+        assert_eq!(record["cost_micros"], 0);
+        assert!(
+            record["settlement"] == "voided" || record["settlement"] == "free",
+            "{record}"
+        );
+    }
+    assert_eq!(
+        host.balance(org).await["pending_micros"],
+        0,
+        "no hold is left"
+    );
 }
 
 async fn attack(capability: &str, max_price: Option<u64>, status: StatusCode, code: &str) -> Value {
@@ -63,7 +89,9 @@ async fn attack(capability: &str, max_price: Option<u64>, status: StatusCode, co
 
 #[tokio::test]
 async fn infinite_loop_with_a_price_cap_runs_out_of_fuel() {
-    // spin costs 1000 micros per Mfuel: a cap of 1000 micros buys 1,000,000 fuel.
+    // spin costs 1000 micros per Mfuel and the fee is 1%: a cap of 1000 micros
+    // leaves 990 for the cost, which buys 990,000 fuel; all of it burns and
+    // is charged (990 + 10 fee).
     let body = attack(
         "spin",
         Some(1_000),
@@ -71,7 +99,8 @@ async fn infinite_loop_with_a_price_cap_runs_out_of_fuel() {
         "fuel_exhausted",
     )
     .await;
-    assert_eq!(body["error"]["details"]["fuel_used"], 1_000_000);
+    assert_eq!(body["error"]["details"]["fuel_used"], 990_000);
+    assert_eq!(body["error"]["details"]["charged_micros"], 1_000);
 }
 
 #[tokio::test]

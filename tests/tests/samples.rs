@@ -148,15 +148,18 @@ async fn max_price_buys_exactly_the_fuel_it_covers() {
     let host = Host::start(dir.path()).await;
     let org = host.org("o").await;
     host.publish(&org, "pii-redactor").await;
-    // detect: price_micros = 1000, micros_per_mfuel = 100.
+    // detect: price_micros = 1000, micros_per_mfuel = 100; the fee is 1% on top.
+    let with_fee = |cost: u64| cost + cost.div_ceil(100);
     let (status, free) = redact(&host, &org.api_key, None).await;
     assert_eq!(status, StatusCode::OK, "{free}");
     let fuel = free["fuel_used"].as_u64().expect("fuel");
     let expected_cost = 1_000 + (fuel * 100).div_ceil(1_000_000);
     assert_eq!(free["cost_micros"], expected_cost, "{free}");
+    assert_eq!(free["fee_micros"], expected_cost.div_ceil(100), "{free}");
+    assert_eq!(free["charged_micros"], with_fee(expected_cost), "{free}");
 
-    // A cap of exactly that cost buys at least `fuel`: the call succeeds.
-    let (status, exact) = redact(&host, &org.api_key, Some(expected_cost)).await;
+    // A cap of exactly that charge buys at least `fuel`: the call succeeds.
+    let (status, exact) = redact(&host, &org.api_key, Some(with_fee(expected_cost))).await;
     assert_eq!(status, StatusCode::OK, "{exact}");
     assert_eq!(
         exact["fuel_used"], fuel,
@@ -167,16 +170,17 @@ async fn max_price_buys_exactly_the_fuel_it_covers() {
         (expected_cost - 1_000) * 1_000_000 / 100
     );
     assert!(
-        exact["cost_micros"]
+        exact["charged_micros"]
             .as_u64()
-            .is_some_and(|c| c <= expected_cost)
+            .is_some_and(|c| c <= with_fee(expected_cost))
     );
 
-    // A cap that buys less fuel than the call needs ends it, uncharged.
+    // A cap that buys less fuel than the call needs ends it; the fuel it
+    // bought was burned at the caller's request, so it is charged.
     // Each micro over the base price buys 10,000 fuel at 100 micros per Mfuel.
-    let starved_cap = 1_000 + (fuel / 10_000).saturating_sub(1);
-    assert!((starved_cap - 1_000) * 10_000 < fuel);
-    let (status, body) = redact(&host, &org.api_key, Some(starved_cap)).await;
+    let starved_cost = 1_000 + (fuel / 10_000).saturating_sub(1);
+    assert!((starved_cost - 1_000) * 10_000 < fuel);
+    let (status, body) = redact(&host, &org.api_key, Some(with_fee(starved_cost))).await;
     assert_error(
         status,
         &body,
@@ -185,7 +189,7 @@ async fn max_price_buys_exactly_the_fuel_it_covers() {
     );
     let details = &body["error"]["details"];
     assert_eq!(details["fuel_used"], details["fuel_limit"], "{body}");
-    assert_eq!(details["charged_micros"], 0);
+    assert_eq!(details["charged_micros"], with_fee(starved_cost), "{body}");
     let tx = details["transaction_id"]
         .as_str()
         .expect("a failed call is still recorded");
@@ -195,8 +199,9 @@ async fn max_price_buys_exactly_the_fuel_it_covers() {
     assert_eq!(status, StatusCode::OK, "{record}");
     assert_eq!(
         (record["outcome"].as_str(), record["cost_micros"].as_u64()),
-        (Some("fuel_exhausted"), Some(0))
+        (Some("fuel_exhausted"), Some(starved_cost))
     );
+    assert_eq!(record["settlement"], "escrowed");
 
     // A cap under the base price never runs.
     let (status, body) = redact(&host, &org.api_key, Some(999)).await;

@@ -141,7 +141,8 @@ pub struct InvokeBody {
 /// stream of `chunk` events (from the guest's `emit`), then one `result` or
 /// `error` event.
 #[utoipa::path(post, path = "/v1/capabilities/{id}/invoke", tag = "capabilities", security(("bearer" = [])),
-    params(("id" = String, Path, description = "agent.capability or agent.capability@version")),
+    params(("id" = String, Path, description = "agent.capability or agent.capability@version"),
+           ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer and is never charged twice")),
     request_body = InvokeBody,
     responses((status = 200, body = InvokeResult), (status = 400, body = super::ErrorBody),
               (status = 401, body = super::ErrorBody), (status = 402, body = super::ErrorBody),
@@ -167,8 +168,20 @@ pub async fn capabilities_invoke(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
     if !wants_stream {
-        let result = market.invoke(&org, request, None).await?;
-        return Ok(Json(result).into_response());
+        let scope = format!("{}:invoke:{}", org.org_id, request.capability_id);
+        let body = serde_json::json!({
+            "input": request.input,
+            "max_price_micros": request.max_price_micros,
+        });
+        return Ok(
+            super::idempotency::once(&market, &headers, &scope, &body, || async {
+                let result = market.invoke(&org, request, None).await?;
+                let body = serde_json::to_value(&result)
+                    .map_err(|_| ApiError::new("internal", "internal error"))?;
+                Ok((StatusCode::OK, body))
+            })
+            .await,
+        );
     }
     // Validate the id before committing to a 200 stream.
     market.capability(&request.capability_id)?;

@@ -52,20 +52,26 @@ pub fn status_of(code: &str) -> StatusCode {
         "unauthorized" | "signature_missing" | "signature_malformed" | "signature_invalid" => {
             StatusCode::UNAUTHORIZED
         }
-        "price_too_low" | "fuel_exhausted" => StatusCode::PAYMENT_REQUIRED,
+        "price_too_low" | "fuel_exhausted" | "insufficient_funds" | "budget_exceeded"
+        | "budget_exhausted" => StatusCode::PAYMENT_REQUIRED,
         "forbidden"
         | "not_owner"
         | "org_not_verified"
         | "signing_key_unknown"
         | "signing_key_revoked" => StatusCode::FORBIDDEN,
         "not_found" => StatusCode::NOT_FOUND,
-        "version_exists" | "version_not_newer" | "incompatible_version" | "too_many_keys" => {
-            StatusCode::CONFLICT
-        }
+        "version_exists"
+        | "version_not_newer"
+        | "incompatible_version"
+        | "too_many_keys"
+        | "not_in_escrow"
+        | "dispute_exists"
+        | "no_pending_dispute"
+        | "idempotency_in_progress" => StatusCode::CONFLICT,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "component_too_large" | "body_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "invalid_output" | "capability_failed" | "attestation_failed" => {
+        "invalid_output" | "capability_failed" | "attestation_failed" | "idempotency_conflict" => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         "guest_trapped" | "memory_limit" | "output_too_large" => StatusCode::BAD_GATEWAY,
@@ -161,14 +167,26 @@ impl From<market::Error> for ApiError {
                 failure,
                 transaction_id,
                 fuel_used,
+                charged_micros,
             } => {
                 let mut d = failure_details(failure);
                 d["fuel_used"] = json!(fuel_used);
                 if let Some(tx) = transaction_id {
                     d["transaction_id"] = json!(tx);
                 }
-                d["charged_micros"] = json!(0);
+                d["charged_micros"] = json!(charged_micros);
                 Some(d)
+            }
+            E::Settlement(crate::settlement::Error::Ledger(
+                crate::ledger::Error::InsufficientFunds {
+                    available, amount, ..
+                },
+            )) => Some(json!({ "available_micros": available, "hold_micros": amount })),
+            E::Settlement(crate::settlement::Error::OverPerCallLimit { amount, limit }) => {
+                Some(json!({ "hold_micros": amount, "per_call_max_micros": limit }))
+            }
+            E::Settlement(crate::settlement::Error::BudgetExhausted { limit, spent }) => {
+                Some(json!({ "daily_max_micros": limit, "spent_today_micros": spent }))
             }
             E::Refused {
                 error,

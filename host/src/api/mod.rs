@@ -7,10 +7,12 @@
 //! Does not know about: how anything is done. Every handler translates HTTP
 //! into one [`Market`] call and its result back into HTTP.
 
+mod accounts;
 mod auth;
 mod capabilities;
 mod discover;
 mod error;
+mod idempotency;
 mod openapi;
 mod ops;
 mod orgs;
@@ -24,7 +26,7 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceBuilder;
@@ -74,6 +76,21 @@ pub fn app(market: Arc<Market>) -> Router {
             post(capabilities::capabilities_invoke),
         )
         .route("/v1/transactions/{id}", get(capabilities::transactions_get))
+        .route(
+            "/v1/transactions/{id}/dispute",
+            post(accounts::disputes_create),
+        )
+        .route(
+            "/v1/transactions/{id}/dispute/decision",
+            post(accounts::disputes_decide),
+        )
+        .route(
+            "/v1/accounts/{org}/deposits",
+            post(accounts::deposits_create),
+        )
+        .route("/v1/accounts/me", get(accounts::accounts_me))
+        .route("/v1/admin/ledger", get(accounts::ledger_audit))
+        .route("/v1/accounts/me/budget", put(accounts::budget_put))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use super::{capabilities, discover, ops, orgs, trust};
+use super::{accounts, capabilities, discover, ops, orgs, trust};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -25,6 +25,12 @@ use utoipa::{Modify, OpenApi};
         capabilities::capabilities_quote,
         capabilities::capabilities_invoke,
         capabilities::transactions_get,
+        accounts::disputes_create,
+        accounts::disputes_decide,
+        accounts::deposits_create,
+        accounts::accounts_me,
+        accounts::budget_put,
+        accounts::ledger_audit,
         ops::healthz,
         ops::metrics,
         ops::openapi,

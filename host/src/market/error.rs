@@ -2,7 +2,7 @@
 
 use crate::registry::Violation;
 use crate::sandbox::{Failure, GuestError};
-use crate::{identity, pricing, registry, sandbox, store};
+use crate::{identity, ledger, pricing, registry, sandbox, settlement, store};
 
 /// The market's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -77,6 +77,9 @@ pub enum Error {
         transaction_id: Option<String>,
         /// Fuel burned.
         fuel_used: u64,
+        /// What the consumer was charged (running out of its own fuel is
+        /// charged; a provider fault is not).
+        charged_micros: u64,
     },
     /// The capability answered an error.
     #[error("the capability refused the call: {error:?}")]
@@ -132,6 +135,15 @@ pub enum Error {
         /// The signed report.
         report: Box<serde_json::Value>,
     },
+    /// The transaction is already disputed.
+    #[error("transaction {0} is already disputed")]
+    DisputeExists(String),
+    /// No dispute waits for a decision.
+    #[error("transaction {0} has no dispute pending review")]
+    NoPendingDispute(String),
+    /// Money could not move (funds, budget, escrow state).
+    #[error(transparent)]
+    Settlement(#[from] crate::settlement::Error),
     /// A battery file is broken.
     #[error(transparent)]
     Battery(#[from] crate::attestation::BatteryError),
@@ -190,6 +202,18 @@ impl Error {
             Error::AttestationFailed { .. } => "attestation_failed",
             Error::Incompatible { .. } => "incompatible_version",
             Error::Battery(_) => "invalid_battery",
+            Error::DisputeExists(_) => "dispute_exists",
+            Error::NoPendingDispute(_) => "no_pending_dispute",
+            Error::Settlement(e) => match e {
+                settlement::Error::Ledger(ledger::Error::InsufficientFunds { .. }) => {
+                    "insufficient_funds"
+                }
+                settlement::Error::OverPerCallLimit { .. } => "budget_exceeded",
+                settlement::Error::BudgetExhausted { .. } => "budget_exhausted",
+                settlement::Error::InvalidAmount(_) => "invalid_request",
+                settlement::Error::NotInEscrow(_) => "not_in_escrow",
+                _ => "internal",
+            },
             Error::Identity(identity::Error::InvalidName | identity::Error::BadKey(_)) => {
                 "invalid_request"
             }

@@ -1,11 +1,13 @@
-//! Invoking a capability: validate, meter, run, validate, record.
+//! Invoking a capability: validate, price, hold, run, validate, capture or
+//! void, record with a signed receipt.
 
 use super::views::InvokeResult;
 use super::{Error, Market, Result, now_ms};
 use crate::identity::Org;
 use crate::pricing;
-use crate::registry::{CapabilityId, violations};
-use crate::sandbox::{CallOutput, Invocation};
+use crate::registry::{CapabilityId, ListedCapability, violations};
+use crate::sandbox::{CallOutput, Failure, Invocation};
+use crate::settlement::Hold;
 use crate::store::Tree;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -18,7 +20,7 @@ pub struct InvokeRequest {
     pub capability_id: String,
     /// The input document.
     pub input: serde_json::Value,
-    /// The most the caller will pay; buys exactly the fuel it covers.
+    /// The most the caller will pay (cost plus fee); buys exactly the fuel it covers.
     pub max_price_micros: Option<u64>,
 }
 
@@ -40,8 +42,23 @@ pub struct InvocationRecord {
     pub fuel_limit: u64,
     /// Fuel used.
     pub fuel_used: u64,
-    /// Cost of the call (0 for failed calls).
+    /// The provider's price for the call: `price + ceil(fuel × rate / 10⁶)`
+    /// (0 when nothing was charged).
     pub cost_micros: u64,
+    /// The marketplace fee on it.
+    #[serde(default)]
+    pub fee_micros: u64,
+    /// What the consumer paid: cost plus fee.
+    #[serde(default)]
+    pub charged_micros: u64,
+    /// `free` (nothing to pay), `voided` (the hold was released: a provider
+    /// fault or a refused call), `escrowed` (paid, in the dispute window),
+    /// `released` (paid out to the provider), `refunded`.
+    #[serde(default)]
+    pub settlement: String,
+    /// When escrow is released to the provider unless disputed.
+    #[serde(default)]
+    pub release_at_ms: Option<u64>,
     /// The caller's cap, if any.
     pub max_price_micros: Option<u64>,
     /// Wall time, milliseconds.
@@ -52,13 +69,87 @@ pub struct InvocationRecord {
     pub input_sha256: String,
     /// SHA-256 of the output JSON text, hex, for successful calls.
     pub output_sha256: Option<String>,
+    /// SHA-256 of the component that ran, hex.
+    #[serde(default)]
+    pub component_sha256: String,
+    /// The receipt, signed by the marketplace key.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub receipt: Option<serde_json::Value>,
+    /// The consumer's dispute, if any.
+    #[serde(default)]
+    pub dispute: Option<super::money::DisputeRecord>,
+}
+
+/// The receipt of a call: what either party can show to prove what happened.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Receipt<'a> {
+    format: &'static str,
+    transaction_id: &'a str,
+    capability_id: &'a str,
+    component_sha256: &'a str,
+    consumer_org_id: &'a str,
+    provider_org_id: &'a str,
+    outcome: &'a str,
+    input_sha256: &'a str,
+    output_sha256: Option<&'a str>,
+    fuel_limit: u64,
+    fuel_used: u64,
+    cost_micros: u64,
+    fee_micros: u64,
+    charged_micros: u64,
+    contract_id: Option<&'a str>,
+    at_ms: u64,
 }
 
 fn new_transaction_id() -> String {
     format!("tx_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// The fuel a call gets and the most it may be charged.
+struct Metering {
+    fuel_limit: u64,
+    /// What to hold: the charge at `fuel_limit` (0 for a free capability).
+    hold_micros: u64,
+}
+
+/// Whether a capability never costs anything (nothing to hold or capture).
+fn is_free(capability: &ListedCapability) -> bool {
+    let terms = &capability.record.terms;
+    terms.price_micros == 0 && terms.micros_per_mfuel == 0
+}
+
 impl Market {
+    fn metering(&self, capability: &ListedCapability, cap: Option<u64>) -> Result<Metering> {
+        let terms = &capability.record.terms;
+        let fuel_max = self.sandbox.limits().fuel_per_call_max;
+        let fee_bps = self.settlement.rules().fee_bps;
+        // The cap covers cost plus fee: the cost may use what is left of it.
+        let cost_cap = cap.map(|cap| pricing::cost_within(cap, fee_bps));
+        let fuel_limit = pricing::fuel_for_cap(
+            cost_cap,
+            terms.price_micros,
+            terms.micros_per_mfuel,
+            fuel_max,
+        )
+        .map_err(|e| pricing::CapBelowPrice {
+            max_price_micros: cap.unwrap_or(e.max_price_micros),
+            price_micros: pricing::charged_micros(terms.price_micros, fee_bps),
+        })?;
+        let hold_micros = if is_free(capability) {
+            0
+        } else {
+            pricing::charged_micros(
+                pricing::cost_micros(terms.price_micros, terms.micros_per_mfuel, fuel_limit),
+                fee_bps,
+            )
+        };
+        Ok(Metering {
+            fuel_limit,
+            hold_micros,
+        })
+    }
+
     /// Runs one call for `consumer`. Chunks the guest emits go to `emitter`.
     pub async fn invoke(
         &self,
@@ -94,15 +185,28 @@ impl Market {
                 per_minute,
                 retry_after_ms: wait.as_millis() as u64 + 1,
             })?;
-        let fuel_limit = pricing::fuel_for_cap(
+        // A per-call budget caps a call that names no cap of its own.
+        let cap = match (
             request.max_price_micros,
-            terms.price_micros,
-            terms.micros_per_mfuel,
-            self.sandbox.limits().fuel_per_call_max,
-        )?;
+            self.settlement.per_call_cap(&consumer.org_id),
+        ) {
+            (None, budget) => budget,
+            (cap, _) => cap,
+        };
+        let metering = self.metering(capability, cap)?;
+        let transaction_id = new_transaction_id();
+        let hold = if metering.hold_micros == 0 {
+            None
+        } else {
+            Some(self.settlement.hold(
+                &consumer.org_id,
+                &transaction_id,
+                metering.hold_micros,
+                now_ms(),
+            )?)
+        };
 
         let input = request.input.to_string();
-        let label = capability.pinned_id.as_str();
         let Invocation {
             result,
             fuel_used,
@@ -111,46 +215,53 @@ impl Market {
             .sandbox
             .invoke(
                 &listed.compiled,
-                label,
+                &capability.pinned_id,
                 &capability.record.name,
                 &input,
-                fuel_limit,
+                metering.fuel_limit,
                 emitter,
             )
             .await;
         let duration_ms = duration.as_millis() as u64;
-
-        let transaction_id = new_transaction_id();
-        let mut record = InvocationRecord {
+        let record = InvocationRecord {
             transaction_id: transaction_id.clone(),
             capability_id: capability.pinned_id.clone(),
             consumer_org_id: consumer.org_id.clone(),
             provider_org_id: listed.record.owner_org_id.clone(),
             outcome: String::new(),
-            fuel_limit,
+            fuel_limit: metering.fuel_limit,
             fuel_used,
             cost_micros: 0,
+            fee_micros: 0,
+            charged_micros: 0,
+            settlement: if hold.is_some() { "voided" } else { "free" }.into(),
+            release_at_ms: None,
             max_price_micros: request.max_price_micros,
             duration_ms,
             at_ms: now_ms(),
             input_sha256: hex::encode(Sha256::digest(input.as_bytes())),
             output_sha256: None,
+            component_sha256: listed.record.component_sha256.clone(),
+            receipt: None,
+            dispute: None,
         };
 
         let outcome: Result<(serde_json::Value, String)> = match result {
-            Err(failure) if failure == crate::sandbox::Failure::Overloaded => {
-                // Nothing ran: no transaction to record.
-                self.metrics.invocation(failure.code(), 0, 0.0);
+            Err(Failure::Overloaded) => {
+                // Nothing ran: no transaction to record (the hold drops).
+                self.metrics.invocation("overloaded", 0, 0.0);
                 return Err(Error::Call {
-                    failure,
+                    failure: Failure::Overloaded,
                     transaction_id: None,
                     fuel_used: 0,
+                    charged_micros: 0,
                 });
             }
             Err(failure) => Err(Error::Call {
                 failure,
                 transaction_id: Some(transaction_id.clone()),
                 fuel_used,
+                charged_micros: 0,
             }),
             Ok(CallOutput::Refused(error)) => Err(Error::Refused {
                 error,
@@ -161,51 +272,141 @@ impl Market {
                 self.checked_output(capability, text, &transaction_id, fuel_used)
             }
         };
+        self.conclude(capability, hold, record, outcome, duration)
+            .await
+    }
 
-        let answer = match outcome {
-            Ok((output, text)) => {
-                record.outcome = "ok".into();
-                record.cost_micros =
-                    pricing::cost_micros(terms.price_micros, terms.micros_per_mfuel, fuel_used);
-                record.output_sha256 = Some(hex::encode(Sha256::digest(text.as_bytes())));
-                Ok(InvokeResult {
-                    output,
-                    transaction_id,
-                    capability_id: capability.pinned_id.clone(),
-                    fuel_used,
-                    fuel_limit,
-                    cost_micros: record.cost_micros,
-                    duration_ms,
-                })
-            }
-            Err(error) => {
-                record.outcome = error.code().into();
-                Err(error)
-            }
+    /// Settles and records a call that ran, and builds its answer.
+    async fn conclude(
+        &self,
+        capability: &ListedCapability,
+        hold: Option<Hold>,
+        mut record: InvocationRecord,
+        outcome: Result<(serde_json::Value, String)>,
+        duration: std::time::Duration,
+    ) -> Result<InvokeResult> {
+        let terms = &capability.record.terms;
+        // What the consumer pays for: a valid output, or running out of the
+        // fuel its own cap bought (the work was done as asked). Provider
+        // faults (traps, memory, deadline, invalid output) and refusals pay nothing.
+        let chargeable = match &outcome {
+            Ok(_) => true,
+            Err(Error::Call { failure, .. }) => matches!(failure, Failure::FuelExhausted { .. }),
+            Err(_) => false,
         };
+        record.outcome = match &outcome {
+            Ok(_) => "ok".into(),
+            Err(e) => e.code().into(),
+        };
+        if let Ok((_, text)) = &outcome {
+            record.output_sha256 = Some(hex::encode(Sha256::digest(text.as_bytes())));
+        }
+        let mut outcome = outcome;
+        match hold {
+            Some(hold) if chargeable => {
+                let cost = pricing::cost_micros(
+                    terms.price_micros,
+                    terms.micros_per_mfuel,
+                    record.fuel_used,
+                );
+                let fee = pricing::fee_micros(cost, self.settlement.rules().fee_bps);
+                let release_at_ms = record.at_ms + self.settlement.rules().dispute_window_ms;
+                record.cost_micros = cost;
+                record.fee_micros = fee;
+                record.charged_micros = cost + fee;
+                record.settlement = "escrowed".into();
+                record.release_at_ms = Some(release_at_ms);
+                record.receipt = Some(self.receipt(&record)?);
+                let bytes =
+                    serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
+                let writes = vec![(Tree::Invocations, record.transaction_id.clone(), bytes)];
+                let captured = self.settlement.capture(
+                    hold,
+                    &record.provider_org_id,
+                    cost,
+                    record.at_ms,
+                    release_at_ms,
+                    writes,
+                )?;
+                debug_assert_eq!(captured.charged_micros, record.charged_micros);
+                // The charge is on disk before anyone hears of it.
+                self.store.sync().await?;
+                if let Err(Error::Call { charged_micros, .. }) = &mut outcome {
+                    *charged_micros = record.charged_micros;
+                }
+            }
+            hold => {
+                // Dropping a hold voids it: nothing is charged.
+                drop(hold);
+                record.receipt = Some(self.receipt(&record)?);
+                // Flushed by the committer within `background_flush_ms`: a
+                // call that moved no money does not wait for a disk sync.
+                self.store
+                    .put(Tree::Invocations, &record.transaction_id, &record)?;
+            }
+        }
+
         let successes = self.stats.record(
             &record.capability_id,
-            answer.is_ok(),
-            fuel_used,
-            duration_ms,
+            record.outcome == "ok",
+            record.fuel_used,
+            record.duration_ms,
         );
         // Discovery filters by expected cost: refresh it as observations
         // accumulate (at 1, 2, 4, ... successes, then every 1,024).
-        if answer.is_ok() && (successes.is_power_of_two() || successes.is_multiple_of(1_024)) {
+        if record.outcome == "ok"
+            && (successes.is_power_of_two() || successes.is_multiple_of(1_024))
+        {
             self.refresh_facts(&record.capability_id);
         }
         self.metrics
-            .invocation(&record.outcome, fuel_used, duration.as_secs_f64());
-        // Flushed by the committer within `background_flush_ms`: a free
-        // call's record does not wait for a disk sync.
-        self.store
-            .put(Tree::Invocations, &record.transaction_id, &record)?;
-        answer
+            .invocation(&record.outcome, record.fuel_used, duration.as_secs_f64());
+        let (output, _) = outcome?;
+        Ok(InvokeResult {
+            output,
+            transaction_id: record.transaction_id.clone(),
+            capability_id: capability.pinned_id.clone(),
+            fuel_used: record.fuel_used,
+            fuel_limit: record.fuel_limit,
+            cost_micros: record.cost_micros,
+            fee_micros: record.fee_micros,
+            charged_micros: record.charged_micros,
+            duration_ms: record.duration_ms,
+            receipt: record.receipt.unwrap_or_default(),
+        })
+    }
+
+    /// The signed receipt of a recorded call.
+    fn receipt(&self, record: &InvocationRecord) -> Result<serde_json::Value> {
+        let receipt = Receipt {
+            format: "mercato-receipt/1",
+            transaction_id: &record.transaction_id,
+            capability_id: &record.capability_id,
+            component_sha256: &record.component_sha256,
+            consumer_org_id: &record.consumer_org_id,
+            provider_org_id: &record.provider_org_id,
+            outcome: &record.outcome,
+            input_sha256: &record.input_sha256,
+            output_sha256: record.output_sha256.as_deref(),
+            fuel_limit: record.fuel_limit,
+            fuel_used: record.fuel_used,
+            cost_micros: record.cost_micros,
+            fee_micros: record.fee_micros,
+            charged_micros: record.charged_micros,
+            contract_id: None,
+            at_ms: record.at_ms,
+        };
+        let mut value =
+            serde_json::to_value(&receipt).map_err(|e| Error::Internal(e.to_string()))?;
+        self.market_key
+            .sign(&mut value)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(value)
     }
 
     fn checked_output(
         &self,
-        capability: &crate::registry::ListedCapability,
+        capability: &ListedCapability,
         text: String,
         transaction_id: &str,
         fuel_used: u64,

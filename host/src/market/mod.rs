@@ -9,8 +9,10 @@
 
 mod discovery;
 mod error;
+mod idempotency;
 mod invoke;
 mod load;
+mod money;
 mod publish;
 mod rate;
 mod reattest;
@@ -20,7 +22,9 @@ mod views;
 
 pub use discovery::{DiscoveredCapability, entry_for, schema_fields};
 pub use error::{Error, Result};
+pub use idempotency::{Claim, KEY_CHARS_MAX, Remembered};
 pub use invoke::{InvocationRecord, InvokeRequest};
+pub use money::{Decision, DisputeRecord, Rerun};
 pub use publish::{Upload, structure_checks};
 pub use reattest::{DelistedVersion, Reattested};
 pub use views::{AttestationStatus, CapabilityView, InvokeResult, Published, Quote, StatsView};
@@ -32,6 +36,7 @@ use crate::identity::{self, AdminToken, MarketKey, NewOrg, Org};
 use crate::metrics::Metrics;
 use crate::registry::{CapabilityId, Catalog, Listed, ListedCapability};
 use crate::sandbox::Sandbox;
+use crate::settlement::{Rules, Settlement};
 use crate::store::Store;
 use stats::Stats;
 use std::sync::{Arc, RwLock};
@@ -50,6 +55,9 @@ pub struct Market {
     admin_token_sha256: String,
     market_key: MarketKey,
     batteries: RwLock<Arc<Batteries>>,
+    settlement: Settlement,
+    sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    in_flight: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Unix time in milliseconds.
@@ -76,6 +84,13 @@ impl Market {
         let market_key = MarketKey::load_or_create(&config.data_dir)
             .map_err(|e| Error::Config(format!("marketplace signing key: {e}")))?;
         let batteries = Batteries::load(config.batteries_dir.as_deref())?;
+        let rules = Rules {
+            fee_bps: config.fee_bps,
+            dispute_window_ms: config.dispute_window_ms,
+            // A call ends by its deadline; a hold outliving the request is stale.
+            hold_timeout_ms: config.sandbox.deadline_ms + config.request_timeout_ms,
+        };
+        let settlement = Settlement::open(store.clone(), rules, now_ms())?;
         let market = Market {
             store,
             sandbox,
@@ -88,6 +103,9 @@ impl Market {
             admin_token_sha256,
             market_key,
             batteries: RwLock::new(Arc::new(batteries)),
+            settlement,
+            sweeper: std::sync::Mutex::new(None),
+            in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
         };
         market.load_catalog().await?;
         market.load_stats()?;
@@ -100,11 +118,21 @@ impl Market {
         for agent in agents {
             market.index_agent(&agent);
         }
-        Ok((Arc::new(market), admin))
+        let market = Arc::new(market);
+        market.start_sweeper();
+        Ok((market, admin))
     }
 
     /// Flushes everything to disk and stops the store's committer.
     pub async fn close(&self) -> Result<()> {
+        let sweeper = self
+            .sweeper
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
         self.store.close().await?;
         Ok(())
     }

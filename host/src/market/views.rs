@@ -176,10 +176,18 @@ pub struct InvokeResult {
     pub fuel_used: u64,
     /// Fuel the call was given (what `max_price_micros` paid for, capped).
     pub fuel_limit: u64,
-    /// What the call costs: `price_micros + ceil(fuel_used * micros_per_mfuel / 1e6)`.
+    /// The provider's price for the call: `price_micros + ceil(fuel_used * micros_per_mfuel / 1e6)`.
     pub cost_micros: u64,
+    /// The marketplace fee: `ceil(cost × fee_bps / 10,000)`.
+    pub fee_micros: u64,
+    /// What the consumer paid: cost plus fee (held in escrow until the
+    /// dispute window closes).
+    pub charged_micros: u64,
     /// Wall time in the sandbox, milliseconds.
     pub duration_ms: u64,
+    /// The receipt, signed by the marketplace key.
+    #[schema(value_type = Object)]
+    pub receipt: serde_json::Value,
 }
 
 /// The result of an upload.

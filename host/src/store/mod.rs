@@ -76,10 +76,16 @@ pub enum Tree {
     SigningKeys,
     /// `agent@version` → the signed attestation report (also of refused uploads).
     Reports,
+    /// Zero-padded sequence number → ledger journal entry.
+    Journal,
+    /// `org_id` → budget.
+    Budgets,
+    /// `org_id:scope:key` → the first response to an idempotent request.
+    Idempotency,
 }
 
 impl Tree {
-    const ALL: [Tree; 10] = [
+    const ALL: [Tree; 13] = [
         Tree::Orgs,
         Tree::ApiKeys,
         Tree::Components,
@@ -90,6 +96,9 @@ impl Tree {
         Tree::Meta,
         Tree::SigningKeys,
         Tree::Reports,
+        Tree::Journal,
+        Tree::Budgets,
+        Tree::Idempotency,
     ];
 
     fn name(self) -> &'static str {
@@ -104,6 +113,9 @@ impl Tree {
             Tree::Meta => "meta",
             Tree::SigningKeys => "signing_keys",
             Tree::Reports => "reports",
+            Tree::Journal => "journal",
+            Tree::Budgets => "budgets",
+            Tree::Idempotency => "idempotency",
         }
     }
 }
@@ -112,7 +124,7 @@ impl Tree {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    trees: Arc<[sled::Tree; 10]>,
+    trees: Arc<[sled::Tree; 13]>,
     commit: Arc<GroupCommit>,
 }
 
@@ -126,7 +138,7 @@ impl Store {
         for tree in Tree::ALL {
             trees.push(db.open_tree(tree.name())?);
         }
-        let trees: [sled::Tree; 10] = trees.try_into().map_err(|_| Error::Closed)?;
+        let trees: [sled::Tree; 13] = trees.try_into().map_err(|_| Error::Closed)?;
         let commit = GroupCommit::start(db.clone(), background_flush);
         Ok(Store {
             db,
@@ -264,6 +276,37 @@ impl Store {
             Err(TransactionError::Abort(())) => Ok(false),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
+    }
+
+    /// Writes several records in one transaction (all or none); not durable
+    /// until [`Store::sync`].
+    pub fn write_atomic(&self, writes: &[(Tree, String, Vec<u8>)]) -> Result<()> {
+        use sled::Transactional;
+        use sled::transaction::TransactionError;
+        let mut trees: Vec<Tree> = writes.iter().map(|(t, _, _)| *t).collect();
+        trees.sort_by_key(|t| *t as usize);
+        trees.dedup();
+        let handles: Vec<sled::Tree> = trees.iter().map(|t| self.tree(*t).clone()).collect();
+        let outcome = handles.as_slice().transaction(|txs| {
+            for (tree, key, value) in writes {
+                let index = trees.iter().position(|t| t == tree).unwrap_or(0);
+                txs[index].insert(key.as_bytes(), value.as_slice())?;
+            }
+            Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+        });
+        self.commit.dirty();
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(())) => Err(Error::Closed),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// Removes a record; not durable until [`Store::sync`].
+    pub fn remove(&self, tree: Tree, key: &str) -> Result<()> {
+        self.tree(tree).remove(key)?;
+        self.commit.dirty();
+        Ok(())
     }
 
     /// The database's size on disk, in bytes.

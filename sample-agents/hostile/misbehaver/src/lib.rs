@@ -80,6 +80,16 @@ fn lie(_: &str) -> Result<String, Error> {
     Ok(r#"{"n": 7}"#.to_string())
 }
 
+/// Answers a different number every call while claiming (by default) to be
+/// deterministic: it passes attestation only because it has no cases, and a
+/// dispute's re-run catches it.
+fn drift(_: Nothing) -> Result<Count, Error> {
+    use std::hash::BuildHasher;
+    Ok(Count {
+        n: std::hash::RandomState::new().hash_one(0u8),
+    })
+}
+
 const LIE_INPUT_SCHEMA: &str = r#"{"type": "object"}"#;
 const LIE_OUTPUT_SCHEMA: &str =
     r#"{"type": "object", "required": ["words"], "properties": {"words": {"type": "array"}}}"#;
@@ -108,6 +118,8 @@ impl Agent for Misbehaver {
                 lie,
             )
             .category("hostile"),
+            Capability::new("drift", "Answers a different number each call.", drift)
+                .category("hostile"),
         ]
     }
 }

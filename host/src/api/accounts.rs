@@ -1,0 +1,169 @@
+//! Money routes: deposits (admin), balances, budgets, disputes.
+
+use super::ApiError;
+use super::auth::{Admin, Caller};
+use super::idempotency;
+use crate::market::{Decision, DisputeRecord, Market};
+use crate::settlement::{Balance, Budget};
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+fn json<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(value).map_err(|_| ApiError::new("internal", "internal error"))
+}
+
+/// A deposit.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deposit {
+    /// Micros to credit (1 unit = 1,000,000 micros).
+    pub amount_micros: u64,
+}
+
+/// Credits an organisation's account (admin token). With an
+/// `Idempotency-Key`, a retry never credits twice.
+#[utoipa::path(post, path = "/v1/accounts/{org}/deposits", tag = "accounts", security(("admin" = [])),
+    params(("org" = String, Path, description = "organisation id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
+    request_body = Deposit,
+    responses((status = 201, body = Balance), (status = 400, body = super::ErrorBody),
+              (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody),
+              (status = 422, body = super::ErrorBody, description = "key reused with another body")))]
+pub async fn deposits_create(
+    State(market): State<Arc<Market>>,
+    _admin: Admin,
+    Path(org_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<Deposit>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(deposit) = body?;
+    let scope = format!("admin:deposit:{org_id}");
+    let body = json(&deposit)?;
+    let deposit_id = headers
+        .get("idempotency-key")
+        .and_then(|k| k.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    Ok(
+        idempotency::once(&market, &headers, &scope, &body, || async {
+            let balance = market
+                .deposit(&org_id, deposit.amount_micros, &deposit_id)
+                .await?;
+            Ok((StatusCode::CREATED, json(&balance)?))
+        })
+        .await,
+    )
+}
+
+/// The caller's balances and budget.
+#[utoipa::path(get, path = "/v1/accounts/me", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = Balance), (status = 401, body = super::ErrorBody)))]
+pub async fn accounts_me(State(market): State<Arc<Market>>, Caller(org): Caller) -> Json<Balance> {
+    Json(market.balance(&org))
+}
+
+/// Sets the caller's budget: a per-call limit (it also caps calls that name
+/// no `max_price_micros`) and a daily limit (reaching it pauses calls with
+/// 402 `budget_exhausted` until 00:00 UTC or a higher budget).
+#[utoipa::path(put, path = "/v1/accounts/me/budget", tag = "accounts", security(("bearer" = [])),
+    request_body = Budget,
+    responses((status = 200, body = Balance), (status = 400, body = super::ErrorBody)))]
+pub async fn budget_put(
+    State(market): State<Arc<Market>>,
+    Caller(org): Caller,
+    body: Result<Json<Budget>, JsonRejection>,
+) -> Result<Json<Balance>, ApiError> {
+    let Json(budget) = body?;
+    Ok(Json(market.set_budget(&org, budget).await?))
+}
+
+/// A dispute.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenDispute {
+    /// The call's input again (only its hash was kept); it must hash the same.
+    #[schema(value_type = Object)]
+    pub input: serde_json::Value,
+    /// Why, for the admin who may review it.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Disputes a call within its dispute window. The same input runs again on
+/// the same component version: a provider fault (trap, output breaking the
+/// schema, a different output from a deterministic capability) is refunded at
+/// once; otherwise the escrow is held for an admin's decision.
+#[utoipa::path(post, path = "/v1/transactions/{id}/dispute", tag = "transactions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "transaction id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
+    request_body = OpenDispute,
+    responses((status = 201, body = DisputeRecord), (status = 400, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+pub async fn disputes_create(
+    State(market): State<Arc<Market>>,
+    Caller(org): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<OpenDispute>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(dispute) = body?;
+    let scope = format!("{}:dispute:{id}", org.org_id);
+    let body = json(&dispute)?;
+    Ok(
+        idempotency::once(&market, &headers, &scope, &body, || async {
+            let record = market
+                .dispute(&org, &id, dispute.input, &dispute.reason)
+                .await?;
+            Ok((StatusCode::CREATED, json(&record)?))
+        })
+        .await,
+    )
+}
+
+/// An admin's decision.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decide {
+    /// `refund`, `partial` or `reject`.
+    pub decision: Decision,
+    /// For `partial`: micros returned to the consumer.
+    #[serde(default)]
+    pub refund_micros: Option<u64>,
+}
+
+/// Decides a dispute waiting for review (admin token).
+#[utoipa::path(post, path = "/v1/transactions/{id}/dispute/decision", tag = "transactions", security(("admin" = [])),
+    params(("id" = String, Path, description = "transaction id")),
+    request_body = Decide,
+    responses((status = 200, body = DisputeRecord), (status = 403, body = super::ErrorBody),
+              (status = 409, body = super::ErrorBody)))]
+pub async fn disputes_decide(
+    State(market): State<Arc<Market>>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    body: Result<Json<Decide>, JsonRejection>,
+) -> Result<Json<DisputeRecord>, ApiError> {
+    let Json(decide) = body?;
+    Ok(Json(
+        market
+            .decide(&id, decide.decision, decide.refund_micros)
+            .await?,
+    ))
+}
+
+/// Where all the money is and whether the books balance (admin token):
+/// deposits = organisations + escrow + fees.
+#[utoipa::path(get, path = "/v1/admin/ledger", tag = "accounts", security(("admin" = [])),
+    responses((status = 200, body = crate::settlement::Audit), (status = 403, body = super::ErrorBody)))]
+pub async fn ledger_audit(
+    State(market): State<Arc<Market>>,
+    _admin: Admin,
+) -> Json<crate::settlement::Audit> {
+    Json(market.audit())
+}

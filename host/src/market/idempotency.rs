@@ -1,0 +1,86 @@
+//! Idempotency keys: the first response to a request, kept so that a retry
+//! with the same key and body gets it again instead of acting twice.
+
+use super::{Market, Result, now_ms};
+use crate::store::Tree;
+use serde::{Deserialize, Serialize};
+
+/// How long a key is kept (at least 24 hours are promised).
+pub const KEEP_MS: u64 = 48 * 3_600_000;
+/// Longest key accepted.
+pub const KEY_CHARS_MAX: usize = 200;
+
+/// The first response to a request with an `Idempotency-Key`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Remembered {
+    /// SHA-256 of the request body (its JSON form), hex.
+    pub body_sha256: String,
+    /// HTTP status of the first response.
+    pub status: u16,
+    /// Its JSON body.
+    pub body: serde_json::Value,
+    /// When, Unix milliseconds.
+    pub at_ms: u64,
+}
+
+/// What to do with a request that carries a key.
+pub enum Claim {
+    /// First time: go ahead, then [`Market::remember`].
+    Fresh,
+    /// Seen with this body: answer this again.
+    Replay(Remembered),
+    /// Seen with another body.
+    Conflict,
+    /// The same key is being handled right now.
+    InProgress,
+}
+
+impl Market {
+    /// Claims `key` (scoped by the caller and the route) for a request whose
+    /// body hashes to `body_sha256`.
+    pub fn claim(&self, key: &str, body_sha256: &str) -> Result<Claim> {
+        if let Some(seen) = self.store.get::<Remembered>(Tree::Idempotency, key)? {
+            return Ok(if seen.body_sha256 == body_sha256 {
+                Claim::Replay(seen)
+            } else {
+                Claim::Conflict
+            });
+        }
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if !in_flight.insert(key.to_string()) {
+            return Ok(Claim::InProgress);
+        }
+        Ok(Claim::Fresh)
+    }
+
+    /// Stores the first response to a claimed key (durable before it
+    /// returns) and releases the claim. `None` releases it without storing
+    /// (a transient failure the client should retry for real).
+    pub async fn remember(&self, key: &str, response: Option<Remembered>) -> Result<()> {
+        let stored = match response {
+            Some(r) => {
+                self.store.put(Tree::Idempotency, key, &r)?;
+                self.store.sync().await
+            }
+            None => Ok(()),
+        };
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        Ok(stored?)
+    }
+
+    /// Forgets keys older than [`KEEP_MS`].
+    pub(super) fn purge_idempotency(&self) -> Result<usize> {
+        let cutoff = now_ms().saturating_sub(KEEP_MS);
+        let mut purged = 0;
+        for (key, seen) in self.store.scan::<Remembered>(Tree::Idempotency)? {
+            if seen.at_ms < cutoff {
+                self.store.remove(Tree::Idempotency, &key)?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+}

@@ -1,0 +1,314 @@
+//! The in-memory books: the ledger plus what settlement needs to answer
+//! quickly (escrow by transaction and by due time, daily spend, budgets).
+
+use super::{Error, Event, JournalEntry, Result};
+use crate::ledger::{Ledger, Op, org_account};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use utoipa::ToSchema;
+
+const DAY_MS: u64 = 86_400_000;
+
+/// A consumer's spending rules. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// The most one call may hold (and so cost), in micros; it also caps
+    /// calls that give no `max_price_micros`.
+    #[serde(default)]
+    pub per_call_max_micros: Option<u64>,
+    /// The most spent and held per UTC day; reaching it pauses calls.
+    #[serde(default)]
+    pub daily_max_micros: Option<u64>,
+}
+
+impl Budget {
+    pub(super) fn check(&self) -> std::result::Result<(), String> {
+        if self.per_call_max_micros == Some(0) || self.daily_max_micros == Some(0) {
+            return Err("a limit of 0 would refuse every paid call; omit it instead".into());
+        }
+        Ok(())
+    }
+}
+
+/// An organisation's money, as it sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Balance {
+    /// The organisation.
+    pub org_id: String,
+    /// What it can spend now.
+    pub available_micros: u64,
+    /// Held for its calls in flight.
+    pub pending_micros: u64,
+    /// Paid by it, waiting in escrow for the dispute window.
+    pub escrowed_out_micros: u64,
+    /// Owed to it as a provider, waiting in escrow.
+    pub escrowed_in_micros: u64,
+    /// Captured today (UTC) for its calls.
+    pub spent_today_micros: u64,
+    /// Its budget.
+    pub budget: Budget,
+    /// Whether its daily budget paused its calls.
+    pub paused: bool,
+}
+
+/// Where a transaction's money stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EscrowState {
+    /// Charged to the consumer, in escrow.
+    pub charged_micros: u64,
+    /// Disputed: waits for a decision instead of its window.
+    pub disputed: bool,
+    /// When it goes to the provider unless disputed.
+    pub release_at_ms: u64,
+}
+
+/// One transaction's money in escrow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escrowed {
+    pub consumer_org_id: String,
+    pub provider_org_id: String,
+    pub cost_micros: u64,
+    pub fee_micros: u64,
+    pub release_at_ms: u64,
+    day: u64,
+}
+
+impl Escrowed {
+    pub fn charged(&self) -> u64 {
+        self.cost_micros + self.fee_micros
+    }
+}
+
+#[derive(Default)]
+pub struct Books {
+    pub ledger: Ledger,
+    pub seq: u64,
+    pub budgets: HashMap<String, Budget>,
+    escrow: HashMap<String, Escrowed>,
+    due: BTreeSet<(u64, String)>,
+    escrow_out: HashMap<String, u64>,
+    escrow_in: HashMap<String, u64>,
+    /// Hold operations of calls in flight, journaled with their capture.
+    holds: HashMap<String, Op>,
+    held: HashMap<String, u64>,
+    day: u64,
+    spent_today: HashMap<String, u64>,
+    paused: HashSet<String>,
+    /// Disputed escrows: not released when their window closes.
+    frozen: HashSet<String>,
+}
+
+fn bump(map: &mut HashMap<String, u64>, key: &str, delta: i128) {
+    let entry = map.entry(key.to_string()).or_default();
+    *entry = u64::try_from((i128::from(*entry) + delta).max(0)).unwrap_or(u64::MAX);
+    if *entry == 0 {
+        map.remove(key);
+    }
+}
+
+impl Books {
+    /// Applies a journal entry read back from disk.
+    pub fn replay(&mut self, entry: &JournalEntry) -> std::result::Result<(), String> {
+        self.ledger
+            .apply_all(&entry.ops)
+            .map_err(|e| e.to_string())?;
+        self.seq = entry.seq;
+        self.note(entry);
+        Ok(())
+    }
+
+    /// Updates the indexes after an entry applied.
+    pub fn note(&mut self, entry: &JournalEntry) {
+        match &entry.event {
+            Event::Deposit { .. } => {}
+            Event::Dispute { transaction_id } => {
+                self.frozen.insert(transaction_id.clone());
+            }
+            Event::Capture {
+                transaction_id,
+                consumer_org_id,
+                provider_org_id,
+                cost_micros,
+                fee_micros,
+                release_at_ms,
+            } => {
+                let escrowed = Escrowed {
+                    consumer_org_id: consumer_org_id.clone(),
+                    provider_org_id: provider_org_id.clone(),
+                    cost_micros: *cost_micros,
+                    fee_micros: *fee_micros,
+                    release_at_ms: *release_at_ms,
+                    day: entry.at_ms / DAY_MS,
+                };
+                let charged = i128::from(escrowed.charged());
+                bump(&mut self.escrow_out, consumer_org_id, charged);
+                bump(
+                    &mut self.escrow_in,
+                    provider_org_id,
+                    i128::from(*cost_micros),
+                );
+                if escrowed.day == self.day {
+                    bump(&mut self.spent_today, consumer_org_id, charged);
+                }
+                self.due.insert((*release_at_ms, transaction_id.clone()));
+                self.escrow.insert(transaction_id.clone(), escrowed);
+            }
+            Event::Release { transaction_id } | Event::Refund { transaction_id, .. } => {
+                let refund = match &entry.event {
+                    Event::Refund { refund_micros, .. } => *refund_micros,
+                    _ => 0,
+                };
+                self.frozen.remove(transaction_id);
+                if let Some(e) = self.escrow.remove(transaction_id) {
+                    self.due.remove(&(e.release_at_ms, transaction_id.clone()));
+                    bump(
+                        &mut self.escrow_out,
+                        &e.consumer_org_id,
+                        -i128::from(e.charged()),
+                    );
+                    bump(
+                        &mut self.escrow_in,
+                        &e.provider_org_id,
+                        -i128::from(e.cost_micros),
+                    );
+                    if e.day == self.day {
+                        bump(
+                            &mut self.spent_today,
+                            &e.consumer_org_id,
+                            -i128::from(refund),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a new UTC day: today's spending starts at zero, pauses lift.
+    pub fn roll_day(&mut self, now_ms: u64) {
+        let day = now_ms / DAY_MS;
+        if day != self.day {
+            self.day = day;
+            self.spent_today.clear();
+            self.paused.clear();
+            for e in self.escrow.values() {
+                if e.day == day {
+                    bump(
+                        &mut self.spent_today,
+                        &e.consumer_org_id,
+                        i128::from(e.charged()),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A new budget is a fresh decision: today's pause lifts (and comes back
+    /// at the next call if the new budget is exhausted too).
+    pub fn set_budget(&mut self, org_id: &str, budget: Budget) {
+        self.budgets.insert(org_id.to_string(), budget);
+        self.paused.remove(org_id);
+    }
+
+    pub fn check_budget(&mut self, org_id: &str, amount: u64) -> Result<()> {
+        let Some(budget) = self.budgets.get(org_id) else {
+            return Ok(());
+        };
+        if let Some(limit) = budget.per_call_max_micros
+            && amount > limit
+        {
+            return Err(Error::OverPerCallLimit { amount, limit });
+        }
+        if let Some(limit) = budget.daily_max_micros {
+            let spent = self.spent_today.get(org_id).copied().unwrap_or(0)
+                + self.held.get(org_id).copied().unwrap_or(0);
+            if self.paused.contains(org_id) || spent.saturating_add(amount) > limit {
+                self.paused.insert(org_id.to_string());
+                return Err(Error::BudgetExhausted { limit, spent });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn held_today(&mut self, org_id: &str, amount: u64) {
+        bump(&mut self.held, org_id, i128::from(amount));
+    }
+
+    /// Records the hold operation of a call in flight.
+    pub fn remember_hold(&mut self, op: Op) {
+        if let Op::Hold { id, .. } = &op {
+            self.holds.insert(id.clone(), op);
+        }
+    }
+
+    pub fn hold_op(&self, id: &str) -> Option<Op> {
+        self.holds.get(id).cloned()
+    }
+
+    /// Undoes an in-memory hold so its capture can journal it as
+    /// `[Hold, Post]`.
+    pub fn forget_hold(&mut self, id: &str, org_id: &str, amount: u64) -> Result<()> {
+        self.ledger.forget_pending(id)?;
+        self.holds.remove(id);
+        bump(&mut self.held, org_id, -i128::from(amount));
+        Ok(())
+    }
+
+    /// Voids the hold of a call that ended without a capture.
+    pub fn drop_hold(&mut self, transaction_id: &str, org_id: &str, amount: u64) {
+        let id = format!("{transaction_id}:hold");
+        if self.holds.remove(&id).is_some() {
+            // Already expired holds are gone from `holds`; nothing to undo.
+            let _ = self.ledger.forget_pending(&id);
+            bump(&mut self.held, org_id, -i128::from(amount));
+        }
+    }
+
+    /// Expires holds past their timeout; returns how many.
+    pub fn expire(&mut self, now_ms: u64) -> usize {
+        let expired = self.ledger.expired(now_ms);
+        for id in &expired {
+            if let Some(Op::Hold { debit, amount, .. }) = self.holds.remove(id) {
+                let _ = self.ledger.forget_pending(id);
+                let org = debit.strip_prefix("org:").unwrap_or(&debit).to_string();
+                bump(&mut self.held, &org, -i128::from(amount));
+            }
+        }
+        expired.len()
+    }
+
+    /// Escrows whose window has closed at `now_ms`.
+    pub fn due(&self, now_ms: u64) -> Vec<(String, Escrowed)> {
+        self.due
+            .range(..=(now_ms, String::from("\u{10FFFF}")))
+            .filter(|(_, tx)| !self.frozen.contains(tx))
+            .filter_map(|(_, tx)| Some((tx.clone(), self.escrow.get(tx)?.clone())))
+            .collect()
+    }
+
+    pub fn escrowed(&self, transaction_id: &str) -> Option<Escrowed> {
+        self.escrow.get(transaction_id).cloned()
+    }
+
+    pub fn state_of(&self, transaction_id: &str) -> Option<EscrowState> {
+        self.escrow.get(transaction_id).map(|e| EscrowState {
+            charged_micros: e.charged(),
+            disputed: self.frozen.contains(transaction_id),
+            release_at_ms: e.release_at_ms,
+        })
+    }
+
+    pub fn balance(&self, org_id: &str) -> Balance {
+        let account = self.ledger.account(&org_account(org_id));
+        Balance {
+            org_id: org_id.into(),
+            available_micros: u64::try_from(account.available().max(0)).unwrap_or(0),
+            pending_micros: account.debits_pending,
+            escrowed_out_micros: self.escrow_out.get(org_id).copied().unwrap_or(0),
+            escrowed_in_micros: self.escrow_in.get(org_id).copied().unwrap_or(0),
+            spent_today_micros: self.spent_today.get(org_id).copied().unwrap_or(0),
+            budget: self.budgets.get(org_id).cloned().unwrap_or_default(),
+            paused: self.paused.contains(org_id),
+        }
+    }
+}
