@@ -46,6 +46,8 @@ pub struct Config {
     pub dispute_window_ms: u64,
     /// How often escrows are released and stale holds expired.
     pub settlement_tick_ms: u64,
+    /// A rating's weight halves every this many milliseconds.
+    pub rating_half_life_ms: u64,
 }
 
 /// The sandbox limits, as the config file spells them.
@@ -117,6 +119,7 @@ impl Default for Config {
             fee_bps: 100,
             dispute_window_ms: 86_400_000,
             settlement_tick_ms: 1_000,
+            rating_half_life_ms: 30 * 86_400_000,
         }
     }
 }

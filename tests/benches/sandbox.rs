@@ -219,6 +219,7 @@ async fn main() {
             capability_id: "unit-converter.convert".into(),
             input: value.clone(),
             max_price_micros: None,
+            contract_id: None,
         };
         market.invoke(&org, request, None).await.expect("invoke");
     })

@@ -167,3 +167,63 @@ pub async fn ledger_audit(
 ) -> Json<crate::settlement::Audit> {
     Json(market.audit())
 }
+
+/// A rating.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    /// 1 (bad) to 5 (excellent).
+    pub score: u8,
+    /// Free text, at most 1,000 characters.
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// Rates a transaction, once per side: its consumer rates the capability and
+/// its provider, its provider rates the consumer. Scores are time-decayed
+/// means shown on listings and used by discovery (`rating_min`, ranking).
+#[utoipa::path(post, path = "/v1/transactions/{id}/rating", tag = "transactions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "transaction id")),
+    request_body = Rate,
+    responses((status = 201, body = crate::market::RatingRecord), (status = 400, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+pub async fn ratings_create(
+    State(market): State<Arc<Market>>,
+    Caller(org): Caller,
+    Path(id): Path<String>,
+    body: Result<Json<Rate>, JsonRejection>,
+) -> Result<(StatusCode, Json<crate::market::RatingRecord>), ApiError> {
+    let Json(rate) = body?;
+    Ok((
+        StatusCode::CREATED,
+        Json(market.rate(&org, &id, rate.score, &rate.comment).await?),
+    ))
+}
+
+/// An organisation's reputation.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct OrgReputation {
+    /// The organisation.
+    pub org_id: String,
+    /// Time-decayed mean rating, 1 to 5 (none before the first rating).
+    pub rating: Option<f64>,
+    /// Ratings received.
+    pub ratings: u64,
+}
+
+/// An organisation's rating (as a provider, from its consumers, and as a
+/// consumer, from its providers).
+#[utoipa::path(get, path = "/v1/orgs/{id}/reputation", tag = "orgs",
+    params(("id" = String, Path, description = "organisation id")),
+    responses((status = 200, body = OrgReputation)))]
+pub async fn orgs_reputation(
+    State(market): State<Arc<Market>>,
+    Path(org_id): Path<String>,
+) -> Json<OrgReputation> {
+    let score = market.org_score(&org_id);
+    Json(OrgReputation {
+        org_id,
+        rating: score.rating,
+        ratings: score.ratings,
+    })
+}

@@ -135,6 +135,10 @@ pub struct InvokeBody {
     /// Without it the call gets the host's fuel cap.
     #[serde(default)]
     pub max_price_micros: Option<u64>,
+    /// A contract from a negotiation: its version, price cap, rate limit and
+    /// latency SLA apply.
+    #[serde(default)]
+    pub contract_id: Option<String>,
 }
 
 /// Invokes a capability. With `Accept: text/event-stream` the response is a
@@ -162,6 +166,7 @@ pub async fn capabilities_invoke(
         capability_id: id,
         input: body.input,
         max_price_micros: body.max_price_micros,
+        contract_id: body.contract_id,
     };
     let wants_stream = headers
         .get(header::ACCEPT)
@@ -172,6 +177,7 @@ pub async fn capabilities_invoke(
         let body = serde_json::json!({
             "input": request.input,
             "max_price_micros": request.max_price_micros,
+            "contract_id": request.contract_id,
         });
         return Ok(
             super::idempotency::once(&market, &headers, &scope, &body, || async {

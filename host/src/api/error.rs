@@ -67,6 +67,9 @@ pub fn status_of(code: &str) -> StatusCode {
         | "not_in_escrow"
         | "dispute_exists"
         | "no_pending_dispute"
+        | "negotiation_closed"
+        | "contract_invalid"
+        | "already_rated"
         | "idempotency_in_progress" => StatusCode::CONFLICT,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "component_too_large" | "body_too_large" => StatusCode::PAYLOAD_TOO_LARGE,

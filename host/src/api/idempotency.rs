@@ -83,11 +83,21 @@ where
         )),
         Err(_) => None,
     }
-    .map(|(status, body)| Remembered {
-        body_sha256,
-        status: status.as_u16(),
-        body,
-        at_ms: now_ms(),
+    .map(|(status, mut body)| {
+        // Under a contract with retention `none` the output never reaches
+        // the disk: a replay says it was withheld.
+        if body["retention"] == "none"
+            && let Some(object) = body.as_object_mut()
+        {
+            object.insert("output".into(), serde_json::Value::Null);
+            object.insert("output_withheld".into(), true.into());
+        }
+        Remembered {
+            body_sha256,
+            status: status.as_u16(),
+            body,
+            at_ms: now_ms(),
+        }
     });
     if let Err(e) = market.remember(&scoped, remembered).await {
         return ApiError::from(e).into_response();

@@ -13,6 +13,7 @@ mod capabilities;
 mod discover;
 mod error;
 mod idempotency;
+mod negotiations;
 mod openapi;
 mod ops;
 mod orgs;
@@ -81,6 +82,11 @@ pub fn app(market: Arc<Market>) -> Router {
             post(accounts::disputes_create),
         )
         .route(
+            "/v1/transactions/{id}/rating",
+            post(accounts::ratings_create),
+        )
+        .route("/v1/orgs/{id}/reputation", get(accounts::orgs_reputation))
+        .route(
             "/v1/transactions/{id}/dispute/decision",
             post(accounts::disputes_decide),
         )
@@ -90,6 +96,13 @@ pub fn app(market: Arc<Market>) -> Router {
         )
         .route("/v1/accounts/me", get(accounts::accounts_me))
         .route("/v1/admin/ledger", get(accounts::ledger_audit))
+        .route("/v1/negotiations", post(negotiations::negotiations_create))
+        .route("/v1/negotiations/{id}", get(negotiations::negotiations_get))
+        .route(
+            "/v1/negotiations/{id}/respond",
+            post(negotiations::negotiations_respond),
+        )
+        .route("/v1/contracts/{id}", get(negotiations::contracts_get))
         .route("/v1/accounts/me/budget", put(accounts::budget_put))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))

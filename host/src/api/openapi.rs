@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use super::{accounts, capabilities, discover, ops, orgs, trust};
+use super::{accounts, capabilities, discover, negotiations, ops, orgs, trust};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -31,6 +31,12 @@ use utoipa::{Modify, OpenApi};
         accounts::accounts_me,
         accounts::budget_put,
         accounts::ledger_audit,
+        accounts::ratings_create,
+        accounts::orgs_reputation,
+        negotiations::negotiations_create,
+        negotiations::negotiations_get,
+        negotiations::negotiations_respond,
+        negotiations::contracts_get,
         ops::healthz,
         ops::metrics,
         ops::openapi,

@@ -87,6 +87,7 @@ fn record(tool: &Tool) -> CapabilityRecord {
                 encryption: true,
                 jurisdictions: vec![],
             },
+            negotiation: None,
         },
         deterministic: true,
         attested_fuel_p50: None,

@@ -55,6 +55,10 @@ const RRF_K: f32 = 60.0;
 const DENSE_WEIGHT: f32 = 0.25;
 /// Most results a query may ask for.
 pub const LIMIT_MAX: usize = 100;
+/// How much reputation moves a fused score: a 5-star capability scores
+/// ×(1 + RATING_BOOST), a 1-star one ×(1 − RATING_BOOST), an unrated one ×1.
+/// Small on purpose: relevance first, reputation breaks near-ties.
+const RATING_BOOST: f32 = 0.1;
 
 /// What a capability offers, for filtering.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,6 +193,13 @@ pub struct Explanation {
     pub lexical_rank: Option<usize>,
     /// The filters this result passed.
     pub filters_passed: Vec<String>,
+    /// The factor the capability's rating applied to its score (1 when unrated).
+    #[serde(default = "no_boost")]
+    pub rating_boost: f32,
+}
+
+fn no_boost() -> f32 {
+    1.0
 }
 
 /// One ranked result.
@@ -429,6 +440,7 @@ impl Discovery {
             lexical_score: 0.0,
             lexical_rank: None,
             filters_passed: filter.names.clone(),
+            rating_boost: 1.0,
         };
         for (rank, &(id, similarity)) in dense.iter().enumerate() {
             let e = fused.entry(id).or_insert_with(|| (0.0, blank()));
@@ -449,9 +461,12 @@ impl Discovery {
                 if explanation.dense_rank.is_some() && explanation.lexical_rank.is_none() {
                     explanation.dense_similarity = dot(&vector, &slot.vector);
                 }
+                explanation.rating_boost = slot.facts.rating.map_or(1.0, |r| {
+                    1.0 + RATING_BOOST * ((r as f32 - 3.0) / 2.0).clamp(-1.0, 1.0)
+                });
                 Some(Hit {
                     key: slot.key.clone(),
-                    score,
+                    score: score * explanation.rating_boost,
                     explanation,
                 })
             })

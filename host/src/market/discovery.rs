@@ -106,7 +106,12 @@ impl Market {
         let c = listed.capability(&view.name)?;
         let fuel_cap = self.sandbox.limits().fuel_per_call_max;
         let expected = Quote::new(view, fuel_cap).expected_cost_micros;
-        Some(entry_for(&view.id, &c.record, expected, None))
+        Some(entry_for(
+            &view.id,
+            &c.record,
+            expected,
+            view.reputation.rating,
+        ))
     }
 
     fn index_view(&self, view: &CapabilityView) {

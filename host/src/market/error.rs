@@ -135,6 +135,15 @@ pub enum Error {
         /// The signed report.
         report: Box<serde_json::Value>,
     },
+    /// The negotiation cannot take this step.
+    #[error("{0}")]
+    NegotiationClosed(String),
+    /// A call does not fit its contract (expired, another capability or consumer).
+    #[error("{0}")]
+    ContractViolation(String),
+    /// This side already rated the transaction.
+    #[error("you already rated transaction {0}")]
+    AlreadyRated(String),
     /// The transaction is already disputed.
     #[error("transaction {0} is already disputed")]
     DisputeExists(String),
@@ -203,6 +212,9 @@ impl Error {
             Error::Incompatible { .. } => "incompatible_version",
             Error::Battery(_) => "invalid_battery",
             Error::DisputeExists(_) => "dispute_exists",
+            Error::AlreadyRated(_) => "already_rated",
+            Error::NegotiationClosed(_) => "negotiation_closed",
+            Error::ContractViolation(_) => "contract_invalid",
             Error::NoPendingDispute(_) => "no_pending_dispute",
             Error::Settlement(e) => match e {
                 settlement::Error::Ledger(ledger::Error::InsufficientFunds { .. }) => {

@@ -22,6 +22,9 @@ pub struct InvokeRequest {
     pub input: serde_json::Value,
     /// The most the caller will pay (cost plus fee); buys exactly the fuel it covers.
     pub max_price_micros: Option<u64>,
+    /// The contract the call runs under: its version, price cap, rate limit
+    /// and latency SLA apply.
+    pub contract_id: Option<String>,
 }
 
 /// What is kept of every call, as its parties see it
@@ -79,6 +82,12 @@ pub struct InvocationRecord {
     /// The consumer's dispute, if any.
     #[serde(default)]
     pub dispute: Option<super::money::DisputeRecord>,
+    /// The contract the call ran under.
+    #[serde(default)]
+    pub contract_id: Option<String>,
+    /// The call was slower than its contract's latency SLA (and so not charged).
+    #[serde(default)]
+    pub sla_missed: bool,
 }
 
 /// The receipt of a call: what either party can show to prove what happened.
@@ -99,6 +108,7 @@ struct Receipt<'a> {
     fee_micros: u64,
     charged_micros: u64,
     contract_id: Option<&'a str>,
+    sla_missed: bool,
     at_ms: u64,
 }
 
@@ -157,11 +167,24 @@ impl Market {
         request: InvokeRequest,
         emitter: Option<UnboundedSender<String>>,
     ) -> Result<InvokeResult> {
-        let id = CapabilityId::parse(&request.capability_id)?;
-        let listed = self
-            .catalog
-            .resolve(&id)
-            .ok_or_else(|| Error::NotFound(request.capability_id.clone()))?;
+        let named = CapabilityId::parse(&request.capability_id)?;
+        let contract = request
+            .contract_id
+            .as_deref()
+            .map(|c| self.contract_for_call(consumer, c, &named))
+            .transpose()?;
+        // A contract pins the version it was signed for.
+        let id = match &contract {
+            Some(c) => CapabilityId::parse(&c.capability_id)?,
+            None => named,
+        };
+        let listed = self.catalog.resolve(&id).ok_or_else(|| match &contract {
+            Some(c) => Error::ContractViolation(format!(
+                "{} is no longer listed; the contract cannot be honoured",
+                c.capability_id
+            )),
+            None => Error::NotFound(request.capability_id.clone()),
+        })?;
         let capability = listed
             .capability(&id.capability)
             .ok_or_else(|| Error::NotFound(request.capability_id.clone()))?;
@@ -173,11 +196,18 @@ impl Market {
             });
         }
         let terms = &capability.record.terms;
-        let per_minute = terms.rate_limit_per_minute;
+        // Under a contract, its rate limit replaces the listed one.
+        let (bucket, per_minute) = match &contract {
+            Some(c) => (
+                format!("contract:{}", c.contract_id),
+                c.terms.rate_limit_per_minute,
+            ),
+            None => (capability.unpinned_id.clone(), terms.rate_limit_per_minute),
+        };
         self.rates
             .take(
                 &consumer.org_id,
-                &capability.unpinned_id,
+                &bucket,
                 per_minute,
                 std::time::Instant::now(),
             )
@@ -192,6 +222,12 @@ impl Market {
         ) {
             (None, budget) => budget,
             (cap, _) => cap,
+        };
+        // A contract's price cap always holds.
+        let cap = match (&contract, cap) {
+            (Some(c), Some(cap)) => Some(cap.min(c.terms.max_price_micros)),
+            (Some(c), None) => Some(c.terms.max_price_micros),
+            (None, cap) => cap,
         };
         let metering = self.metering(capability, cap)?;
         let transaction_id = new_transaction_id();
@@ -244,6 +280,10 @@ impl Market {
             component_sha256: listed.record.component_sha256.clone(),
             receipt: None,
             dispute: None,
+            contract_id: contract.as_ref().map(|c| c.contract_id.clone()),
+            sla_missed: contract.as_ref().is_some_and(|c| {
+                duration > std::time::Duration::from_millis(c.terms.latency_ms_max)
+            }),
         };
 
         let outcome: Result<(serde_json::Value, String)> = match result {
@@ -272,8 +312,13 @@ impl Market {
                 self.checked_output(capability, text, &transaction_id, fuel_used)
             }
         };
+        let retention = contract.as_ref().map(|c| c.terms.retention);
         self.conclude(capability, hold, record, outcome, duration)
             .await
+            .map(|mut result| {
+                result.retention = retention;
+                result
+            })
     }
 
     /// Settles and records a call that ran, and builds its answer.
@@ -289,7 +334,9 @@ impl Market {
         // What the consumer pays for: a valid output, or running out of the
         // fuel its own cap bought (the work was done as asked). Provider
         // faults (traps, memory, deadline, invalid output) and refusals pay nothing.
+        // A call slower than its contract's SLA is not charged.
         let chargeable = match &outcome {
+            _ if record.sla_missed => false,
             Ok(_) => true,
             Err(Error::Call { failure, .. }) => matches!(failure, Failure::FuelExhausted { .. }),
             Err(_) => false,
@@ -351,6 +398,7 @@ impl Market {
             record.outcome == "ok",
             record.fuel_used,
             record.duration_ms,
+            record.duration_ms <= terms.latency_ms_max && !record.sla_missed,
         );
         // Discovery filters by expected cost: refresh it as observations
         // accumulate (at 1, 2, 4, ... successes, then every 1,024).
@@ -373,6 +421,9 @@ impl Market {
             charged_micros: record.charged_micros,
             duration_ms: record.duration_ms,
             receipt: record.receipt.unwrap_or_default(),
+            contract_id: record.contract_id,
+            sla_missed: record.sla_missed,
+            retention: None,
         })
     }
 
@@ -393,7 +444,8 @@ impl Market {
             cost_micros: record.cost_micros,
             fee_micros: record.fee_micros,
             charged_micros: record.charged_micros,
-            contract_id: None,
+            contract_id: record.contract_id.as_deref(),
+            sla_missed: record.sla_missed,
             at_ms: record.at_ms,
         };
         let mut value =

@@ -3,7 +3,7 @@
 
 use super::invoke::InvocationRecord;
 use super::{Error, Market, Result};
-use crate::registry::{Listed, VersionRecord};
+use crate::registry::{CapabilityId, Listed, VersionRecord};
 use crate::sandbox::Compiled;
 use crate::store::Tree;
 use sha2::{Digest, Sha256};
@@ -110,12 +110,29 @@ impl Market {
 
     pub(super) fn load_stats(&self) -> Result<()> {
         for (_, record) in self.store.scan::<InvocationRecord>(Tree::Invocations)? {
+            let latency_ms_max = CapabilityId::parse(&record.capability_id)
+                .ok()
+                .and_then(|id| {
+                    let listed = self.catalog.resolve(&id)?;
+                    Some(
+                        listed
+                            .capability(&id.capability)?
+                            .record
+                            .terms
+                            .latency_ms_max,
+                    )
+                })
+                .unwrap_or(u64::MAX);
             self.stats.record(
                 &record.capability_id,
                 record.outcome == "ok",
                 record.fuel_used,
                 record.duration_ms,
+                record.duration_ms <= latency_ms_max && !record.sla_missed,
             );
+            if record.dispute.is_some() {
+                self.stats.dispute(&record.capability_id);
+            }
         }
         Ok(())
     }

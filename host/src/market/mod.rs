@@ -13,9 +13,11 @@ mod idempotency;
 mod invoke;
 mod load;
 mod money;
+mod negotiate;
 mod publish;
 mod rate;
 mod reattest;
+mod reputation;
 mod stats;
 mod trust;
 mod views;
@@ -25,9 +27,13 @@ pub use error::{Error, Result};
 pub use idempotency::{Claim, KEY_CHARS_MAX, Remembered};
 pub use invoke::{InvocationRecord, InvokeRequest};
 pub use money::{Decision, DisputeRecord, Rerun};
+pub use negotiate::{Contract, Negotiation, OFFER_MS, ROUNDS_MAX, Response};
 pub use publish::{Upload, structure_checks};
 pub use reattest::{DelistedVersion, Reattested};
-pub use views::{AttestationStatus, CapabilityView, InvokeResult, Published, Quote, StatsView};
+pub use reputation::RatingRecord;
+pub use views::{
+    AttestationStatus, CapabilityView, InvokeResult, Published, Quote, ReputationView, StatsView,
+};
 
 use crate::attestation::Batteries;
 use crate::config::Config;
@@ -58,6 +64,7 @@ pub struct Market {
     settlement: Settlement,
     sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     in_flight: std::sync::Mutex<std::collections::HashSet<String>>,
+    reputation: std::sync::Mutex<crate::reputation::Reputation>,
 }
 
 /// Unix time in milliseconds.
@@ -106,9 +113,11 @@ impl Market {
             settlement,
             sweeper: std::sync::Mutex::new(None),
             in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
+            reputation: std::sync::Mutex::new(crate::reputation::Reputation::default()),
         };
         market.load_catalog().await?;
         market.load_stats()?;
+        market.load_ratings()?;
         let agents: std::collections::BTreeSet<String> = market
             .catalog
             .latest()
@@ -132,6 +141,8 @@ impl Market {
             .take();
         if let Some(sweeper) = sweeper {
             sweeper.abort();
+            // Wait until it is gone: it may hold the market (and the store).
+            let _ = sweeper.await;
         }
         self.store.close().await?;
         Ok(())
@@ -178,7 +189,8 @@ impl Market {
 
     fn view(&self, listed: &Listed, c: &ListedCapability) -> CapabilityView {
         let id = self.catalog.line_id(listed, &c.record.name);
-        CapabilityView::new(listed, c, id, self.stats.view(&c.pinned_id))
+        let score = self.capability_score(&c.unpinned_id);
+        CapabilityView::new(listed, c, id, self.stats.view(&c.pinned_id), score)
     }
 
     /// Every capability of the latest version of each major line of every agent.

@@ -174,6 +174,7 @@ impl Market {
             )));
         }
         let rerun = self.rerun(&record, &input_text).await?;
+        self.stats.dispute(&record.capability_id);
         let now = now_ms();
         self.settlement.freeze(transaction_id, now).await?;
         let mut dispute = DisputeRecord {

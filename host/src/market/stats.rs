@@ -11,6 +11,8 @@ const WINDOW: usize = 1_024;
 struct Window {
     invocations: u64,
     successes: u64,
+    sla_met: u64,
+    disputes: u64,
     fuel: VecDeque<u64>,
     duration_ms: VecDeque<u64>,
 }
@@ -41,16 +43,31 @@ fn quantile(values: &VecDeque<u64>, q: f64) -> Option<u64> {
 
 impl Stats {
     /// Records one call; returns the successes recorded so far.
-    pub fn record(&self, pinned_id: &str, success: bool, fuel: u64, duration_ms: u64) -> u64 {
+    /// `sla_met`: it answered within the promised latency.
+    pub fn record(
+        &self,
+        pinned_id: &str,
+        success: bool,
+        fuel: u64,
+        duration_ms: u64,
+        sla_met: bool,
+    ) -> u64 {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let w = windows.entry(pinned_id.to_string()).or_default();
         w.invocations += 1;
+        w.sla_met += u64::from(sla_met);
         if success {
             w.successes += 1;
             push(&mut w.fuel, fuel);
             push(&mut w.duration_ms, duration_ms);
         }
         w.successes
+    }
+
+    /// Counts a dispute against a capability version.
+    pub fn dispute(&self, pinned_id: &str) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        windows.entry(pinned_id.to_string()).or_default().disputes += 1;
     }
 
     /// The figures for one capability version.
@@ -62,6 +79,8 @@ impl Stats {
         StatsView {
             invocations: w.invocations,
             successes: w.successes,
+            sla_met: w.sla_met,
+            disputes: w.disputes,
             fuel_p50: quantile(&w.fuel, 0.5),
             fuel_p95: quantile(&w.fuel, 0.95),
             duration_ms_p50: quantile(&w.duration_ms, 0.5),
@@ -78,9 +97,9 @@ mod tests {
     fn quantiles_by_nearest_rank_over_a_bounded_window() {
         let stats = Stats::default();
         for fuel in 1..=2_000u64 {
-            stats.record("a.b@1.0.0", true, fuel, 1);
+            stats.record("a.b@1.0.0", true, fuel, 1, true);
         }
-        stats.record("a.b@1.0.0", false, 0, 0);
+        stats.record("a.b@1.0.0", false, 0, 0, false);
         let v = stats.view("a.b@1.0.0");
         assert_eq!((v.invocations, v.successes), (2_001, 2_000));
         // The window holds the last 1,024 calls: 977..=2000.

@@ -12,6 +12,10 @@ pub struct StatsView {
     pub invocations: u64,
     /// Calls that returned a valid output.
     pub successes: u64,
+    /// Calls answered within the promised latency.
+    pub sla_met: u64,
+    /// Calls disputed by their consumer.
+    pub disputes: u64,
     /// Median fuel of successful calls.
     pub fuel_p50: Option<u64>,
     /// 95th percentile fuel of successful calls.
@@ -62,6 +66,40 @@ pub struct CapabilityView {
     pub stats: StatsView,
     /// Attestation status.
     pub attestation: AttestationStatus,
+    /// Rating and objective figures.
+    pub reputation: ReputationView,
+}
+
+/// A capability's reputation: its consumers' time-decayed rating beside
+/// objective figures.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ReputationView {
+    /// Time-decayed mean rating, 1 to 5 (none before the first rating).
+    pub rating: Option<f64>,
+    /// Ratings received.
+    pub ratings: u64,
+    /// Calls observed.
+    pub calls: u64,
+    /// Share of calls that returned a valid output.
+    pub success_rate: Option<f64>,
+    /// Share of calls answered within the promised latency.
+    pub sla_adherence: Option<f64>,
+    /// Share of calls disputed.
+    pub dispute_rate: Option<f64>,
+}
+
+impl ReputationView {
+    pub(super) fn new(score: crate::reputation::Score, stats: &StatsView) -> Self {
+        let share = |n: u64| (stats.invocations > 0).then(|| n as f64 / stats.invocations as f64);
+        ReputationView {
+            rating: score.rating,
+            ratings: score.ratings,
+            calls: stats.invocations,
+            success_rate: share(stats.successes),
+            sla_adherence: share(stats.sla_met),
+            dispute_rate: share(stats.disputes),
+        }
+    }
 }
 
 /// How a listed capability was attested.
@@ -77,8 +115,15 @@ pub struct AttestationStatus {
 }
 
 impl CapabilityView {
-    pub(super) fn new(listed: &Listed, c: &ListedCapability, id: String, stats: StatsView) -> Self {
+    pub(super) fn new(
+        listed: &Listed,
+        c: &ListedCapability,
+        id: String,
+        stats: StatsView,
+        score: crate::reputation::Score,
+    ) -> Self {
         let r = &listed.record;
+        let reputation = ReputationView::new(score, &stats);
         CapabilityView {
             id,
             pinned_id: c.pinned_id.clone(),
@@ -101,6 +146,7 @@ impl CapabilityView {
                 fuel_p50: c.record.attested_fuel_p50,
                 report: format!("/v1/capabilities/{}/attestation", c.pinned_id),
             },
+            reputation,
         }
     }
 }
@@ -188,6 +234,16 @@ pub struct InvokeResult {
     /// The receipt, signed by the marketplace key.
     #[schema(value_type = Object)]
     pub receipt: serde_json::Value,
+    /// The contract the call ran under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract_id: Option<String>,
+    /// Slower than the contract's latency SLA: not charged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sla_missed: bool,
+    /// The contract's retention, when there is one (`none`: the output is
+    /// never written to disk, not even for an idempotent replay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::registry::Retention>,
 }
 
 /// The result of an upload.

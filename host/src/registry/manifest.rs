@@ -73,6 +73,10 @@ pub struct Terms {
     pub rate_limit_per_minute: u32,
     /// Data handling.
     pub data_policy: DataPolicy,
+    /// What the provider will agree to in a negotiation (the listed terms
+    /// when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negotiation: Option<crate::negotiation::Policy>,
 }
 
 impl Manifest {
@@ -109,6 +113,24 @@ impl Terms {
         }
         if self.latency_ms_max == 0 || self.latency_ms_max > 3_600_000 {
             return Err("latency_ms_max must be between 1 and 3600000".into());
+        }
+        if let Some(n) = &self.negotiation {
+            if n.uptime_max.is_some_and(|u| !(0.0..=1.0).contains(&u)) {
+                return Err("negotiation.uptime_max must be between 0 and 1".into());
+            }
+            if n.latency_ms_min
+                .is_some_and(|l| l == 0 || l > self.latency_ms_max)
+            {
+                return Err("negotiation.latency_ms_min must be 1 to latency_ms_max".into());
+            }
+            if n.price_cap_micros_min.is_some_and(|p| p > PRICE_MICROS_MAX) {
+                return Err(format!("prices are limited to {PRICE_MICROS_MAX} micros"));
+            }
+            if n.validity_ms_max
+                .is_some_and(|v| v == 0 || v > 366 * 86_400_000)
+            {
+                return Err("negotiation.validity_ms_max is 1 ms to a year".into());
+            }
         }
         let j = &self.data_policy.jurisdictions;
         if j.len() > 64 || j.iter().any(|j| j.is_empty() || j.len() > 16) {

@@ -82,10 +82,16 @@ pub enum Tree {
     Budgets,
     /// `org_id:scope:key` → the first response to an idempotent request.
     Idempotency,
+    /// `negotiation_id` → negotiation (rounds, status).
+    Negotiations,
+    /// `contract_id` → signed contract.
+    Contracts,
+    /// `transaction_id:side` → rating.
+    Ratings,
 }
 
 impl Tree {
-    const ALL: [Tree; 13] = [
+    const ALL: [Tree; 16] = [
         Tree::Orgs,
         Tree::ApiKeys,
         Tree::Components,
@@ -99,6 +105,9 @@ impl Tree {
         Tree::Journal,
         Tree::Budgets,
         Tree::Idempotency,
+        Tree::Negotiations,
+        Tree::Contracts,
+        Tree::Ratings,
     ];
 
     fn name(self) -> &'static str {
@@ -116,6 +125,9 @@ impl Tree {
             Tree::Journal => "journal",
             Tree::Budgets => "budgets",
             Tree::Idempotency => "idempotency",
+            Tree::Negotiations => "negotiations",
+            Tree::Contracts => "contracts",
+            Tree::Ratings => "ratings",
         }
     }
 }
@@ -124,7 +136,7 @@ impl Tree {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    trees: Arc<[sled::Tree; 13]>,
+    trees: Arc<[sled::Tree; 16]>,
     commit: Arc<GroupCommit>,
 }
 
@@ -138,7 +150,7 @@ impl Store {
         for tree in Tree::ALL {
             trees.push(db.open_tree(tree.name())?);
         }
-        let trees: [sled::Tree; 13] = trees.try_into().map_err(|_| Error::Closed)?;
+        let trees: [sled::Tree; 16] = trees.try_into().map_err(|_| Error::Closed)?;
         let commit = GroupCommit::start(db.clone(), background_flush);
         Ok(Store {
             db,

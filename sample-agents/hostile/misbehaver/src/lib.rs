@@ -90,6 +90,24 @@ fn drift(_: Nothing) -> Result<Count, Error> {
     })
 }
 
+/// How long to nap.
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(crate = "mercato_sdk::serde")]
+#[schemars(crate = "mercato_sdk::schemars")]
+struct Nap {
+    /// Milliseconds, at most 500.
+    ms: u64,
+}
+
+/// Sleeps a little, then answers: slow but correct (for latency SLAs).
+fn nap(input: Nap) -> Result<Count, Error> {
+    if input.ms > 500 {
+        return Err(Error::InvalidInput("ms is at most 500".into()));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(input.ms));
+    Ok(Count { n: input.ms })
+}
+
 const LIE_INPUT_SCHEMA: &str = r#"{"type": "object"}"#;
 const LIE_OUTPUT_SCHEMA: &str =
     r#"{"type": "object", "required": ["words"], "properties": {"words": {"type": "array"}}}"#;
@@ -119,6 +137,8 @@ impl Agent for Misbehaver {
             )
             .category("hostile"),
             Capability::new("drift", "Answers a different number each call.", drift)
+                .category("hostile"),
+            Capability::new("nap", "Sleeps the given milliseconds, then answers.", nap)
                 .category("hostile"),
         ]
     }

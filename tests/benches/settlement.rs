@@ -1,0 +1,137 @@
+//! Settlement overhead: settled (paid) invocations against free ones over
+//! real HTTP on loopback, at 1 and 64 concurrent callers, next to the disk's
+//! own sync latency measured in the same run.
+//!
+//! Run: `cargo bench -p mercato-tests --bench settlement`
+//! (`SETTLEMENT_CALLS=4000` sets the calls per measurement).
+
+use futures::StreamExt;
+use mercato_tests::{Host, Org, component, manifest, test_config};
+use serde_json::json;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// fdatasync latency of a 4 KiB append in `dir`, 200 times.
+fn disk_sync(dir: &std::path::Path) -> (Duration, Duration) {
+    let mut file = std::fs::File::create(dir.join("sync-probe")).expect("probe");
+    let block = vec![7u8; 4096];
+    let mut times = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let started = Instant::now();
+        file.write_all(&block).expect("write");
+        file.sync_data().expect("fdatasync");
+        times.push(started.elapsed());
+    }
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
+struct Run {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn run(
+    host: &Host,
+    org: &Org,
+    id: &str,
+    input: serde_json::Value,
+    calls: usize,
+    concurrency: usize,
+) -> Run {
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = futures::stream::iter(0..calls)
+        .map(|_| {
+            let input = input.clone();
+            async move {
+                let t = Instant::now();
+                let (status, body) = host.invoke(&org.api_key, id, input, Some(100_000)).await;
+                assert!(status.is_success(), "{body}");
+                t.elapsed()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Run {
+        per_second: calls as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let calls: usize = std::env::var("SETTLEMENT_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4_000);
+    // The data directory on the same disk as the build (not a tmpfs /tmp).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let mut config = test_config(dir.path());
+    config.sandbox.deadline_ms = 5_000;
+    config.requests_in_flight_max = 4_096;
+    let host = Host::start_with(config).await;
+    let provider = host.org("provider").await;
+    // The redactor's listed rate limit (600 a minute) would throttle a load
+    // test: the same component, listed without one.
+    let unthrottled = manifest("pii-redactor")
+        .replace("rate_limit_per_minute = 600", "rate_limit_per_minute = 0");
+    let (status, body) = host
+        .upload(&provider, component("pii-redactor"), unthrottled)
+        .await;
+    assert!(status.is_success(), "{body}");
+    let unthrottled = manifest("unit-converter")
+        .replace("rate_limit_per_minute = 600", "rate_limit_per_minute = 0");
+    let (status, body) = host
+        .upload(&provider, component("unit-converter"), unthrottled)
+        .await;
+    assert!(status.is_success(), "{body}");
+    let consumer = host.org("consumer").await;
+    host.deposit(&consumer, 1_000_000_000_000).await;
+    // Warm both paths.
+    let paid = ("pii-redactor.detect", json!({ "text": "mail a@b.io" }));
+    let free = (
+        "unit-converter.convert",
+        json!({ "value": 1, "from": "km", "to": "m" }),
+    );
+    for (id, input) in [&paid, &free] {
+        run(&host, &consumer, id, input.clone(), 200, 8).await;
+    }
+    let (sync_p50, sync_p99) = disk_sync(dir.path());
+    println!("disk fdatasync (4 KiB append): p50 {sync_p50:?}  p99 {sync_p99:?}");
+    println!(
+        "{:<44} {:>10} {:>12} {:>12}",
+        "calls", "per second", "p50", "p99"
+    );
+    for concurrency in [1, 64] {
+        for (label, (id, input)) in [
+            ("free (no money moves)", &free),
+            ("settled (hold, capture, journal sync)", &paid),
+        ] {
+            let n = if concurrency == 1 { calls / 4 } else { calls };
+            let r = run(&host, &consumer, id, input.clone(), n, concurrency).await;
+            println!(
+                "{:<44} {:>10.0} {:>12?} {:>12?}",
+                format!("{label}, {concurrency} callers"),
+                r.per_second,
+                r.p50,
+                r.p99
+            );
+        }
+    }
+    let (status, audit) = host
+        .get("/v1/admin/ledger", Some(mercato_tests::ADMIN_TOKEN))
+        .await;
+    assert!(status.is_success() && audit["problem"].is_null(), "{audit}");
+    println!("journal entries: {}", audit["journal_entries"]);
+    host.stop().await;
+}
