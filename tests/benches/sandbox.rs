@@ -220,6 +220,7 @@ async fn main() {
             input: value.clone(),
             max_price_micros: None,
             contract_id: None,
+            approval_id: None,
         };
         market.invoke(&org, request, None).await.expect("invoke");
     })

@@ -536,3 +536,205 @@ async fn five_hundred_concurrent_calls_leave_every_balance_equal_to_its_receipts
     assert_eq!(audit(&host).await, ledger);
     host.stop().await;
 }
+
+async fn put_budget(host: &Host, org: &Org, budget: Value) -> (StatusCode, Value) {
+    let response = host
+        .http
+        .put(format!("{}/v1/accounts/me/budget", host.url))
+        .bearer_auth(&org.api_key)
+        .json(&budget)
+        .send()
+        .await
+        .expect("put");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn calls_above_the_approval_threshold_wait_for_an_approver() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = money_host(dir.path(), 3_600_000).await;
+    let provider = host.org("provider").await;
+    let consumer = host.org("consumer").await;
+    host.publish(&provider, "pii-redactor").await;
+    let (status, _) = put_budget(&host, &consumer, json!({ "approval_above_micros": 3_000 })).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Small calls run; a call that may cost more waits.
+    let (status, _) = redact(&host, &consumer, Some(2_500)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = redact(&host, &consumer, Some(50_000)).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::PAYMENT_REQUIRED,
+        "approval_required",
+    );
+    let approval_id = body["error"]["details"]["approval_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (_, pending) = host.get("/v1/approvals", Some(&consumer.api_key)).await;
+    assert_eq!(pending[0]["approval_id"], approval_id.as_str());
+    assert_eq!(pending[0]["status"], "pending");
+
+    // The agent's own key cannot approve; an approver token can.
+    let decide = format!("/v1/approvals/{approval_id}");
+    let (status, body) = host
+        .post(
+            &decide,
+            Some(&consumer.api_key),
+            json!({ "decision": "approve" }),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (status, approver) = host
+        .post(
+            &format!("/v1/orgs/{}/approvers", consumer.org_id),
+            Some(&consumer.api_key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{approver}");
+    let token = approver["approver_token"].as_str().expect("token");
+    let (status, approved) = host
+        .post(&decide, Some(token), json!({ "decision": "approve" }))
+        .await;
+    assert_eq!(
+        (status, &approved["status"]),
+        (StatusCode::OK, &json!("approved"))
+    );
+
+    // The approved call, exactly as asked, runs once.
+    let call = |input: Value| {
+        let host = &host;
+        let key = consumer.api_key.clone();
+        let approval_id = approval_id.clone();
+        async move {
+            host.post(
+                "/v1/capabilities/pii-redactor.redact/invoke",
+                Some(&key),
+                json!({ "input": input, "max_price_micros": 50_000, "approval_id": approval_id }),
+            )
+            .await
+        }
+    };
+    let (status, body) = call(json!({ "text": "another text" })).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "approval_mismatch");
+    let (status, body) = call(json!({ "text": "Mail jo@example.com today." })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(json!({ "text": "Mail jo@example.com today." })).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "approval_not_granted");
+
+    // A rejected one never runs.
+    let (_, body) = redact(&host, &consumer, Some(40_000)).await;
+    let rejected = body["error"]["details"]["approval_id"]
+        .as_str()
+        .expect("id");
+    let (status, _) = host
+        .post(
+            &format!("/v1/approvals/{rejected}"),
+            Some(token),
+            json!({ "decision": "reject" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = host
+        .post(
+            "/v1/capabilities/pii-redactor.redact/invoke",
+            Some(&consumer.api_key),
+            json!({ "input": { "text": "Mail jo@example.com today." }, "max_price_micros": 40_000, "approval_id": rejected }),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "approval_not_granted");
+    assert_eq!(host.get("/v1/approvals", Some(token)).await.1, json!([]));
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn budget_alerts_reach_the_feed_and_the_webhook_after_a_retry() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A webhook receiver on loopback that fails its first delivery.
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let (received_tx, mut received) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let attempts = attempts.clone();
+            move |axum::Json(event): axum::Json<Value>| {
+                let attempts = attempts.clone();
+                let received_tx = received_tx.clone();
+                async move {
+                    if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    let _ = received_tx.send(event);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = money_host(dir.path(), 3_600_000).await;
+    let provider = host.org("provider").await;
+    let consumer = host.org("consumer").await;
+    host.publish(&provider, "pii-redactor").await;
+    let (status, body) = put_budget(&host, &consumer, json!({ "alert_percents": [10] })).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    let (status, _) = put_budget(
+        &host,
+        &consumer,
+        json!({ "daily_max_micros": 10_000, "alert_percents": [10, 90], "webhook_url": hook }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // ~2,020 micros: past 10% of 10,000.
+    let (status, _) = redact(&host, &consumer, Some(2_500)).await;
+    assert_eq!(status, StatusCode::OK);
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), received.recv())
+        .await
+        .expect("the webhook is called")
+        .expect("an event");
+    assert_eq!(
+        (event["kind"].clone(), event["details"]["percent"].clone()),
+        (json!("budget_alert"), json!(10))
+    );
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        2,
+        "delivered on the second attempt"
+    );
+
+    // Spend until paused: the feed has the alert and the pause.
+    for _ in 0..5 {
+        let (status, _) = redact(&host, &consumer, Some(2_500)).await;
+        if status == StatusCode::PAYMENT_REQUIRED {
+            break;
+        }
+    }
+    let (_, events) = host
+        .get("/v1/accounts/me/events", Some(&consumer.api_key))
+        .await;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"budget_alert"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"budget_exhausted"), "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "budget_exhausted").count(),
+        1,
+        "one pause, one event"
+    );
+    host.stop().await;
+}

@@ -1,7 +1,7 @@
 //! Money routes: deposits (admin), balances, budgets, disputes.
 
 use super::ApiError;
-use super::auth::{Admin, Caller};
+use super::auth::{Admin, Approver, Caller};
 use super::idempotency;
 use crate::market::{Decision, DisputeRecord, Market};
 use crate::settlement::{Balance, Budget};
@@ -226,4 +226,90 @@ pub async fn orgs_reputation(
         rating: score.rating,
         ratings: score.ratings,
     })
+}
+
+/// Issues an approver token for the caller's organisation (shown once): the
+/// person holding it accepts or rejects calls above the approval threshold.
+#[utoipa::path(post, path = "/v1/orgs/{id}/approvers", tag = "accounts", security(("bearer" = [])),
+    params(("id" = String, Path, description = "organisation id (the caller's)")),
+    responses((status = 201, body = crate::market::NewApprover), (status = 403, body = super::ErrorBody)))]
+pub async fn approvers_create(
+    State(market): State<Arc<Market>>,
+    Caller(org): Caller,
+    Path(org_id): Path<String>,
+) -> Result<(StatusCode, Json<crate::market::NewApprover>), ApiError> {
+    if org.org_id != org_id {
+        return Err(ApiError::new(
+            "forbidden",
+            "an organisation names its own approvers",
+        ));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(market.create_approver(&org).await?),
+    ))
+}
+
+/// Calls waiting for approval (for the organisation's API key or an approver token).
+#[utoipa::path(get, path = "/v1/approvals", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = [crate::market::Approval]), (status = 401, body = super::ErrorBody)))]
+pub async fn approvals_list(
+    State(market): State<Arc<Market>>,
+    approver: Result<Approver, ApiError>,
+    caller: Result<Caller, ApiError>,
+) -> Result<Json<Vec<crate::market::Approval>>, ApiError> {
+    let org_id = match (approver, caller) {
+        (Ok(Approver(org_id)), _) => org_id,
+        (_, Ok(Caller(org))) => org.org_id,
+        (_, Err(e)) => return Err(e),
+    };
+    Ok(Json(market.pending_approvals(&org_id)?))
+}
+
+/// An approver's decision.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalDecision {
+    /// `approve` or `reject`.
+    pub decision: String,
+}
+
+/// Approves or rejects a waiting call (approver token). The consumer then
+/// repeats the call with `approval_id`; an approval is used once.
+#[utoipa::path(post, path = "/v1/approvals/{id}", tag = "accounts", security(("approver" = [])),
+    params(("id" = String, Path, description = "approval id")),
+    request_body = ApprovalDecision,
+    responses((status = 200, body = crate::market::Approval), (status = 403, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+pub async fn approvals_decide(
+    State(market): State<Arc<Market>>,
+    Approver(org_id): Approver,
+    Path(id): Path<String>,
+    body: Result<Json<ApprovalDecision>, JsonRejection>,
+) -> Result<Json<crate::market::Approval>, ApiError> {
+    let Json(body) = body?;
+    let approve = match body.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        other => {
+            return Err(ApiError::new(
+                "invalid_request",
+                format!(
+                    "decision is approve or reject, not {:?}",
+                    other.chars().take(32).collect::<String>()
+                ),
+            ));
+        }
+    };
+    Ok(Json(market.decide_approval(&org_id, &id, approve).await?))
+}
+
+/// The caller's latest events: budget alerts, pauses, approvals requested.
+#[utoipa::path(get, path = "/v1/accounts/me/events", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = [crate::market::Event])))]
+pub async fn events_list(
+    State(market): State<Arc<Market>>,
+    Caller(org): Caller,
+) -> Result<Json<Vec<crate::market::Event>>, ApiError> {
+    Ok(Json(market.events(&org.org_id)?))
 }

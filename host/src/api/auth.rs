@@ -13,6 +13,9 @@ pub struct Caller(pub Org);
 /// The admin, authenticated by the admin token.
 pub struct Admin;
 
+/// An approver of an organisation, authenticated by an approver token.
+pub struct Approver(pub String);
+
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let header = parts
         .headers
@@ -54,6 +57,23 @@ impl FromRequestParts<Arc<Market>> for Admin {
             Ok(Admin)
         } else {
             Err(ApiError::new("forbidden", "this needs the admin token"))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Market>> for Approver {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        market: &Arc<Market>,
+    ) -> Result<Self, Self::Rejection> {
+        match market.approver(bearer(parts)?)? {
+            Some(org_id) => Ok(Approver(org_id)),
+            None => Err(ApiError::new(
+                "forbidden",
+                "this needs an approver token (POST /v1/orgs/{id}/approvers)",
+            )),
         }
     }
 }

@@ -139,6 +139,9 @@ pub struct InvokeBody {
     /// latency SLA apply.
     #[serde(default)]
     pub contract_id: Option<String>,
+    /// An approved approval, for a call above the approval threshold.
+    #[serde(default)]
+    pub approval_id: Option<String>,
 }
 
 /// Invokes a capability. With `Accept: text/event-stream` the response is a
@@ -167,6 +170,7 @@ pub async fn capabilities_invoke(
         input: body.input,
         max_price_micros: body.max_price_micros,
         contract_id: body.contract_id,
+        approval_id: body.approval_id,
     };
     let wants_stream = headers
         .get(header::ACCEPT)
@@ -178,6 +182,7 @@ pub async fn capabilities_invoke(
             "input": request.input,
             "max_price_micros": request.max_price_micros,
             "contract_id": request.contract_id,
+            "approval_id": request.approval_id,
         });
         return Ok(
             super::idempotency::once(&market, &headers, &scope, &body, || async {

@@ -53,7 +53,7 @@ pub fn status_of(code: &str) -> StatusCode {
             StatusCode::UNAUTHORIZED
         }
         "price_too_low" | "fuel_exhausted" | "insufficient_funds" | "budget_exceeded"
-        | "budget_exhausted" => StatusCode::PAYMENT_REQUIRED,
+        | "budget_exhausted" | "approval_required" => StatusCode::PAYMENT_REQUIRED,
         "forbidden"
         | "not_owner"
         | "org_not_verified"
@@ -70,6 +70,8 @@ pub fn status_of(code: &str) -> StatusCode {
         | "negotiation_closed"
         | "contract_invalid"
         | "already_rated"
+        | "approval_not_granted"
+        | "approval_mismatch"
         | "idempotency_in_progress" => StatusCode::CONFLICT,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "component_too_large" | "body_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
@@ -188,7 +190,7 @@ impl From<market::Error> for ApiError {
             E::Settlement(crate::settlement::Error::OverPerCallLimit { amount, limit }) => {
                 Some(json!({ "hold_micros": amount, "per_call_max_micros": limit }))
             }
-            E::Settlement(crate::settlement::Error::BudgetExhausted { limit, spent }) => {
+            E::Settlement(crate::settlement::Error::BudgetExhausted { limit, spent, .. }) => {
                 Some(json!({ "daily_max_micros": limit, "spent_today_micros": spent }))
             }
             E::Refused {
@@ -222,6 +224,17 @@ impl From<market::Error> for ApiError {
                 Some(json!({ "imports": imports }))
             }
             E::VersionNotNewer { latest, .. } => Some(json!({ "latest": latest })),
+            E::ApprovalRequired {
+                approval_id,
+                hold_micros,
+                threshold_micros,
+                expires_at_ms,
+            } => Some(json!({
+                "approval_id": approval_id,
+                "hold_micros": hold_micros,
+                "approval_above_micros": threshold_micros,
+                "expires_at_ms": expires_at_ms,
+            })),
             E::AttestationFailed { failures, report } => {
                 Some(json!({ "failures": failures, "report": report }))
             }

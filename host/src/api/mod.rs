@@ -95,6 +95,10 @@ pub fn app(market: Arc<Market>) -> Router {
             post(accounts::deposits_create),
         )
         .route("/v1/accounts/me", get(accounts::accounts_me))
+        .route("/v1/accounts/me/events", get(accounts::events_list))
+        .route("/v1/orgs/{id}/approvers", post(accounts::approvers_create))
+        .route("/v1/approvals", get(accounts::approvals_list))
+        .route("/v1/approvals/{id}", post(accounts::approvals_decide))
         .route("/v1/admin/ledger", get(accounts::ledger_audit))
         .route("/v1/negotiations", post(negotiations::negotiations_create))
         .route("/v1/negotiations/{id}", get(negotiations::negotiations_get))

@@ -32,6 +32,10 @@ use utoipa::{Modify, OpenApi};
         accounts::budget_put,
         accounts::ledger_audit,
         accounts::ratings_create,
+        accounts::approvers_create,
+        accounts::approvals_list,
+        accounts::approvals_decide,
+        accounts::events_list,
         accounts::orgs_reputation,
         negotiations::negotiations_create,
         negotiations::negotiations_get,
@@ -57,6 +61,15 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("API key")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "approver",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("approver token")
                     .build(),
             ),
         );

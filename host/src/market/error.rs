@@ -141,6 +141,33 @@ pub enum Error {
     /// A call does not fit its contract (expired, another capability or consumer).
     #[error("{0}")]
     ContractViolation(String),
+    /// The call may cost more than the consumer's approval threshold: an
+    /// approval was filed; repeat the call with its id once approved.
+    #[error(
+        "this call may cost {hold_micros} micros, above the approval threshold of \
+         {threshold_micros}; approval {approval_id} waits for an approver"
+    )]
+    ApprovalRequired {
+        /// The filed approval.
+        approval_id: String,
+        /// What the call may cost.
+        hold_micros: u64,
+        /// The threshold.
+        threshold_micros: u64,
+        /// When the approval lapses.
+        expires_at_ms: u64,
+    },
+    /// The approval is not (or no longer) granted.
+    #[error("approval {approval_id} is {status}")]
+    ApprovalNotGranted {
+        /// The approval.
+        approval_id: String,
+        /// Its status.
+        status: String,
+    },
+    /// The approval was for another call.
+    #[error("approval {0} was given for another capability, input or cap")]
+    ApprovalMismatch(String),
     /// This side already rated the transaction.
     #[error("you already rated transaction {0}")]
     AlreadyRated(String),
@@ -213,6 +240,9 @@ impl Error {
             Error::Battery(_) => "invalid_battery",
             Error::DisputeExists(_) => "dispute_exists",
             Error::AlreadyRated(_) => "already_rated",
+            Error::ApprovalRequired { .. } => "approval_required",
+            Error::ApprovalNotGranted { .. } => "approval_not_granted",
+            Error::ApprovalMismatch(_) => "approval_mismatch",
             Error::NegotiationClosed(_) => "negotiation_closed",
             Error::ContractViolation(_) => "contract_invalid",
             Error::NoPendingDispute(_) => "no_pending_dispute",

@@ -25,6 +25,8 @@ pub struct InvokeRequest {
     /// The contract the call runs under: its version, price cap, rate limit
     /// and latency SLA apply.
     pub contract_id: Option<String>,
+    /// An approval for a call above the consumer's approval threshold.
+    pub approval_id: Option<String>,
 }
 
 /// What is kept of every call, as its parties see it
@@ -231,15 +233,31 @@ impl Market {
         };
         let metering = self.metering(capability, cap)?;
         let transaction_id = new_transaction_id();
+        if metering.hold_micros > 0 {
+            self.check_approval(consumer, &request, metering.hold_micros)?;
+        }
         let hold = if metering.hold_micros == 0 {
             None
         } else {
-            Some(self.settlement.hold(
+            let held = self.settlement.hold(
                 &consumer.org_id,
                 &transaction_id,
                 metering.hold_micros,
                 now_ms(),
-            )?)
+            );
+            if let Err(crate::settlement::Error::BudgetExhausted {
+                limit,
+                spent,
+                newly_paused: true,
+            }) = &held
+            {
+                self.emit(
+                    &consumer.org_id,
+                    "budget_exhausted",
+                    serde_json::json!({ "daily_max_micros": limit, "spent_today_micros": spent }),
+                )?;
+            }
+            Some(held?)
         };
 
         let input = request.input.to_string();
@@ -376,6 +394,18 @@ impl Market {
                     writes,
                 )?;
                 debug_assert_eq!(captured.charged_micros, record.charged_micros);
+                for percent in &captured.alerts {
+                    let budget = self.settlement.budget(&record.consumer_org_id);
+                    self.emit(
+                        &record.consumer_org_id,
+                        "budget_alert",
+                        serde_json::json!({
+                            "percent": percent,
+                            "daily_max_micros": budget.daily_max_micros,
+                            "transaction_id": record.transaction_id,
+                        }),
+                    )?;
+                }
                 // The charge is on disk before anyone hears of it.
                 self.store.sync().await?;
                 if let Err(Error::Call { charged_micros, .. }) = &mut outcome {

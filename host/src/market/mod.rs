@@ -7,8 +7,10 @@
 //! Does not know about: HTTP (no status codes here; `api` maps [`Error`]
 //! codes to statuses) or `wasmtime`/`sled` (behind `sandbox` and `store`).
 
+mod approvals;
 mod discovery;
 mod error;
+mod events;
 mod idempotency;
 mod invoke;
 mod load;
@@ -22,8 +24,10 @@ mod stats;
 mod trust;
 mod views;
 
+pub use approvals::{APPROVAL_TTL_MS, Approval, NewApprover};
 pub use discovery::{DiscoveredCapability, entry_for, schema_fields};
 pub use error::{Error, Result};
+pub use events::Event;
 pub use idempotency::{Claim, KEY_CHARS_MAX, Remembered};
 pub use invoke::{InvocationRecord, InvokeRequest};
 pub use money::{Decision, DisputeRecord, Rerun};
@@ -65,6 +69,7 @@ pub struct Market {
     sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     in_flight: std::sync::Mutex<std::collections::HashSet<String>>,
     reputation: std::sync::Mutex<crate::reputation::Reputation>,
+    webhooks: events::Webhooks,
 }
 
 /// Unix time in milliseconds.
@@ -114,6 +119,7 @@ impl Market {
             sweeper: std::sync::Mutex::new(None),
             in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
             reputation: std::sync::Mutex::new(crate::reputation::Reputation::default()),
+            webhooks: events::Webhooks::default(),
         };
         market.load_catalog().await?;
         market.load_stats()?;

@@ -20,6 +20,17 @@ pub struct Budget {
     /// The most spent and held per UTC day; reaching it pauses calls.
     #[serde(default)]
     pub daily_max_micros: Option<u64>,
+    /// A call that may cost more than this waits for an approver
+    /// (`GET /v1/approvals`), in micros.
+    #[serde(default)]
+    pub approval_above_micros: Option<u64>,
+    /// Percentages of the daily limit that raise an alert when today's
+    /// spending crosses them (for example `[50, 80, 100]`).
+    #[serde(default)]
+    pub alert_percents: Vec<u8>,
+    /// Where alerts are also POSTed (JSON), with retries.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
 }
 
 impl Budget {
@@ -27,7 +38,39 @@ impl Budget {
         if self.per_call_max_micros == Some(0) || self.daily_max_micros == Some(0) {
             return Err("a limit of 0 would refuse every paid call; omit it instead".into());
         }
+        if self.alert_percents.len() > 10 || self.alert_percents.iter().any(|p| *p == 0 || *p > 100)
+        {
+            return Err("alert_percents: at most 10 values from 1 to 100".into());
+        }
+        if !self.alert_percents.is_empty() && self.daily_max_micros.is_none() {
+            return Err("alert_percents needs a daily_max_micros to be a percentage of".into());
+        }
+        if let Some(url) = &self.webhook_url
+            && (url.len() > 2_048 || !(url.starts_with("http://") || url.starts_with("https://")))
+        {
+            return Err("webhook_url is an http(s) URL of at most 2048 characters".into());
+        }
         Ok(())
+    }
+
+    /// The alert percentages crossed when today's spending moves from
+    /// `before` to `after`.
+    pub fn crossed(&self, before: u64, after: u64) -> Vec<u8> {
+        let Some(limit) = self.daily_max_micros else {
+            return Vec::new();
+        };
+        let mut crossed: Vec<u8> = self
+            .alert_percents
+            .iter()
+            .copied()
+            .filter(|p| {
+                let threshold = u128::from(limit) * u128::from(*p) / 100;
+                u128::from(before) < threshold && u128::from(after) >= threshold
+            })
+            .collect();
+        crossed.sort_unstable();
+        crossed.dedup();
+        crossed
     }
 }
 
@@ -223,11 +266,20 @@ impl Books {
             let spent = self.spent_today.get(org_id).copied().unwrap_or(0)
                 + self.held.get(org_id).copied().unwrap_or(0);
             if self.paused.contains(org_id) || spent.saturating_add(amount) > limit {
-                self.paused.insert(org_id.to_string());
-                return Err(Error::BudgetExhausted { limit, spent });
+                let newly_paused = self.paused.insert(org_id.to_string());
+                return Err(Error::BudgetExhausted {
+                    limit,
+                    spent,
+                    newly_paused,
+                });
             }
         }
         Ok(())
+    }
+
+    /// Today's captured spending of an organisation.
+    pub fn spent(&self, org_id: &str) -> u64 {
+        self.spent_today.get(org_id).copied().unwrap_or(0)
     }
 
     pub fn held_today(&mut self, org_id: &str, amount: u64) {

@@ -61,6 +61,8 @@ pub enum Error {
         limit: u64,
         /// Spent and held today.
         spent: u64,
+        /// This refusal paused the consumer (the first of the day).
+        newly_paused: bool,
     },
     /// An amount that makes no sense (zero deposit, above the limit).
     #[error("invalid amount: {0}")]
@@ -220,6 +222,8 @@ pub struct Captured {
     pub charged_micros: u64,
     /// When the provider is paid, unless disputed.
     pub release_at_ms: u64,
+    /// Alert percentages of the daily budget this charge crossed.
+    pub alerts: Vec<u8>,
 }
 
 fn hold_id(transaction_id: &str) -> String {
@@ -370,11 +374,12 @@ impl Settlement {
         writes: Vec<(Tree, String, Vec<u8>)>,
     ) -> Result<Captured> {
         let fee_micros = pricing::fee_micros(cost_micros, self.rules.fee_bps);
-        let captured = Captured {
+        let mut captured = Captured {
             cost_micros,
             fee_micros,
             charged_micros: cost_micros.saturating_add(fee_micros),
             release_at_ms,
+            alerts: Vec::new(),
         };
         let id = hold_id(&hold.transaction_id);
         let mut books = self.lock();
@@ -401,8 +406,17 @@ impl Settlement {
             fee_micros,
             release_at_ms,
         };
+        let spent_before = books.spent(&hold.consumer_org_id);
         self.journal(&mut books, event, ops, now_ms, &writes)?;
+        if let Some(budget) = books.budgets.get(&hold.consumer_org_id) {
+            captured.alerts = budget.crossed(spent_before, books.spent(&hold.consumer_org_id));
+        }
         Ok(captured)
+    }
+
+    /// The budget of an organisation (the default, empty, when it set none).
+    pub fn budget(&self, org_id: &str) -> Budget {
+        self.lock().budgets.get(org_id).cloned().unwrap_or_default()
     }
 
     /// The per-call limit of an organisation's budget, if it set one.

@@ -88,10 +88,16 @@ pub enum Tree {
     Contracts,
     /// `transaction_id:side` → rating.
     Ratings,
+    /// `org_id:event_id` → an event of the organisation's feed (alerts).
+    Events,
+    /// `approval_id` → a call waiting for an approver.
+    Approvals,
+    /// hex SHA-256 of an approver token → `org_id`.
+    ApproverKeys,
 }
 
 impl Tree {
-    const ALL: [Tree; 16] = [
+    const ALL: [Tree; 19] = [
         Tree::Orgs,
         Tree::ApiKeys,
         Tree::Components,
@@ -108,6 +114,9 @@ impl Tree {
         Tree::Negotiations,
         Tree::Contracts,
         Tree::Ratings,
+        Tree::Events,
+        Tree::Approvals,
+        Tree::ApproverKeys,
     ];
 
     fn name(self) -> &'static str {
@@ -128,6 +137,9 @@ impl Tree {
             Tree::Negotiations => "negotiations",
             Tree::Contracts => "contracts",
             Tree::Ratings => "ratings",
+            Tree::Events => "events",
+            Tree::Approvals => "approvals",
+            Tree::ApproverKeys => "approver_keys",
         }
     }
 }
@@ -136,7 +148,7 @@ impl Tree {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    trees: Arc<[sled::Tree; 16]>,
+    trees: Arc<[sled::Tree; 19]>,
     commit: Arc<GroupCommit>,
 }
 
@@ -150,7 +162,7 @@ impl Store {
         for tree in Tree::ALL {
             trees.push(db.open_tree(tree.name())?);
         }
-        let trees: [sled::Tree; 16] = trees.try_into().map_err(|_| Error::Closed)?;
+        let trees: [sled::Tree; 19] = trees.try_into().map_err(|_| Error::Closed)?;
         let commit = GroupCommit::start(db.clone(), background_flush);
         Ok(Store {
             db,
@@ -215,6 +227,24 @@ impl Store {
         let swapped = self
             .tree(tree)
             .compare_and_swap(key, None::<&[u8]>, Some(bytes))?;
+        self.commit.dirty();
+        Ok(swapped.is_ok())
+    }
+
+    /// Replaces `expected` by `new` under `key` atomically; false (writing
+    /// nothing) if the record is no longer `expected`.
+    pub fn compare_and_swap<T: Serialize>(
+        &self,
+        tree: Tree,
+        key: &str,
+        expected: &T,
+        new: &T,
+    ) -> Result<bool> {
+        let expected = serde_json::to_vec(expected)?;
+        let new = serde_json::to_vec(new)?;
+        let swapped = self
+            .tree(tree)
+            .compare_and_swap(key, Some(expected), Some(new))?;
         self.commit.dirty();
         Ok(swapped.is_ok())
     }
