@@ -37,8 +37,10 @@
 
 mod capability;
 pub mod host;
+pub mod negotiation;
 
 pub use capability::{Capability, Error};
+pub use negotiation::{Decision, Negotiator, Proposal};
 pub use schemars::{self, JsonSchema};
 pub use serde::{self, Deserialize, Serialize};
 pub use serde_json;
@@ -51,7 +53,9 @@ pub use wit_bindgen;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "mercato:agent/agent",
+        // Every SDK component exports the negotiator too; `export_agent!`'s
+        // answers "use my manifest's policy".
+        world: "mercato:agent/negotiating-agent",
         pub_export_macro: true,
         export_macro_name: "__export_world",
         default_bindings_module: "mercato_sdk::bindings",
@@ -94,6 +98,54 @@ macro_rules! export_agent {
                 $crate::bindings::mercato::agent::types::Error,
             > {
                 $crate::__private::invoke::<$agent>(&capability, &input)
+            }
+        }
+
+        impl $crate::bindings::exports::mercato::agent::negotiator::Guest for __MercatoExport {
+            fn negotiate(
+                _capability: ::std::string::String,
+                _proposal: ::std::string::String,
+            ) -> ::std::string::String {
+                $crate::negotiation::defer_to_policy()
+            }
+        }
+
+        $crate::bindings::__export_world!(__MercatoExport with_types_in $crate::bindings);
+    };
+}
+
+/// Exports an agent that also implements [`Negotiator`]: the host asks it to
+/// answer proposed terms instead of evaluating the manifest's policy.
+///
+/// Use it instead of [`export_agent!`], once per component.
+#[macro_export]
+macro_rules! export_negotiating_agent {
+    ($agent:ty) => {
+        #[doc(hidden)]
+        struct __MercatoExport;
+
+        impl $crate::bindings::exports::mercato::agent::capabilities::Guest for __MercatoExport {
+            fn describe() -> $crate::bindings::mercato::agent::types::AgentInfo {
+                $crate::__private::describe::<$agent>()
+            }
+
+            fn invoke(
+                capability: ::std::string::String,
+                input: ::std::string::String,
+            ) -> ::std::result::Result<
+                ::std::string::String,
+                $crate::bindings::mercato::agent::types::Error,
+            > {
+                $crate::__private::invoke::<$agent>(&capability, &input)
+            }
+        }
+
+        impl $crate::bindings::exports::mercato::agent::negotiator::Guest for __MercatoExport {
+            fn negotiate(
+                capability: ::std::string::String,
+                proposal: ::std::string::String,
+            ) -> ::std::string::String {
+                $crate::negotiation::negotiate::<$agent>(&capability, &proposal)
             }
         }
 

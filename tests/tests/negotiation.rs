@@ -404,3 +404,52 @@ async fn each_side_rates_once_and_ratings_feed_listings_and_discovery() {
     let _ = ADMIN_TOKEN;
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_component_that_implements_the_negotiator_world_answers_for_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, provider, consumer) = market(dir.path()).await;
+    host.publish(&provider, "vendor-compliance").await;
+    // Its code (not its manifest) says: evidence kept less than 30 days costs
+    // at least 40,000 a call, and contracts run at most a week.
+    let (status, answer) = propose(
+        &host,
+        &consumer,
+        "vendor-compliance.check-vendor",
+        json!({ "max_price_micros": 30_000, "retention": "24h", "validity_ms": 30 * 86_400_000u64 }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let negotiation = &answer["negotiation"];
+    assert_eq!(negotiation["status"], "countered", "{answer}");
+    assert_eq!(negotiation["counter"]["max_price_micros"], 40_000);
+    assert_eq!(negotiation["counter"]["validity_ms"], 7 * 86_400_000u64);
+    assert_eq!(negotiation["reasons"].as_array().map(Vec::len), Some(2));
+    let (status, accepted) = respond(
+        &host,
+        &consumer,
+        &negotiation["negotiation_id"],
+        json!({ "action": "accept" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    let terms = &accepted["contract"]["terms"];
+    // Shorter retention than the manifest's 30 days: the provider's code agreed to it.
+    assert_eq!(
+        (
+            terms["retention"].clone(),
+            terms["max_price_micros"].clone()
+        ),
+        (json!("24h"), json!(40_000))
+    );
+    // The host's hard limits still hold: a jurisdiction the manifest does not list.
+    let (_, answer) = propose(
+        &host,
+        &consumer,
+        "vendor-compliance.check-vendor",
+        json!({ "max_price_micros": 50_000, "jurisdiction": "CN", "validity_ms": 60_000 }),
+    )
+    .await;
+    assert_eq!(answer["negotiation"]["status"], "rejected");
+    host.stop().await;
+}

@@ -12,6 +12,9 @@ use utoipa::ToSchema;
 
 /// Rounds a negotiation may take before it is closed.
 pub const ROUNDS_MAX: u32 = 5;
+/// Fuel a component's negotiator gets per round (free to the consumer).
+pub const NEGOTIATION_FUEL: u64 = 200_000_000;
+
 /// How long an offer (a counter, or a proposal) stays open.
 pub const OFFER_MS: u64 = 10 * 60_000;
 
@@ -180,7 +183,37 @@ impl Market {
         let now = now_ms();
         negotiation.offer_expires_at_ms = now + OFFER_MS;
         let mut contract = None;
-        match negotiation::evaluate(terms, &policy, self.settlement.rules().fee_bps, &proposal) {
+        let fee_bps = self.settlement.rules().fee_bps;
+        let answer = match negotiation::hard_limits(terms, fee_bps, &proposal) {
+            Some(answer) => answer,
+            None => match self
+                .sandbox
+                .negotiate(
+                    &listed.compiled,
+                    &capability.record.name,
+                    &serde_json::to_string(&proposal)
+                        .map_err(|e| Error::Internal(e.to_string()))?,
+                    NEGOTIATION_FUEL,
+                )
+                .await
+            {
+                // An agent without a negotiator: the manifest's policy.
+                None => negotiation::evaluate(terms, &policy, fee_bps, &proposal),
+                Some(Ok(text)) => match serde_json::from_str::<negotiation::Decision>(&text) {
+                    Ok(decision) => {
+                        negotiation::from_decision(terms, &policy, fee_bps, &proposal, decision)
+                    }
+                    Err(e) => Answer::Reject(vec![format!(
+                        "the provider's negotiator answered nonsense: {e}"
+                    )]),
+                },
+                Some(Err(failure)) => Answer::Reject(vec![format!(
+                    "the provider's negotiator failed: {}",
+                    failure.code()
+                )]),
+            },
+        };
+        match answer {
             Answer::Accept(agreed) => {
                 let signed = self.sign_contract(&negotiation, &listed.record, agreed, now)?;
                 negotiation.status = "accepted".into();

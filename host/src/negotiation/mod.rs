@@ -127,6 +127,120 @@ pub fn check(proposal: &Proposal) -> Result<(), String> {
     Ok(())
 }
 
+/// What a component's `negotiate` answered.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// Sign the proposal.
+    Accept,
+    /// Counter-terms.
+    Counter {
+        /// The terms.
+        terms: Proposal,
+        /// One reason per changed term.
+        #[serde(default)]
+        reasons: Vec<String>,
+    },
+    /// Refuse.
+    Reject {
+        /// Why.
+        #[serde(default)]
+        reasons: Vec<String>,
+    },
+    /// Evaluate the manifest's policy instead.
+    Policy,
+}
+
+/// Terms no negotiator may agree to: data handling the listed terms do not
+/// offer. `Some` is the rejection to answer instead of asking anyone.
+pub fn hard_limits(terms: &Terms, fee_bps: u64, p: &Proposal) -> Option<Answer> {
+    match evaluate(terms, &Policy::default(), fee_bps, p) {
+        Answer::Reject(reasons) => Some(Answer::Reject(reasons)),
+        _ => None,
+    }
+}
+
+/// The answer from a component's decision (after [`hard_limits`] passed).
+pub fn from_decision(
+    terms: &Terms,
+    policy: &Policy,
+    fee_bps: u64,
+    p: &Proposal,
+    decision: Decision,
+) -> Answer {
+    match decision {
+        Decision::Policy => evaluate(terms, policy, fee_bps, p),
+        // The provider's own code may agree to what its ranges would not
+        // (shorter retention, a higher rate): it is the provider speaking.
+        Decision::Accept => {
+            // No call could run under a cap below the base price and fee.
+            let floor = pricing::charged_micros(terms.price_micros, fee_bps);
+            if p.max_price_micros < floor {
+                let mut counter = p.clone();
+                counter.max_price_micros = floor;
+                return Answer::Counter(
+                    counter,
+                    vec![format!(
+                        "max_price_micros: at least {floor} (base price and fee)"
+                    )],
+                );
+            }
+            Answer::Accept(fill(terms, &Policy::default(), &as_proposed(terms, p)))
+        }
+        Decision::Counter {
+            terms: counter,
+            reasons,
+        } => match check(&counter) {
+            Ok(()) if counter != *p => Answer::Counter(
+                counter,
+                if reasons.is_empty() {
+                    vec!["the provider proposes other terms".into()]
+                } else {
+                    reasons
+                },
+            ),
+            Ok(()) => Answer::Accept(fill(terms, &Policy::default(), &as_proposed(terms, p))),
+            Err(why) => Answer::Reject(vec![format!("the provider's counter is invalid: {why}")]),
+        },
+        Decision::Reject { reasons } => Answer::Reject(if reasons.is_empty() {
+            vec!["the provider declined".into()]
+        } else {
+            reasons
+        }),
+    }
+}
+
+/// A proposal with its retention and rate made explicit (the listed ones
+/// when absent), so [`fill`] keeps them as proposed.
+fn as_proposed(terms: &Terms, p: &Proposal) -> Proposal {
+    Proposal {
+        retention: Some(p.retention.unwrap_or(terms.data_policy.retention)),
+        rate_limit_per_minute: Some(
+            p.rate_limit_per_minute
+                .unwrap_or(terms.rate_limit_per_minute),
+        ),
+        ..p.clone()
+    }
+}
+
+/// A proposal as agreed terms: absent fields take the listed terms.
+fn fill(terms: &Terms, policy: &Policy, p: &Proposal) -> Agreed {
+    let rate_ceiling = policy
+        .rate_limit_per_minute_max
+        .unwrap_or(terms.rate_limit_per_minute);
+    Agreed {
+        max_price_micros: p.max_price_micros,
+        latency_ms_max: p.latency_ms_max.unwrap_or(terms.latency_ms_max),
+        uptime: p.uptime_min.unwrap_or(terms.uptime).max(0.0),
+        // `evaluate` countered any retention below the policy's floor.
+        retention: p.retention.unwrap_or(terms.data_policy.retention),
+        encryption: terms.data_policy.encryption,
+        jurisdiction: p.jurisdiction.clone(),
+        rate_limit_per_minute: p.rate_limit_per_minute.unwrap_or(rate_ceiling),
+        validity_ms: p.validity_ms,
+    }
+}
+
 /// Evaluates a proposal against listed terms, a policy and the fee.
 pub fn evaluate(terms: &Terms, policy: &Policy, fee_bps: u64, p: &Proposal) -> Answer {
     let mut rejected = Vec::new();

@@ -101,6 +101,42 @@ impl Sandbox {
         }
     }
 
+    /// Asks a negotiating component to answer a proposal (JSON in, JSON
+    /// out), with at most `fuel`. `None` when the component does not
+    /// negotiate.
+    pub async fn negotiate(
+        &self,
+        compiled: &Compiled,
+        capability: &str,
+        proposal: &str,
+        fuel: u64,
+    ) -> Option<Result<String, Failure>> {
+        let pre = compiled.negotiator.as_ref()?;
+        let fuel = fuel.min(self.limits.fuel_per_call_max);
+        let _slot = match self.slot().await {
+            Ok(slot) => slot,
+            Err(failure) => return Some(Err(failure)),
+        };
+        let mut store = self.store("negotiator", fuel, None);
+        let call = async {
+            let agent = pre.instantiate_async(&mut store).await?;
+            agent
+                .mercato_agent_negotiator()
+                .call_negotiate(&mut store, capability, proposal)
+                .await
+        };
+        let ran = tokio::time::timeout(self.deadline_with_grace(), call).await;
+        Some(self.settle(ran, &store, fuel).and_then(|answer| {
+            if answer.len() as u64 > self.limits.output_bytes_max {
+                Err(Failure::OutputTooLarge {
+                    bytes_max: self.limits.output_bytes_max,
+                })
+            } else {
+                Ok(answer)
+            }
+        }))
+    }
+
     /// Waits for a call slot, at most `queue_wait_ms`.
     pub(super) async fn slot(&self) -> Result<OwnedSemaphorePermit, Failure> {
         let wait = Duration::from_millis(self.limits.queue_wait_ms);

@@ -22,7 +22,19 @@ pub(super) mod bindings {
     });
 }
 
+/// Bindings of the `negotiating-agent` world: only its `negotiator` export is
+/// used (the rest is the same as [`bindings`]).
+pub(super) mod negotiating {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "mercato:agent/negotiating-agent",
+        imports: { default: trappable },
+        exports: { default: async },
+    });
+}
+
 use bindings::AgentPre;
+use negotiating::NegotiatingAgentPre;
 
 /// How often the epoch advances; the deadline's resolution.
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -37,6 +49,15 @@ const DECOMMIT_BATCH: usize = 8;
 #[derive(Clone)]
 pub struct Compiled {
     pub(super) pre: AgentPre<CallState>,
+    /// Present when the component also exports `negotiator`.
+    pub(super) negotiator: Option<NegotiatingAgentPre<CallState>>,
+}
+
+impl Compiled {
+    /// Whether the component implements the `negotiating-agent` world.
+    pub fn negotiates(&self) -> bool {
+        self.negotiator.is_some()
+    }
 }
 
 /// What `describe()` said, in plain Rust types.
@@ -215,8 +236,10 @@ impl Sandbox {
             .linker
             .instantiate_pre(component)
             .map_err(|e| Error::WrongWorld(first_line(&e)))?;
+        // The richer world first: a component exporting `negotiator` as well.
+        let negotiator = NegotiatingAgentPre::new(pre.clone()).ok();
         let pre = AgentPre::new(pre).map_err(|e| Error::WrongWorld(first_line(&e)))?;
-        Ok(Compiled { pre })
+        Ok(Compiled { pre, negotiator })
     }
 
     /// Runs `describe()` under the sandbox's limits.

@@ -158,7 +158,12 @@ const UNITS: &[Unit] = &[
     u("kPa", "kilopascal", "pressure", 1000.0),
     u("bar", "bar", "pressure", 1e5),
     u("atm", "standard atmosphere", "pressure", 101_325.0),
-    u("psi", "pound per square inch", "pressure", 6_894.757_293_168),
+    u(
+        "psi",
+        "pound per square inch",
+        "pressure",
+        6_894.757_293_168,
+    ),
 ];
 
 fn unit(symbol: &str) -> Result<&'static Unit, Error> {

@@ -5,7 +5,10 @@
 mod controls;
 
 use controls::{CONTROLS, Framework};
-use mercato_sdk::{Agent, Capability, Deserialize, Error, JsonSchema, Serialize};
+use mercato_sdk::negotiation::Retention;
+use mercato_sdk::{
+    Agent, Capability, Decision, Deserialize, Error, JsonSchema, Negotiator, Proposal, Serialize,
+};
 
 /// What a vendor states about its security practice.
 #[derive(Deserialize, Serialize, JsonSchema, Clone, Default)]
@@ -252,4 +255,49 @@ impl Agent for VendorCompliance {
     }
 }
 
-mercato_sdk::export_agent!(VendorCompliance);
+/// Terms are negotiated by code, not only by the manifest's ranges: audit
+/// evidence is normally kept 30 days; a consumer who wants it kept for less
+/// pays for the re-checks that saves, and contracts run at most a week.
+impl Negotiator for VendorCompliance {
+    fn negotiate(_capability: &str, proposal: Proposal) -> Decision {
+        const BASE_CAP: u64 = 30_000;
+        const SHORT_RETENTION_CAP: u64 = 40_000;
+        const WEEK_MS: u64 = 7 * 86_400_000;
+        let short_retention = proposal.retention.is_some_and(|r| r < Retention::Month);
+        let floor = if short_retention {
+            SHORT_RETENTION_CAP
+        } else {
+            BASE_CAP
+        };
+        let mut counter = proposal.clone();
+        let mut reasons = Vec::new();
+        if proposal.max_price_micros < floor {
+            counter.max_price_micros = floor;
+            reasons.push(if short_retention {
+                format!(
+                    "max_price_micros: keeping evidence less than 30 days costs at least {floor}"
+                )
+            } else {
+                format!("max_price_micros: a full check costs at least {floor}")
+            });
+        }
+        if proposal.validity_ms > WEEK_MS {
+            counter.validity_ms = WEEK_MS;
+            reasons.push("validity_ms: controls change; contracts run at most a week".into());
+        }
+        if short_retention {
+            // The manifest says 30d; the negotiator can do better for a price.
+            counter.retention = proposal.retention;
+        }
+        if reasons.is_empty() {
+            Decision::Accept
+        } else {
+            Decision::Counter {
+                terms: counter,
+                reasons,
+            }
+        }
+    }
+}
+
+mercato_sdk::export_negotiating_agent!(VendorCompliance);

@@ -19,7 +19,12 @@ fn count(input: Input) -> Result<Count, Error> {
 }
 
 fn examples() -> Vec<(Input, Count)> {
-    vec![(Input { text: "the quick brown fox".into() }, Count { words: 4 })]
+    vec![(
+        Input {
+            text: "the quick brown fox".into(),
+        },
+        Count { words: 4 },
+    )]
 }
 
 /// How many words.
