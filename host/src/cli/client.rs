@@ -8,6 +8,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use sha2::Digest;
+use std::io::Write;
 use std::time::Duration;
 
 fn spinner(message: String) -> ProgressBar {
@@ -334,11 +335,15 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             input,
             max_price,
             stream,
+            contract,
         } => {
             let input: Value = serde_json::from_str(input).context("--input is not JSON")?;
             let mut request = serde_json::json!({ "input": input });
             if let Some(cap) = max_price {
                 request["max_price_micros"] = (*cap).into();
+            }
+            if let Some(contract) = contract {
+                request["contract_id"] = contract.as_str().into();
             }
             let mut call = http
                 .post(format!("{base}/v1/capabilities/{id}/invoke"))
@@ -363,11 +368,162 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             } else {
                 println!("{:#}", body["output"]);
                 println!(
-                    "cost: {}  fuel: {}  time: {} ms  transaction: {}",
-                    micros(body["cost_micros"].as_u64().unwrap_or(0)),
+                    "charged: {} (cost {} + fee {})  fuel: {}  time: {} ms  transaction: {}",
+                    micros(body["charged_micros"].as_u64().unwrap_or(0)),
+                    body["cost_micros"],
+                    body["fee_micros"],
                     body["fuel_used"],
                     body["duration_ms"],
                     body["transaction_id"].as_str().unwrap_or("")
+                );
+            }
+        }
+        Command::Balance => {
+            let response = http
+                .get(format!("{base}/v1/accounts/me"))
+                .bearer_auth(key(cli)?);
+            let body = answer(response.send().await.context("cannot reach the host")?).await?;
+            if cli.json {
+                println!("{body:#}");
+            } else {
+                for (label, field) in [
+                    ("available", "available_micros"),
+                    ("held for calls", "pending_micros"),
+                    ("paid, in escrow", "escrowed_out_micros"),
+                    ("owed to you, in escrow", "escrowed_in_micros"),
+                    ("spent today", "spent_today_micros"),
+                ] {
+                    println!("{label:<24} {}", micros(body[field].as_u64().unwrap_or(0)));
+                }
+                if body["paused"] == true {
+                    println!("paused: the daily budget is exhausted");
+                }
+            }
+        }
+        Command::Negotiate {
+            id,
+            max_price,
+            latency_max,
+            retention,
+            jurisdiction,
+            rate_limit,
+            hours,
+            accept_counter,
+        } => {
+            let terms = serde_json::json!({
+                "max_price_micros": max_price,
+                "latency_ms_max": latency_max,
+                "retention": retention,
+                "jurisdiction": jurisdiction,
+                "rate_limit_per_minute": rate_limit,
+                "validity_ms": hours.saturating_mul(3_600_000),
+            });
+            let response = http
+                .post(format!("{base}/v1/negotiations"))
+                .bearer_auth(key(cli)?)
+                .json(&serde_json::json!({ "capability_id": id, "terms": terms }));
+            let mut body = answer(response.send().await.context("cannot reach the host")?).await?;
+            if body["negotiation"]["status"] == "countered" {
+                // With --json, stdout carries only the JSON answer.
+                let mut out: Box<dyn Write> = if cli.json {
+                    Box::new(std::io::stderr())
+                } else {
+                    Box::new(std::io::stdout())
+                };
+                let _ = writeln!(out, "countered:");
+                for reason in body["negotiation"]["reasons"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    let _ = writeln!(out, "  - {}", reason.as_str().unwrap_or(""));
+                }
+                if *accept_counter {
+                    let nid = body["negotiation"]["negotiation_id"].as_str().unwrap_or("");
+                    let response = http
+                        .post(format!("{base}/v1/negotiations/{nid}/respond"))
+                        .bearer_auth(key(cli)?)
+                        .json(&serde_json::json!({ "action": "accept" }));
+                    body = answer(response.send().await.context("cannot reach the host")?).await?;
+                }
+            }
+            if cli.json {
+                println!("{body:#}");
+            } else {
+                let n = &body["negotiation"];
+                println!(
+                    "negotiation {}: {}",
+                    n["negotiation_id"].as_str().unwrap_or(""),
+                    n["status"].as_str().unwrap_or("")
+                );
+                if let Some(contract) = body["contract"].as_object() {
+                    println!(
+                        "contract:    {}",
+                        contract["contract_id"].as_str().unwrap_or("")
+                    );
+                    println!("terms:       {}", contract["terms"]);
+                } else if n["status"] == "rejected" {
+                    for reason in n["reasons"].as_array().into_iter().flatten() {
+                        println!("  - {}", reason.as_str().unwrap_or(""));
+                    }
+                }
+            }
+        }
+        Command::Rate { transaction, score } => {
+            let response = http
+                .post(format!("{base}/v1/transactions/{transaction}/rating"))
+                .bearer_auth(key(cli)?)
+                .json(&serde_json::json!({ "score": score }));
+            let body = answer(response.send().await.context("cannot reach the host")?).await?;
+            if cli.json {
+                println!("{body:#}");
+            } else {
+                println!("rated {transaction}: {score}");
+            }
+        }
+        Command::Admin {
+            command: AdminCommand::Deposit { org_id, amount },
+        } => {
+            let response = http
+                .post(format!("{base}/v1/accounts/{org_id}/deposits"))
+                .bearer_auth(admin_token(cli)?)
+                .json(&serde_json::json!({ "amount_micros": amount }));
+            let body = answer(response.send().await.context("cannot reach the host")?).await?;
+            if cli.json {
+                println!("{body:#}");
+            } else {
+                println!(
+                    "deposited {} to {org_id}; available {}",
+                    micros(*amount),
+                    micros(body["available_micros"].as_u64().unwrap_or(0))
+                );
+            }
+        }
+        Command::Admin {
+            command: AdminCommand::Ledger,
+        } => {
+            let response = http
+                .get(format!("{base}/v1/admin/ledger"))
+                .bearer_auth(admin_token(cli)?);
+            let body = answer(response.send().await.context("cannot reach the host")?).await?;
+            if cli.json {
+                println!("{body:#}");
+            } else {
+                for (label, field) in [
+                    ("deposited", "deposited_micros"),
+                    ("with organisations", "organisations_micros"),
+                    ("in escrow", "escrow_micros"),
+                    ("marketplace fees", "fees_micros"),
+                ] {
+                    println!("{label:<20} {}", micros(body[field].as_u64().unwrap_or(0)));
+                }
+                println!(
+                    "balanced: {}",
+                    if body["problem"].is_null() {
+                        "yes"
+                    } else {
+                        "NO"
+                    }
                 );
             }
         }

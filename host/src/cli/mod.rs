@@ -171,6 +171,45 @@ pub enum Command {
         /// Stream chunks the capability emits as they come.
         #[arg(long)]
         stream: bool,
+        /// Run under this contract (from `mercato negotiate`).
+        #[arg(long)]
+        contract: Option<String>,
+    },
+    /// Your balances and budget (needs --api-key).
+    Balance,
+    /// Negotiate terms for a capability; prints the contract or the counter
+    /// (needs --api-key).
+    Negotiate {
+        /// Capability id.
+        id: String,
+        /// The most one call may cost (cost plus fee), micros.
+        #[arg(long)]
+        max_price: u64,
+        /// Latency SLA, ms.
+        #[arg(long)]
+        latency_max: Option<u64>,
+        /// The most retention you accept: none, 24h or 30d.
+        #[arg(long)]
+        retention: Option<String>,
+        /// A jurisdiction data must be processed in.
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// Calls per minute you need.
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        /// How long the contract should hold, in hours.
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+        /// Accept a counter-offer at once.
+        #[arg(long)]
+        accept_counter: bool,
+    },
+    /// Rate a transaction 1 to 5, once (needs --api-key).
+    Rate {
+        /// Transaction id.
+        transaction: String,
+        /// 1 (bad) to 5 (excellent).
+        score: u8,
     },
 }
 
@@ -218,6 +257,15 @@ pub enum KeysCommand {
 /// Operator commands.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
+    /// Credit an organisation's account.
+    Deposit {
+        /// Organisation id.
+        org_id: String,
+        /// Micros to credit (1 unit = 1,000,000 micros).
+        amount: u64,
+    },
+    /// Show where all the money is.
+    Ledger,
     /// Reload the batteries and re-attest listed versions; those that now
     /// fail are delisted.
     Reattest {

@@ -105,7 +105,8 @@ impl Market {
         }
         let c = listed.capability(&view.name)?;
         let fuel_cap = self.sandbox.limits().fuel_per_call_max;
-        let expected = Quote::new(view, fuel_cap).expected_cost_micros;
+        let expected =
+            Quote::new(view, fuel_cap, self.settlement.rules().fee_bps).expected_cost_micros;
         Some(entry_for(
             &view.id,
             &c.record,

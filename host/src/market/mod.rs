@@ -229,6 +229,10 @@ impl Market {
     /// The expected cost of a call, from observed fuel.
     pub fn quote(&self, id: &str) -> Result<Quote> {
         let view = self.capability(id)?;
-        Ok(Quote::new(&view, self.sandbox.limits().fuel_per_call_max))
+        Ok(Quote::new(
+            &view,
+            self.sandbox.limits().fuel_per_call_max,
+            self.settlement.rules().fee_bps,
+        ))
     }
 }

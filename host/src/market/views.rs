@@ -173,13 +173,15 @@ pub struct Quote {
     pub cost_p95_micros: Option<u64>,
     /// The most a call can cost (at the host's fuel cap).
     pub max_cost_micros: u64,
-    /// A `max_price_micros` that covers 95% of observed calls with a 2x margin
-    /// on the metered part.
+    /// The marketplace fee, in basis points of the cost (charged on top).
+    pub fee_bps: u64,
+    /// A `max_price_micros` (which caps cost plus fee) that covers 95% of
+    /// observed calls with a 2× margin on the metered part.
     pub suggested_max_price_micros: u64,
 }
 
 impl Quote {
-    pub(super) fn new(view: &CapabilityView, fuel_per_call_max: u64) -> Self {
+    pub(super) fn new(view: &CapabilityView, fuel_per_call_max: u64, fee_bps: u64) -> Self {
         let (price, rate) = (view.terms.price_micros, view.terms.micros_per_mfuel);
         let cost = |fuel: u64| pricing::cost_micros(price, rate, fuel);
         let max_cost = pricing::max_cost_micros(price, rate, fuel_per_call_max);
@@ -187,7 +189,8 @@ impl Quote {
             .stats
             .fuel_p95
             .map(|f| cost(f.saturating_mul(2).min(fuel_per_call_max)))
-            .unwrap_or(max_cost);
+            .map(|c| pricing::charged_micros(c, fee_bps))
+            .unwrap_or_else(|| pricing::charged_micros(max_cost, fee_bps));
         Quote {
             capability_id: view.pinned_id.clone(),
             price_micros: price,
@@ -203,6 +206,7 @@ impl Quote {
                 .unwrap_or(price),
             cost_p95_micros: view.stats.fuel_p95.map(cost),
             max_cost_micros: max_cost,
+            fee_bps,
             suggested_max_price_micros: suggested,
         }
     }
