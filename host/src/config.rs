@@ -48,6 +48,10 @@ pub struct Config {
     pub settlement_tick_ms: u64,
     /// A rating's weight halves every this many milliseconds.
     pub rating_half_life_ms: u64,
+    /// A sentence-embedding model directory (`config.json`,
+    /// `tokenizer.json`, `model.safetensors`) for discovery; the built-in
+    /// feature-hashing embedder when absent. Needs the `model` build feature.
+    pub embedding_model: Option<PathBuf>,
 }
 
 /// The sandbox limits, as the config file spells them.
@@ -120,6 +124,7 @@ impl Default for Config {
             dispute_window_ms: 86_400_000,
             settlement_tick_ms: 1_000,
             rating_half_life_ms: 30 * 86_400_000,
+            embedding_model: None,
         }
     }
 }

@@ -25,7 +25,17 @@ async fn main() -> Result<()> {
             listen,
             config,
             recompile,
-        } => serve(data_dir.clone(), *listen, config.as_deref(), *recompile).await,
+            embedding_model,
+        } => {
+            serve(
+                data_dir.clone(),
+                *listen,
+                config.as_deref(),
+                *recompile,
+                embedding_model.clone(),
+            )
+            .await
+        }
         Command::Keys {
             command: KeysCommand::Generate { out },
         } => generate_key(out),
@@ -84,6 +94,7 @@ async fn serve(
     listen: Option<std::net::SocketAddr>,
     config_file: Option<&std::path::Path>,
     recompile: bool,
+    embedding_model: Option<std::path::PathBuf>,
 ) -> Result<()> {
     let mut config = match config_file {
         Some(path) => Config::from_file(path)?,
@@ -96,6 +107,9 @@ async fn serve(
         config.listen = addr;
     }
     config.recompile |= recompile;
+    if embedding_model.is_some() {
+        config.embedding_model = embedding_model;
+    }
     let data_dir = config.data_dir.clone();
     let server = Server::start(config)
         .await
@@ -106,9 +120,10 @@ async fn serve(
         );
     }
     eprintln!(
-        "mercato listening on {} (data in {})",
+        "mercato listening on {} (data in {}; discovery embedder: {})",
         server.url(),
-        data_dir.display()
+        data_dir.display(),
+        server.market().embedder_name()
     );
     tokio::signal::ctrl_c()
         .await

@@ -251,3 +251,71 @@ async fn results_survive_a_restart_unchanged() {
     }
     host.stop().await;
 }
+
+/// Discovery with the sentence-embedding model (built with `--features
+/// model`; `MERCATO_EMBEDDING_MODEL` names the directory, as scripts/test
+/// sets it): the same paraphrased needs find the same capabilities, the
+/// vectors are stored, and a restart reuses them with equal answers.
+#[cfg(feature = "model")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sentence_embedding_model_finds_paraphrased_needs_and_survives_a_restart() {
+    let model = std::env::var("MERCATO_EMBEDDING_MODEL")
+        .expect("MERCATO_EMBEDDING_MODEL names the model directory (scripts/fetch-model)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = mercato_tests::test_config(dir.path());
+    config.embedding_model = Some(model.into());
+    let host = Host::start_with(config.clone()).await;
+    let (_, health) = host.get("/healthz", None).await;
+    assert_eq!(health["embedder"], "model:all-MiniLM-L6-v2");
+    let org = host.org("catalog").await;
+    for agent in [
+        "pii-redactor",
+        "unit-converter",
+        "summarizer",
+        "vendor-compliance",
+    ] {
+        host.publish(&org, agent).await;
+    }
+    let needs = [
+        (
+            "remove e-mail addresses and credit card numbers from a support ticket",
+            "pii-redactor.redact",
+        ),
+        ("how many kilometres is 26 miles", "unit-converter.convert"),
+        (
+            "give me a short summary of this long article",
+            "summarizer.summarize",
+        ),
+        (
+            "is this supplier compliant with GDPR and HIPAA",
+            "vendor-compliance.check-vendor",
+        ),
+    ];
+    let mut before = Vec::new();
+    for (need, expected) in needs {
+        let ids = discover(&host, json!({ "need": need, "limit": 3 })).await;
+        assert_eq!(
+            ids.first().map(String::as_str),
+            Some(expected),
+            "{need}: {ids:?}"
+        );
+        before.push(ids);
+    }
+    let data_dir = host.data_dir.clone();
+    host.stop().await;
+    // Restart: the stored vectors are reused (no re-embedding), answers equal.
+    let store = mercato_host::store::Store::open(&data_dir, std::time::Duration::from_millis(50))
+        .expect("store");
+    let vectors = store.len(mercato_host::store::Tree::Vectors);
+    assert_eq!(vectors, 7, "one vector per listed capability");
+    store.close().await.expect("close");
+    drop(store);
+    let host = Host::start_with(config).await;
+    for ((need, _), expected) in needs.iter().zip(&before) {
+        assert_eq!(
+            &discover(&host, json!({ "need": need, "limit": 3 })).await,
+            expected
+        );
+    }
+    host.stop().await;
+}

@@ -28,7 +28,7 @@ pub async fn discover(
     body: Result<Json<Query>, JsonRejection>,
 ) -> Result<Json<DiscoverResponse>, ApiError> {
     let Json(query) = body?;
-    let results = market.discover(&query)?;
+    let results = market.discover(&query).await?;
     Ok(Json(DiscoverResponse {
         results,
         embedder: market.embedder_name().to_string(),

@@ -17,6 +17,8 @@ pub struct Health {
     pub status: &'static str,
     /// Capabilities listed.
     pub capabilities: usize,
+    /// The embedder discovery runs (`hash-384`, or `model:<dir>`).
+    pub embedder: String,
 }
 
 /// Liveness and a count of what is listed.
@@ -25,6 +27,7 @@ pub async fn healthz(State(market): State<Arc<Market>>) -> Json<Health> {
     Json(Health {
         status: "ok",
         capabilities: market.capability_count(),
+        embedder: market.embedder_name().to_string(),
     })
 }
 

@@ -32,9 +32,31 @@ struct Args {
     #[arg(long)]
     queries: std::path::PathBuf,
     /// Which ranking the final JSON line reports: `hash` (fused with BM25,
-    /// the default), `bm25` (lexical alone) or `hash-dense` (embedding alone).
+    /// the default), `bm25` (lexical alone) or `hash-dense` (embedding alone);
+    /// with `--model-dir`, `model` (fused) or `model-dense`.
     #[arg(long, default_value = "hash")]
     embedder: String,
+    /// A sentence-embedding model directory (a build with `--features model`):
+    /// the embedder becomes that model.
+    #[arg(long)]
+    model_dir: Option<std::path::PathBuf>,
+}
+
+fn embedder(args: &Args) -> Result<(Arc<dyn Embedder>, &'static str)> {
+    let Some(dir) = &args.model_dir else {
+        return Ok((Arc::new(HashEmbedder::default()), "hash"));
+    };
+    #[cfg(feature = "model")]
+    {
+        let model = mercato_host::discovery::ModelEmbedder::load(dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        Ok((Arc::new(model), "model"))
+    }
+    #[cfg(not(feature = "model"))]
+    bail!(
+        "--model-dir {}: this build has no model support (cargo run --features model ...)",
+        dir.display()
+    )
 }
 
 #[derive(Deserialize)]
@@ -155,12 +177,17 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let tools: Vec<Tool> = read_jsonl(&args.tools)?;
     let needs: Vec<Need> = read_jsonl(&args.queries)?;
-    let embedder: Arc<dyn Embedder> = Arc::new(HashEmbedder::default());
-    let discovery = Discovery::new(embedder);
+    let (embedder, family) = embedder(&args)?;
+    let discovery = Discovery::new(embedder.clone());
     let started = Instant::now();
-    for tool in &tools {
-        let entry = entry_for(&tool.id, &record(tool), 0, None);
-        let vector = discovery.embed(&entry);
+    let entries: Vec<_> = tools
+        .iter()
+        .map(|tool| entry_for(&tool.id, &record(tool), 0, None))
+        .collect();
+    let texts: Vec<String> = entries.iter().map(|e| e.text()).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vectors = embedder.embed_many(&refs);
+    for (entry, vector) in entries.into_iter().zip(vectors) {
         discovery.upsert(entry, vector);
     }
     eprintln!(
@@ -170,10 +197,11 @@ fn main() -> Result<()> {
         needs.len()
     );
     let mut reports = Vec::new();
+    let dense = format!("{family}-dense");
     for (mode, name) in [
         (Mode::Lexical, "bm25"),
-        (Mode::Dense, "hash-dense"),
-        (Mode::Fused, "hash"),
+        (Mode::Dense, dense.as_str()),
+        (Mode::Fused, family),
     ] {
         let r = evaluate(&discovery, &needs, mode, name)?;
         println!(
@@ -184,7 +212,7 @@ fn main() -> Result<()> {
     }
     let Some(chosen) = reports.iter().find(|r| r.name == args.embedder) else {
         bail!(
-            "unknown --embedder {}: use hash, bm25 or hash-dense",
+            "unknown --embedder {}: use {family}, bm25 or {family}-dense",
             args.embedder
         );
     };

@@ -73,6 +73,10 @@ pub enum Command {
         /// Ignore cached compiled artifacts and compile every component again.
         #[arg(long)]
         recompile: bool,
+        /// A sentence-embedding model directory for discovery (needs a build
+        /// with `--features model`); the built-in embedder otherwise.
+        #[arg(long)]
+        embedding_model: Option<PathBuf>,
     },
     /// Manage organisations.
     Org {

@@ -21,6 +21,15 @@ pub trait Embedder: Send + Sync {
     fn dimension(&self) -> usize;
     /// Embeds one text.
     fn embed(&self, text: &str) -> Vec<f32>;
+    /// Embeds several texts (a model batches them; the default loops).
+    fn embed_many(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        texts.iter().map(|t| self.embed(t)).collect()
+    }
+    /// Whether embedding takes long enough (milliseconds) to keep it off the
+    /// async workers.
+    fn is_slow(&self) -> bool {
+        false
+    }
 }
 
 /// Feature-hashing embedder: the built-in default.

@@ -20,9 +20,13 @@
 
 mod bm25;
 mod embed;
+#[cfg(feature = "model")]
+mod model;
 mod text;
 
 pub use embed::{Embedder, HashEmbedder, dot, normalise};
+#[cfg(feature = "model")]
+pub use model::ModelEmbedder;
 
 pub use crate::registry::Retention;
 use bm25::{Bm25, WeightedTerms};
@@ -202,6 +206,18 @@ fn no_boost() -> f32 {
     1.0
 }
 
+/// Checks a query's need and limit.
+pub fn check_need(query: &Query) -> Result<(), InvalidQuery> {
+    let limit = query.limit.unwrap_or(10);
+    if limit == 0 || limit > LIMIT_MAX {
+        return Err(InvalidQuery(format!("limit must be 1 to {LIMIT_MAX}")));
+    }
+    if query.need.trim().is_empty() || query.need.len() > 4_096 {
+        return Err(InvalidQuery("need must be 1 to 4096 bytes of text".into()));
+    }
+    Ok(())
+}
+
 /// One ranked result.
 #[derive(Debug, Clone)]
 pub struct Hit {
@@ -327,6 +343,17 @@ impl Discovery {
         inner.maybe_rebuild();
     }
 
+    /// Every indexed key that starts with `prefix`.
+    pub fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        inner
+            .by_key
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
     /// Replaces the filterable facts of a key (new observed cost, rating).
     pub fn update_facts(&self, key: &str, facts: Facts) {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
@@ -358,15 +385,33 @@ impl Discovery {
 
     /// [`Discovery::search`] with a choice of rankings.
     pub fn search_with(&self, query: &Query, mode: Mode) -> Result<Vec<Hit>, InvalidQuery> {
-        let limit = query.limit.unwrap_or(10);
-        if limit == 0 || limit > LIMIT_MAX {
-            return Err(InvalidQuery(format!("limit must be 1 to {LIMIT_MAX}")));
-        }
-        if query.need.trim().is_empty() || query.need.len() > 4_096 {
-            return Err(InvalidQuery("need must be 1 to 4096 bytes of text".into()));
-        }
-        let filter = Filter::new(query)?;
+        check_need(query)?;
         let vector = self.embedder.embed(&query.need);
+        self.search_embedded(query, &vector, mode)
+    }
+
+    /// The embedder (to embed a need away from the caller's thread when it
+    /// is slow, then [`Discovery::search_embedded`]).
+    pub fn embedder(&self) -> Arc<dyn Embedder> {
+        self.embedder.clone()
+    }
+
+    /// [`Discovery::search_with`] for a need already embedded.
+    pub fn search_embedded(
+        &self,
+        query: &Query,
+        vector: &[f32],
+        mode: Mode,
+    ) -> Result<Vec<Hit>, InvalidQuery> {
+        check_need(query)?;
+        let limit = query.limit.unwrap_or(10);
+        let filter = Filter::new(query)?;
+        if vector.len() != self.embedder.dimension() {
+            return Err(InvalidQuery(
+                "the need's vector has the wrong dimension".into(),
+            ));
+        }
+        let vector = vector.to_vec();
         let terms = text::terms(&query.need);
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let admit = |id: usize| {

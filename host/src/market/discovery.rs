@@ -3,9 +3,11 @@
 
 use super::views::{CapabilityView, Quote};
 use super::{Error, Market, Result};
-use crate::discovery::{Entry, Explanation, Facts, Query};
+use crate::discovery::{Entry, Explanation, Facts, Mode, Query, check_need};
 use crate::registry::{CapabilityId, CapabilityRecord};
+use crate::store::Tree;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 /// One discovery result: the capability, its score and why.
@@ -75,25 +77,77 @@ pub fn entry_for(
 
 impl Market {
     /// Indexes (or re-indexes) the latest version of each major line of
-    /// every capability of `agent`.
-    pub(super) fn index_agent(&self, agent: &str) {
+    /// every capability of `agent`, and drops its entries that no longer
+    /// name anything. Vectors come from the store when this embedder made
+    /// them before; new ones are computed off the async workers when the
+    /// embedder is slow, and kept.
+    pub(super) async fn index_agent(&self, agent: &str) -> Result<()> {
+        let mut entries = Vec::new();
         for listed in self.catalog.lines_of(agent) {
             for c in &listed.capabilities {
-                let view = self.view(&listed, c);
-                self.index_view(&view);
+                if let Some(entry) = self.latest_entry(&self.view(&listed, c)) {
+                    entries.push(entry);
+                }
             }
         }
+        let vectors = self.vectors_for(&entries).await?;
+        let live: std::collections::HashSet<&str> =
+            entries.iter().map(|e| e.key.as_str()).collect();
+        for key in self.discovery.keys_with_prefix(&format!("{agent}.")) {
+            if !live.contains(key.as_str()) {
+                self.discovery.remove(&key);
+            }
+        }
+        for (entry, vector) in entries.into_iter().zip(vectors) {
+            self.discovery.upsert(entry, vector);
+        }
+        Ok(())
     }
 
-    /// Removes every entry of `agent` from the index (before the catalog
-    /// changes what its ids name; [`Market::index_agent`] adds them back).
-    pub(super) fn unindex_agent(&self, agent: &str) {
-        for listed in self.catalog.lines_of(agent) {
-            for c in &listed.capabilities {
-                self.discovery
-                    .remove(&self.catalog.line_id(&listed, &c.record.name));
+    async fn vectors_for(&self, entries: &[Entry]) -> Result<Vec<Vec<f32>>> {
+        let embedder = self.discovery.embedder();
+        let dimension = embedder.dimension();
+        let texts: Vec<String> = entries.iter().map(Entry::text).collect();
+        let keys: Vec<String> = texts
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}:{}",
+                    embedder.name(),
+                    hex::encode(Sha256::digest(t.as_bytes()))
+                )
+            })
+            .collect();
+        let mut vectors: Vec<Option<Vec<f32>>> = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let stored = self.store.get_bytes(Tree::Vectors, key)?;
+            vectors.push(stored.and_then(|b| decode_vector(&b, dimension)));
+        }
+        let missing: Vec<usize> = (0..vectors.len())
+            .filter(|i| vectors[*i].is_none())
+            .collect();
+        if !missing.is_empty() {
+            let todo: Vec<String> = missing.iter().map(|i| texts[*i].clone()).collect();
+            let embed = move || {
+                let refs: Vec<&str> = todo.iter().map(String::as_str).collect();
+                embedder.embed_many(&refs)
+            };
+            let computed = if self.discovery.embedder().is_slow() {
+                tokio::task::spawn_blocking(embed)
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?
+            } else {
+                embed()
+            };
+            for (i, vector) in missing.into_iter().zip(computed) {
+                // Kept for the next start (flushed in the background; a lost
+                // one is computed again).
+                self.store
+                    .put_bytes(Tree::Vectors, &keys[i], &encode_vector(&vector))?;
+                vectors[i] = Some(vector);
             }
         }
+        Ok(vectors.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     /// The discovery entry of `view` when it is the latest of its line.
@@ -115,13 +169,6 @@ impl Market {
         ))
     }
 
-    fn index_view(&self, view: &CapabilityView) {
-        if let Some(entry) = self.latest_entry(view) {
-            let vector = self.discovery.embed(&entry);
-            self.discovery.upsert(entry, vector);
-        }
-    }
-
     /// Refreshes the expected cost a capability is filtered by.
     pub(super) fn refresh_facts(&self, pinned_id: &str) {
         let entry = self
@@ -134,10 +181,20 @@ impl Market {
     }
 
     /// Ranks capabilities for a need within its constraints.
-    pub fn discover(&self, query: &Query) -> Result<Vec<DiscoveredCapability>> {
+    pub async fn discover(&self, query: &Query) -> Result<Vec<DiscoveredCapability>> {
+        check_need(query).map_err(|e| Error::InvalidQuery(e.0))?;
+        let embedder = self.discovery.embedder();
+        let vector = if embedder.is_slow() {
+            let need = query.need.clone();
+            tokio::task::spawn_blocking(move || embedder.embed(&need))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?
+        } else {
+            embedder.embed(&query.need)
+        };
         let hits = self
             .discovery
-            .search(query)
+            .search_embedded(query, &vector, Mode::Fused)
             .map_err(|e| Error::InvalidQuery(e.0))?;
         Ok(hits
             .into_iter()
@@ -156,4 +213,18 @@ impl Market {
     pub fn embedder_name(&self) -> &str {
         self.discovery.embedder_name()
     }
+}
+
+/// A vector as stored: little-endian `f32`s.
+fn encode_vector(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn decode_vector(bytes: &[u8], dimension: usize) -> Option<Vec<f32>> {
+    (bytes.len() == dimension * 4).then(|| {
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    })
 }

@@ -52,6 +52,26 @@ use stats::Stats;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The embedder the configuration asks for.
+fn embedder(config: &Config) -> Result<Arc<dyn crate::discovery::Embedder>> {
+    let Some(dir) = &config.embedding_model else {
+        return Ok(Arc::new(HashEmbedder::default()));
+    };
+    #[cfg(feature = "model")]
+    {
+        let model = crate::discovery::ModelEmbedder::load(dir)
+            .map_err(|e| Error::Config(format!("embedding model {}: {e}", dir.display())))?;
+        Ok(Arc::new(model))
+    }
+    #[cfg(not(feature = "model"))]
+    {
+        Err(Error::Config(format!(
+            "embedding model {}: this build has no model support (build with --features model)",
+            dir.display()
+        )))
+    }
+}
+
 /// The running marketplace.
 pub struct Market {
     store: Store,
@@ -107,7 +127,7 @@ impl Market {
             store,
             sandbox,
             catalog: Catalog::default(),
-            discovery: Discovery::new(Arc::new(HashEmbedder::default())),
+            discovery: Discovery::new(embedder(&config)?),
             rates: rate::RateLimiter::default(),
             stats: Stats::default(),
             metrics: Metrics::default(),
@@ -131,7 +151,7 @@ impl Market {
             .map(|l| l.record.agent.clone())
             .collect();
         for agent in agents {
-            market.index_agent(&agent);
+            market.index_agent(&agent).await?;
         }
         let market = Arc::new(market);
         market.start_sweeper();

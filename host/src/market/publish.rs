@@ -207,9 +207,8 @@ impl Market {
         self.store.sync().await?;
 
         let listed = Listed::new(record.clone(), compiled).map_err(Error::Internal)?;
-        self.unindex_agent(&record.agent);
         self.catalog.insert(Arc::new(listed));
-        self.index_agent(&record.agent);
+        self.index_agent(&record.agent).await?;
         tracing::info!(agent = %record.agent, version = %record.version, org = %org.org_id, "published");
         self.published(&record, true)
     }

@@ -71,9 +71,8 @@ impl Market {
                 .put(Tree::Reports, &key, &self.sign_report(&report)?)?;
             out.checked.push(key.clone());
             if !report.passed() {
-                self.unindex_agent(&record.agent);
                 self.catalog.remove(&record.agent, &listed.version);
-                self.index_agent(&record.agent);
+                self.index_agent(&record.agent).await?;
                 tracing::warn!(version = %key, "delisted by re-attestation");
                 out.delisted.push(DelistedVersion {
                     version: key,

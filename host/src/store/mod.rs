@@ -94,10 +94,12 @@ pub enum Tree {
     Approvals,
     /// hex SHA-256 of an approver token → `org_id`.
     ApproverKeys,
+    /// `embedder:sha256(text)` → the text's vector (little-endian f32s).
+    Vectors,
 }
 
 impl Tree {
-    const ALL: [Tree; 19] = [
+    const ALL: [Tree; 20] = [
         Tree::Orgs,
         Tree::ApiKeys,
         Tree::Components,
@@ -117,6 +119,7 @@ impl Tree {
         Tree::Events,
         Tree::Approvals,
         Tree::ApproverKeys,
+        Tree::Vectors,
     ];
 
     fn name(self) -> &'static str {
@@ -140,6 +143,7 @@ impl Tree {
             Tree::Events => "events",
             Tree::Approvals => "approvals",
             Tree::ApproverKeys => "approver_keys",
+            Tree::Vectors => "vectors",
         }
     }
 }
@@ -148,7 +152,7 @@ impl Tree {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    trees: Arc<[sled::Tree; 19]>,
+    trees: Arc<[sled::Tree; 20]>,
     commit: Arc<GroupCommit>,
 }
 
@@ -162,7 +166,7 @@ impl Store {
         for tree in Tree::ALL {
             trees.push(db.open_tree(tree.name())?);
         }
-        let trees: [sled::Tree; 19] = trees.try_into().map_err(|_| Error::Closed)?;
+        let trees: [sled::Tree; 20] = trees.try_into().map_err(|_| Error::Closed)?;
         let commit = GroupCommit::start(db.clone(), background_flush);
         Ok(Store {
             db,

@@ -1,0 +1,135 @@
+//! A sentence-embedding model (BERT family, such as all-MiniLM-L6-v2) loaded
+//! from a local directory and run in pure Rust with candle: mean pooling over
+//! the attention mask, unit length. Built with the `model` cargo feature.
+//!
+//! The directory holds `config.json`, `tokenizer.json` and
+//! `model.safetensors`; nothing is fetched at run time.
+
+use super::embed::Embedder;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use std::path::Path;
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+/// Longest input, in tokens (the model's own file says 128; descriptions and
+/// needs are short, but cutting at 128 loses the end of long ones).
+const TOKENS_MAX: usize = 256;
+
+/// A loaded model.
+pub struct ModelEmbedder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    dimension: usize,
+    name: String,
+}
+
+fn fail(what: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+impl ModelEmbedder {
+    /// Loads the model in `dir`.
+    pub fn load(dir: &Path) -> Result<ModelEmbedder, String> {
+        let read = |file: &str| {
+            std::fs::read(dir.join(file)).map_err(|e| format!("{}: {e}", dir.join(file).display()))
+        };
+        let config: Config =
+            serde_json::from_slice(&read("config.json")?).map_err(|e| fail("config.json")(&e))?;
+        let dimension = serde_json::from_slice::<serde_json::Value>(&read("config.json")?)
+            .ok()
+            .and_then(|c| c["hidden_size"].as_u64())
+            .ok_or("config.json has no hidden_size")? as usize;
+        let mut tokenizer = Tokenizer::from_bytes(read("tokenizer.json")?)
+            .map_err(|e| fail("tokenizer.json")(&e))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: TOKENS_MAX,
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| fail("tokenizer truncation")(&e))?;
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..PaddingParams::default()
+        }));
+        let device = Device::Cpu;
+        let weights =
+            VarBuilder::from_buffered_safetensors(read("model.safetensors")?, DType::F32, &device)
+                .map_err(|e| fail("model.safetensors")(&e))?;
+        let model = BertModel::load(weights, &config).map_err(|e| fail("model")(&e))?;
+        let dir_name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        Ok(ModelEmbedder {
+            model,
+            tokenizer,
+            device,
+            dimension,
+            name: format!("model:{dir_name}"),
+        })
+    }
+
+    /// Embeds several texts at once (faster per text than one by one).
+    pub fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| fail("tokenize")(&e))?;
+        let tensor = |rows: Vec<&[u32]>| -> Result<Tensor, String> {
+            let rows = rows
+                .into_iter()
+                .map(|r| Tensor::new(r, &self.device))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| fail("tensor")(&e))?;
+            Tensor::stack(&rows, 0).map_err(|e| fail("stack")(&e))
+        };
+        let ids = tensor(encodings.iter().map(|e| e.get_ids()).collect())?;
+        let mask = tensor(encodings.iter().map(|e| e.get_attention_mask()).collect())?;
+        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+            let type_ids = ids.zeros_like()?;
+            let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?;
+            // Mean over the real tokens, then unit length.
+            let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+            let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+            let counts = mask.sum(1)?;
+            let mean = summed.broadcast_div(&counts)?;
+            let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
+            mean.broadcast_div(&norm)?.to_vec2::<f32>()
+        };
+        run().map_err(|e| fail("inference")(&e))
+    }
+}
+
+impl Embedder for ModelEmbedder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        match self.embed_batch(&[text]) {
+            Ok(mut vectors) if !vectors.is_empty() => vectors.swap_remove(0),
+            Ok(_) | Err(_) => vec![0.0; self.dimension],
+        }
+    }
+
+    fn embed_many(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        // Batches of similar size pad less; 16 keeps memory modest.
+        texts
+            .chunks(16)
+            .flat_map(|chunk| {
+                self.embed_batch(chunk)
+                    .unwrap_or_else(|_| vec![vec![0.0; self.dimension]; chunk.len()])
+            })
+            .collect()
+    }
+
+    fn is_slow(&self) -> bool {
+        true
+    }
+}
