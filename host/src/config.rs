@@ -52,6 +52,8 @@ pub struct Config {
     /// `tokenizer.json`, `model.safetensors`) for discovery; the built-in
     /// feature-hashing embedder when absent. Needs the `model` build feature.
     pub embedding_model: Option<PathBuf>,
+    /// How long a counter-offer stays open for the consumer, milliseconds.
+    pub offer_ms: u64,
 }
 
 /// The sandbox limits, as the config file spells them.
@@ -125,6 +127,7 @@ impl Default for Config {
             settlement_tick_ms: 1_000,
             rating_half_life_ms: 30 * 86_400_000,
             embedding_model: None,
+            offer_ms: 10 * 60_000,
         }
     }
 }

@@ -453,3 +453,85 @@ async fn a_component_that_implements_the_negotiator_world_answers_for_itself() {
     assert_eq!(answer["negotiation"]["status"], "rejected");
     host.stop().await;
 }
+
+#[tokio::test]
+async fn an_expired_offer_cannot_be_accepted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path());
+    // Offers lapse the moment they are made.
+    config.offer_ms = 0;
+    let host = Host::start_with(config).await;
+    let provider = host.org("provider").await;
+    let consumer = host.org("consumer").await;
+    host.publish(&provider, "pii-redactor").await;
+    let (_, answer) = propose(
+        &host,
+        &consumer,
+        "pii-redactor.redact",
+        json!({ "max_price_micros": 10, "validity_ms": 60_000 }),
+    )
+    .await;
+    assert_eq!(answer["negotiation"]["status"], "countered");
+    let id = &answer["negotiation"]["negotiation_id"];
+    let (status, body) = respond(&host, &consumer, id, json!({ "action": "accept" })).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "negotiation_closed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expired")),
+        "{body}"
+    );
+    let (_, negotiation) = host
+        .get(
+            &format!("/v1/negotiations/{}", id.as_str().expect("id")),
+            Some(&consumer.api_key),
+        )
+        .await;
+    assert_eq!(negotiation["status"], "closed");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn under_a_no_retention_contract_an_idempotent_replay_keeps_no_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, _provider, consumer) = market(dir.path()).await;
+    let (_, answer) = propose(
+        &host,
+        &consumer,
+        "pii-redactor.redact",
+        json!({ "max_price_micros": 5_000, "retention": "none", "validity_ms": 3_600_000 }),
+    )
+    .await;
+    let contract = answer["contract"]["contract_id"]
+        .as_str()
+        .expect("contract");
+    let send = || async {
+        let response = host
+            .http
+            .post(format!(
+                "{}/v1/capabilities/pii-redactor.redact/invoke",
+                host.url
+            ))
+            .bearer_auth(&consumer.api_key)
+            .header("Idempotency-Key", "secret-call")
+            .json(&json!({ "input": { "text": "Mail jo@example.com" }, "contract_id": contract }))
+            .send()
+            .await
+            .expect("call");
+        response.json::<Value>().await.expect("json")
+    };
+    let first = send().await;
+    assert_eq!(first["output"]["redacted"], "Mail [EMAIL]");
+    let replay = send().await;
+    assert_eq!(
+        replay["transaction_id"], first["transaction_id"],
+        "the same call, not charged again"
+    );
+    assert_eq!(
+        replay["output"],
+        Value::Null,
+        "the output never reached the disk"
+    );
+    assert_eq!(replay["output_withheld"], true);
+    host.stop().await;
+}

@@ -15,7 +15,7 @@ pub const ROUNDS_MAX: u32 = 5;
 /// Fuel a component's negotiator gets per round (free to the consumer).
 pub const NEGOTIATION_FUEL: u64 = 200_000_000;
 
-/// How long an offer (a counter, or a proposal) stays open.
+/// How long an offer stays open by default (`offer_ms` in the config).
 pub const OFFER_MS: u64 = 10 * 60_000;
 
 /// A negotiation and where it stands.
@@ -137,7 +137,7 @@ impl Market {
                 negotiation.status
             )));
         }
-        if now_ms() > negotiation.offer_expires_at_ms {
+        if now_ms() >= negotiation.offer_expires_at_ms {
             negotiation.status = "closed".into();
             negotiation.reasons = vec!["the offer expired".into()];
             self.save_negotiation(&negotiation).await?;
@@ -181,7 +181,7 @@ impl Market {
         negotiation.round += 1;
         negotiation.proposal = proposal.clone();
         let now = now_ms();
-        negotiation.offer_expires_at_ms = now + OFFER_MS;
+        negotiation.offer_expires_at_ms = now + self.config.offer_ms;
         let mut contract = None;
         let fee_bps = self.settlement.rules().fee_bps;
         let answer = match negotiation::hard_limits(terms, fee_bps, &proposal) {
