@@ -76,15 +76,11 @@ pub trait Agent {
     fn capabilities() -> Vec<Capability>;
 }
 
-/// Exports an [`Agent`] as the component's `mercato:agent/capabilities`.
-///
-/// Use it once per component, at the crate root.
+/// The `capabilities` export of an [`Agent`]; used by both export macros.
+#[doc(hidden)]
 #[macro_export]
-macro_rules! export_agent {
+macro_rules! __export_capabilities {
     ($agent:ty) => {
-        #[doc(hidden)]
-        struct __MercatoExport;
-
         impl $crate::bindings::exports::mercato::agent::capabilities::Guest for __MercatoExport {
             fn describe() -> $crate::bindings::mercato::agent::types::AgentInfo {
                 $crate::__private::describe::<$agent>()
@@ -100,6 +96,19 @@ macro_rules! export_agent {
                 $crate::__private::invoke::<$agent>(&capability, &input)
             }
         }
+    };
+}
+
+/// Exports an [`Agent`] as the component's `mercato:agent/capabilities`.
+///
+/// Use it once per component, at the crate root.
+#[macro_export]
+macro_rules! export_agent {
+    ($agent:ty) => {
+        #[doc(hidden)]
+        struct __MercatoExport;
+
+        $crate::__export_capabilities!($agent);
 
         impl $crate::bindings::exports::mercato::agent::negotiator::Guest for __MercatoExport {
             fn negotiate(
@@ -124,21 +133,7 @@ macro_rules! export_negotiating_agent {
         #[doc(hidden)]
         struct __MercatoExport;
 
-        impl $crate::bindings::exports::mercato::agent::capabilities::Guest for __MercatoExport {
-            fn describe() -> $crate::bindings::mercato::agent::types::AgentInfo {
-                $crate::__private::describe::<$agent>()
-            }
-
-            fn invoke(
-                capability: ::std::string::String,
-                input: ::std::string::String,
-            ) -> ::std::result::Result<
-                ::std::string::String,
-                $crate::bindings::mercato::agent::types::Error,
-            > {
-                $crate::__private::invoke::<$agent>(&capability, &input)
-            }
-        }
+        $crate::__export_capabilities!($agent);
 
         impl $crate::bindings::exports::mercato::agent::negotiator::Guest for __MercatoExport {
             fn negotiate(

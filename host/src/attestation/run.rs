@@ -292,14 +292,16 @@ impl Attester<'_> {
                 }
             }
         }
-        report
-            .checks
-            .push(latency_check(record, report.duration_us));
+        // The second run doubles as a second latency sample: the faster one
+        // is judged, so a scheduling hiccup on a busy host does not fail a
+        // capability whose code is fast.
+        let second = self.run(compiled, record, &input).await;
+        let fastest_us = report.duration_us.min(second.duration.as_micros() as u64);
+        report.checks.push(latency_check(record, fastest_us));
         if record.deterministic {
-            let second = output_of(self.run(compiled, record, &input).await);
             report.checks.push(CheckResult::from_result(
                 "deterministic",
-                match second {
+                match output_of(second) {
                     Ok(again) if again == output => Ok(()),
                     Ok(again) => Err(format!(
                         "the same input gave two outputs: {} then {}; declare the capability \

@@ -273,58 +273,28 @@ impl Ledger {
                 debit,
                 credit,
                 amount,
-            } => {
-                self.check_new(id, debit, credit, *amount)?;
-                let d = add(self.account(debit).debits_posted, *amount)?;
-                let c = add(self.account(credit).credits_posted, *amount)?;
-                self.accounts
-                    .entry(debit.clone())
-                    .or_default()
-                    .debits_posted = d;
-                self.accounts
-                    .entry(credit.clone())
-                    .or_default()
-                    .credits_posted = c;
-                self.transfers.insert(
-                    id.clone(),
-                    Transfer {
-                        debit: debit.clone(),
-                        credit: credit.clone(),
-                        amount: *amount,
-                        state: State::Posted { amount: *amount },
-                    },
-                );
-            }
+            } => self.open(
+                id,
+                debit,
+                credit,
+                *amount,
+                State::Posted { amount: *amount },
+            )?,
             Op::Hold {
                 id,
                 debit,
                 credit,
                 amount,
                 timeout_at_ms,
-            } => {
-                self.check_new(id, debit, credit, *amount)?;
-                let d = add(self.account(debit).debits_pending, *amount)?;
-                let c = add(self.account(credit).credits_pending, *amount)?;
-                self.accounts
-                    .entry(debit.clone())
-                    .or_default()
-                    .debits_pending = d;
-                self.accounts
-                    .entry(credit.clone())
-                    .or_default()
-                    .credits_pending = c;
-                self.transfers.insert(
-                    id.clone(),
-                    Transfer {
-                        debit: debit.clone(),
-                        credit: credit.clone(),
-                        amount: *amount,
-                        state: State::Pending {
-                            timeout_at_ms: *timeout_at_ms,
-                        },
-                    },
-                );
-            }
+            } => self.open(
+                id,
+                debit,
+                credit,
+                *amount,
+                State::Pending {
+                    timeout_at_ms: *timeout_at_ms,
+                },
+            )?,
             Op::Post { id, amount } => {
                 let t = self.pending(id)?.clone();
                 if *amount > t.amount {
@@ -359,6 +329,54 @@ impl Ledger {
                 self.release(id, State::Expired)?;
             }
         }
+        Ok(())
+    }
+
+    /// Records a new transfer: posted at once, or pending (a hold).
+    fn open(
+        &mut self,
+        id: &str,
+        debit: &str,
+        credit: &str,
+        amount: u64,
+        state: State,
+    ) -> Result<()> {
+        self.check_new(id, debit, credit, amount)?;
+        let (d, c) = (self.account(debit), self.account(credit));
+        let (d, c) = if matches!(state, State::Pending { .. }) {
+            (
+                Account {
+                    debits_pending: add(d.debits_pending, amount)?,
+                    ..d
+                },
+                Account {
+                    credits_pending: add(c.credits_pending, amount)?,
+                    ..c
+                },
+            )
+        } else {
+            (
+                Account {
+                    debits_posted: add(d.debits_posted, amount)?,
+                    ..d
+                },
+                Account {
+                    credits_posted: add(c.credits_posted, amount)?,
+                    ..c
+                },
+            )
+        };
+        self.accounts.insert(debit.to_string(), d);
+        self.accounts.insert(credit.to_string(), c);
+        self.transfers.insert(
+            id.to_string(),
+            Transfer {
+                debit: debit.to_string(),
+                credit: credit.to_string(),
+                amount,
+                state,
+            },
+        );
         Ok(())
     }
 
