@@ -128,6 +128,46 @@ async fn main() {
             );
         }
     }
+    // In process (no HTTP): the market's own path, where the settled call's
+    // extra cost is the hold, the capture and the journal's sync.
+    let market = host.server().market().clone();
+    let org = market
+        .authenticate(&consumer.api_key)
+        .expect("store")
+        .expect("the consumer");
+    println!(
+        "{:<44} {:>10} {:>12} {:>12}",
+        "in process, 1 caller", "per second", "p50", "p99"
+    );
+    for (label, (id, input)) in [("free", &free), ("settled", &paid)] {
+        let n = calls / 4;
+        let mut latencies = Vec::with_capacity(n);
+        let started = Instant::now();
+        for _ in 0..n {
+            let request = mercato_host::market::InvokeRequest {
+                capability_id: id.to_string(),
+                input: input.clone(),
+                max_price_micros: Some(100_000),
+                contract_id: None,
+                approval_id: None,
+            };
+            let t = Instant::now();
+            market.invoke(&org, request, None).await.expect("invoke");
+            latencies.push(t.elapsed());
+        }
+        let elapsed = started.elapsed();
+        latencies.sort();
+        println!(
+            "{:<44} {:>10.0} {:>12?} {:>12?}",
+            label,
+            n as f64 / elapsed.as_secs_f64(),
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        );
+    }
+    let (sync_p50, sync_p99) = disk_sync(dir.path());
+    println!("disk fdatasync again (after the runs): p50 {sync_p50:?}  p99 {sync_p99:?}");
+
     let (status, audit) = host
         .get("/v1/admin/ledger", Some(mercato_tests::ADMIN_TOKEN))
         .await;
