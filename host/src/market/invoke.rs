@@ -382,16 +382,16 @@ impl Market {
                 record.settlement = "escrowed".into();
                 record.release_at_ms = Some(release_at_ms);
                 record.receipt = Some(self.receipt(&record)?);
-                let bytes =
-                    serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
-                let writes = vec![(Tree::Invocations, record.transaction_id.clone(), bytes)];
+                let value =
+                    serde_json::to_value(&record).map_err(|e| Error::Internal(e.to_string()))?;
+                let written = (record.transaction_id.clone(), value);
                 let captured = self.settlement.capture(
                     hold,
                     &record.provider_org_id,
                     cost,
                     record.at_ms,
                     release_at_ms,
-                    writes,
+                    written,
                 )?;
                 debug_assert_eq!(captured.charged_micros, record.charged_micros);
                 for percent in &captured.alerts {
@@ -407,7 +407,7 @@ impl Market {
                     )?;
                 }
                 // The charge is on disk before anyone hears of it.
-                self.store.sync().await?;
+                self.settlement.sync().await?;
                 if let Err(Error::Call { charged_micros, .. }) = &mut outcome {
                     *charged_micros = record.charged_micros;
                 }

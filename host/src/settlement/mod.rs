@@ -17,9 +17,11 @@
 //!   and is journaled together with its capture (`[Hold, Post]` in one
 //!   entry), so a crash can never leave a hold pending. A hold that is
 //!   dropped without a capture (a failed or cancelled call) is voided.
-//! - Journal entries are written under the books' lock, so their order on
-//!   disk is the order they were applied in, and a sync covers every entry
-//!   applied before it.
+//! - Journal entries are appended to the journal file under the books' lock,
+//!   so their order on disk is the order they were applied in, and a sync
+//!   (one group-committed `fdatasync`) covers every entry applied before it.
+//!   A capture's transaction record travels inside its entry: written to the
+//!   store unsynced, and restored from the journal at start if a crash lost it.
 //! - Free calls (price and rate zero) never reach this module.
 
 mod books;
@@ -161,10 +163,10 @@ pub struct JournalEntry {
     pub event: Event,
     /// The ledger operations, applied all or none.
     pub ops: Vec<Op>,
-}
-
-fn journal_key(seq: u64) -> String {
-    format!("{seq:020}")
+    /// The transaction record written with it (a capture's), restored into
+    /// the store at start if the store lost it in a crash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<(String, serde_json::Value)>,
 }
 
 /// The settlement settings.
@@ -234,11 +236,21 @@ impl Settlement {
     /// Opens the books: replays the journal and loads budgets.
     pub fn open(store: Store, rules: Rules, now_ms: u64) -> Result<Settlement> {
         let mut books = Books::default();
-        for (key, entry) in store.scan::<JournalEntry>(Tree::Journal)? {
-            books.replay(&entry).map_err(|reason| Error::Corrupt {
-                seq: key.parse().unwrap_or(entry.seq),
+        for (n, bytes) in store.take_journal().into_iter().enumerate() {
+            let corrupt = |reason: String| Error::Corrupt {
+                seq: n as u64 + 1,
                 reason,
-            })?;
+            };
+            let entry: JournalEntry =
+                serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+            books.replay(&entry).map_err(corrupt)?;
+            // A record the store lost in a crash (written unsynced beside
+            // the synced journal) comes back; a newer one is kept.
+            if let Some((key, record)) = &entry.record
+                && !store.contains(Tree::Invocations, key)?
+            {
+                store.put(Tree::Invocations, key, record)?;
+            }
         }
         for (org_id, budget) in store.scan::<Budget>(Tree::Budgets)? {
             books.budgets.insert(org_id, budget);
@@ -268,32 +280,31 @@ impl Settlement {
     }
 
     /// Applies and journals an entry under the lock; returns it. The caller
-    /// syncs (alone, or with its own writes in `extra`).
+    /// syncs the journal ([`Settlement::sync`]) before reporting it.
+    /// `record` is the transaction record written with it.
     fn journal(
         &self,
         books: &mut Books,
         event: Event,
         ops: Vec<Op>,
         now_ms: u64,
-        extra: &[(Tree, String, Vec<u8>)],
+        record: Option<(String, serde_json::Value)>,
     ) -> Result<JournalEntry> {
         let entry = JournalEntry {
             seq: books.seq + 1,
             at_ms: now_ms,
             event,
             ops,
+            record,
         };
         // Check first, write, then apply: the journal never holds an entry
         // the books refused, and the books never hold one the disk refused.
         books.ledger.check_all(&entry.ops)?;
-        let mut writes = Vec::with_capacity(1 + extra.len());
-        writes.push((
-            Tree::Journal,
-            journal_key(entry.seq),
-            serde_json::to_vec(&entry).map_err(store::Error::from)?,
-        ));
-        writes.extend_from_slice(extra);
-        self.store.write_atomic(&writes)?;
+        self.store
+            .append_journal(&serde_json::to_vec(&entry).map_err(store::Error::from)?)?;
+        if let Some((key, record)) = &entry.record {
+            self.store.put(Tree::Invocations, key, record)?;
+        }
         books.ledger.apply_all(&entry.ops)?;
         books.seq = entry.seq;
         books.note(&entry);
@@ -325,9 +336,9 @@ impl Settlement {
                 org_id: org_id.into(),
                 amount_micros,
             };
-            self.journal(&mut books, event, ops, now_ms, &[])?;
+            self.journal(&mut books, event, ops, now_ms, None)?;
         }
-        self.store.sync().await?;
+        self.store.sync_journal().await?;
         Ok(self.balance(org_id, now_ms))
     }
 
@@ -371,7 +382,7 @@ impl Settlement {
         cost_micros: u64,
         now_ms: u64,
         release_at_ms: u64,
-        writes: Vec<(Tree, String, Vec<u8>)>,
+        record: (String, serde_json::Value),
     ) -> Result<Captured> {
         let fee_micros = pricing::fee_micros(cost_micros, self.rules.fee_bps);
         let mut captured = Captured {
@@ -407,7 +418,7 @@ impl Settlement {
             release_at_ms,
         };
         let spent_before = books.spent(&hold.consumer_org_id);
-        self.journal(&mut books, event, ops, now_ms, &writes)?;
+        self.journal(&mut books, event, ops, now_ms, Some(record))?;
         if let Some(budget) = books.budgets.get(&hold.consumer_org_id) {
             captured.alerts = budget.crossed(spent_before, books.spent(&hold.consumer_org_id));
         }
@@ -417,6 +428,11 @@ impl Settlement {
     /// The budget of an organisation (the default, empty, when it set none).
     pub fn budget(&self, org_id: &str) -> Budget {
         self.lock().budgets.get(org_id).cloned().unwrap_or_default()
+    }
+
+    /// Waits until every journal entry made before the call is on disk.
+    pub async fn sync(&self) -> Result<()> {
+        Ok(self.store.sync_journal().await?)
     }
 
     /// The per-call limit of an organisation's budget, if it set one.
@@ -438,12 +454,12 @@ impl Settlement {
                 let event = Event::Release {
                     transaction_id: tx.clone(),
                 };
-                self.journal(&mut books, event, ops, now_ms, &[])?;
+                self.journal(&mut books, event, ops, now_ms, None)?;
                 released.push(tx);
             }
         }
         if !released.is_empty() {
-            self.store.sync().await?;
+            self.store.sync_journal().await?;
         }
         Ok(released)
     }
@@ -486,9 +502,9 @@ impl Settlement {
                 transaction_id: transaction_id.into(),
                 refund_micros,
             };
-            self.journal(&mut books, event, ops, now_ms, &[])?;
+            self.journal(&mut books, event, ops, now_ms, None)?;
         }
-        self.store.sync().await?;
+        self.store.sync_journal().await?;
         Ok(())
     }
 
@@ -503,9 +519,9 @@ impl Settlement {
             let event = Event::Dispute {
                 transaction_id: transaction_id.into(),
             };
-            self.journal(&mut books, event, Vec::new(), now_ms, &[])?;
+            self.journal(&mut books, event, Vec::new(), now_ms, None)?;
         }
-        self.store.sync().await?;
+        self.store.sync_journal().await?;
         Ok(())
     }
 

@@ -20,7 +20,13 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub fn start(db: sled::Db, background_flush: Duration) -> Arc<Self> {
+    /// Starts the committer; `flush` makes everything written so far
+    /// durable (a sled flush, or a file's `fdatasync`).
+    pub fn start<F>(flush: F, background_flush: Duration) -> Arc<Self>
+    where
+        F: Fn() -> std::result::Result<(), String> + Send + Sync + 'static,
+    {
+        let flush = Arc::new(flush);
         let (flushed_tx, flushed) = watch::channel(0u64);
         let wake = Arc::new(Notify::new());
         let dirty = Arc::new(AtomicBool::new(false));
@@ -49,11 +55,11 @@ impl GroupCommit {
                 };
                 let pending = target > *flushed_tx.borrow();
                 if pending || dirty.swap(false, Ordering::AcqRel) {
-                    let db = db.clone();
-                    let flushed = tokio::task::spawn_blocking(move || db.flush()).await;
+                    let flush = flush.clone();
+                    let flushed = tokio::task::spawn_blocking(move || flush()).await;
                     let failure = match flushed {
-                        Ok(Ok(_)) => None,
-                        Ok(Err(e)) => Some(e.to_string()),
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e),
                         Err(e) => Some(e.to_string()),
                     };
                     if let Some(error) = failure {

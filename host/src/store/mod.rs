@@ -1,7 +1,8 @@
 //! Persistence: the one module that names `sled`.
 //!
-//! Owns: the data directory's database, its trees, and durability (group
-//! commit). Everything else passes and receives plain bytes or serde values,
+//! Owns: the data directory's database, its trees, the money journal
+//! (`journal.wal`, an append-only file of checksummed records with one
+//! `fdatasync` per group), and durability (group commit for both). Everything else passes and receives plain bytes or serde values,
 //! so a PostgreSQL backend can sit beside this one later.
 //!
 //! Invariants:
@@ -14,6 +15,7 @@
 //!   trees, guarded by compare-and-swap on the agent record.
 
 mod commit;
+mod wal;
 
 use commit::GroupCommit;
 use serde::Serialize;
@@ -21,6 +23,7 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use wal::Wal;
 
 /// The store's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -76,8 +79,6 @@ pub enum Tree {
     SigningKeys,
     /// `agent@version` → the signed attestation report (also of refused uploads).
     Reports,
-    /// Zero-padded sequence number → ledger journal entry.
-    Journal,
     /// `org_id` → budget.
     Budgets,
     /// `org_id:scope:key` → the first response to an idempotent request.
@@ -99,7 +100,7 @@ pub enum Tree {
 }
 
 impl Tree {
-    const ALL: [Tree; 20] = [
+    const ALL: [Tree; 19] = [
         Tree::Orgs,
         Tree::ApiKeys,
         Tree::Components,
@@ -110,7 +111,6 @@ impl Tree {
         Tree::Meta,
         Tree::SigningKeys,
         Tree::Reports,
-        Tree::Journal,
         Tree::Budgets,
         Tree::Idempotency,
         Tree::Negotiations,
@@ -134,7 +134,6 @@ impl Tree {
             Tree::Meta => "meta",
             Tree::SigningKeys => "signing_keys",
             Tree::Reports => "reports",
-            Tree::Journal => "journal",
             Tree::Budgets => "budgets",
             Tree::Idempotency => "idempotency",
             Tree::Negotiations => "negotiations",
@@ -152,8 +151,10 @@ impl Tree {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    trees: Arc<[sled::Tree; 20]>,
+    trees: Arc<[sled::Tree; 19]>,
     commit: Arc<GroupCommit>,
+    wal: Arc<Wal>,
+    journal: Arc<std::sync::Mutex<Option<Vec<Vec<u8>>>>>,
 }
 
 impl Store {
@@ -166,13 +167,39 @@ impl Store {
         for tree in Tree::ALL {
             trees.push(db.open_tree(tree.name())?);
         }
-        let trees: [sled::Tree; 20] = trees.try_into().map_err(|_| Error::Closed)?;
-        let commit = GroupCommit::start(db.clone(), background_flush);
+        let trees: [sled::Tree; 19] = trees.try_into().map_err(|_| Error::Closed)?;
+        let flushed = db.clone();
+        let commit = GroupCommit::start(
+            move || flushed.flush().map(|_| ()).map_err(|e| e.to_string()),
+            background_flush,
+        );
+        let (wal, journal) = Wal::open(&dir.join("journal.wal"))?;
         Ok(Store {
             db,
             trees: Arc::new(trees),
             commit,
+            wal: Arc::new(wal),
+            journal: Arc::new(std::sync::Mutex::new(Some(journal))),
         })
+    }
+
+    /// The journal's records as read at open, once (settlement replays them).
+    pub fn take_journal(&self) -> Vec<Vec<u8>> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default()
+    }
+
+    /// Appends a record to the money journal (durable at [`Store::sync_journal`]).
+    pub fn append_journal(&self, record: &[u8]) -> Result<()> {
+        self.wal.append(record)
+    }
+
+    /// Waits until every journal record appended before the call is on disk.
+    pub async fn sync_journal(&self) -> Result<()> {
+        self.wal.sync().await
     }
 
     fn tree(&self, tree: Tree) -> &sled::Tree {
@@ -186,12 +213,13 @@ impl Store {
 
     /// Flushes every write and stops the committer.
     pub async fn close(&self) -> Result<()> {
+        self.wal.close().await?;
         self.commit.close().await
     }
 
     /// Fsyncs performed so far (for metrics).
     pub fn syncs(&self) -> u64 {
-        self.commit.syncs()
+        self.commit.syncs() + self.wal.syncs()
     }
 
     /// Raw bytes under `key`.
@@ -320,30 +348,6 @@ impl Store {
         match outcome {
             Ok(()) => Ok(true),
             Err(TransactionError::Abort(())) => Ok(false),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-        }
-    }
-
-    /// Writes several records in one transaction (all or none); not durable
-    /// until [`Store::sync`].
-    pub fn write_atomic(&self, writes: &[(Tree, String, Vec<u8>)]) -> Result<()> {
-        use sled::Transactional;
-        use sled::transaction::TransactionError;
-        let mut trees: Vec<Tree> = writes.iter().map(|(t, _, _)| *t).collect();
-        trees.sort_by_key(|t| *t as usize);
-        trees.dedup();
-        let handles: Vec<sled::Tree> = trees.iter().map(|t| self.tree(*t).clone()).collect();
-        let outcome = handles.as_slice().transaction(|txs| {
-            for (tree, key, value) in writes {
-                let index = trees.iter().position(|t| t == tree).unwrap_or(0);
-                txs[index].insert(key.as_bytes(), value.as_slice())?;
-            }
-            Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-        });
-        self.commit.dirty();
-        match outcome {
-            Ok(()) => Ok(()),
-            Err(TransactionError::Abort(())) => Err(Error::Closed),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
     }
