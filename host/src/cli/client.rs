@@ -53,6 +53,22 @@ async fn answer(response: reqwest::Response) -> Result<Value> {
     bail!(text)
 }
 
+/// Sends a request and reads its answer ([`answer`]).
+async fn send(request: reqwest::RequestBuilder) -> Result<Value> {
+    answer(request.send().await.context("cannot reach the host")?).await
+}
+
+/// Prints money fields of an answer as aligned rows.
+fn print_micros(body: &Value, rows: &[(&str, &str)]) {
+    let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
+    for (label, field) in rows {
+        println!(
+            "{label:<width$} {}",
+            micros(body[*field].as_u64().unwrap_or(0))
+        );
+    }
+}
+
 fn key(cli: &Cli) -> Result<&str> {
     cli.api_key
         .as_deref()
@@ -362,7 +378,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 }
                 return Ok(());
             }
-            let body = answer(call.send().await.context("cannot reach the host")?).await?;
+            let body = send(call).await?;
             if cli.json {
                 println!("{body:#}");
             } else {
@@ -382,19 +398,20 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             let response = http
                 .get(format!("{base}/v1/accounts/me"))
                 .bearer_auth(key(cli)?);
-            let body = answer(response.send().await.context("cannot reach the host")?).await?;
+            let body = send(response).await?;
             if cli.json {
                 println!("{body:#}");
             } else {
-                for (label, field) in [
-                    ("available", "available_micros"),
-                    ("held for calls", "pending_micros"),
-                    ("paid, in escrow", "escrowed_out_micros"),
-                    ("owed to you, in escrow", "escrowed_in_micros"),
-                    ("spent today", "spent_today_micros"),
-                ] {
-                    println!("{label:<24} {}", micros(body[field].as_u64().unwrap_or(0)));
-                }
+                print_micros(
+                    &body,
+                    &[
+                        ("available", "available_micros"),
+                        ("held for calls", "pending_micros"),
+                        ("paid, in escrow", "escrowed_out_micros"),
+                        ("owed to you, in escrow", "escrowed_in_micros"),
+                        ("spent today", "spent_today_micros"),
+                    ],
+                );
                 if body["paused"] == true {
                     println!("paused: the daily budget is exhausted");
                 }
@@ -422,7 +439,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 .post(format!("{base}/v1/negotiations"))
                 .bearer_auth(key(cli)?)
                 .json(&serde_json::json!({ "capability_id": id, "terms": terms }));
-            let mut body = answer(response.send().await.context("cannot reach the host")?).await?;
+            let mut body = send(response).await?;
             if body["negotiation"]["status"] == "countered" {
                 // With --json, stdout carries only the JSON answer.
                 let mut out: Box<dyn Write> = if cli.json {
@@ -444,7 +461,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                         .post(format!("{base}/v1/negotiations/{nid}/respond"))
                         .bearer_auth(key(cli)?)
                         .json(&serde_json::json!({ "action": "accept" }));
-                    body = answer(response.send().await.context("cannot reach the host")?).await?;
+                    body = send(response).await?;
                 }
             }
             if cli.json {
@@ -474,7 +491,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 .post(format!("{base}/v1/transactions/{transaction}/rating"))
                 .bearer_auth(key(cli)?)
                 .json(&serde_json::json!({ "score": score }));
-            let body = answer(response.send().await.context("cannot reach the host")?).await?;
+            let body = send(response).await?;
             if cli.json {
                 println!("{body:#}");
             } else {
@@ -488,7 +505,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 .post(format!("{base}/v1/accounts/{org_id}/deposits"))
                 .bearer_auth(admin_token(cli)?)
                 .json(&serde_json::json!({ "amount_micros": amount }));
-            let body = answer(response.send().await.context("cannot reach the host")?).await?;
+            let body = send(response).await?;
             if cli.json {
                 println!("{body:#}");
             } else {
@@ -505,18 +522,19 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             let response = http
                 .get(format!("{base}/v1/admin/ledger"))
                 .bearer_auth(admin_token(cli)?);
-            let body = answer(response.send().await.context("cannot reach the host")?).await?;
+            let body = send(response).await?;
             if cli.json {
                 println!("{body:#}");
             } else {
-                for (label, field) in [
-                    ("deposited", "deposited_micros"),
-                    ("with organisations", "organisations_micros"),
-                    ("in escrow", "escrow_micros"),
-                    ("marketplace fees", "fees_micros"),
-                ] {
-                    println!("{label:<20} {}", micros(body[field].as_u64().unwrap_or(0)));
-                }
+                print_micros(
+                    &body,
+                    &[
+                        ("deposited", "deposited_micros"),
+                        ("with organisations", "organisations_micros"),
+                        ("in escrow", "escrow_micros"),
+                        ("marketplace fees", "fees_micros"),
+                    ],
+                );
                 println!(
                     "balanced: {}",
                     if body["problem"].is_null() {
