@@ -7,7 +7,7 @@
 //! Run: `cargo bench -p mercato-tests --bench discovery_scale` (`SCALE_N=20000` for a quicker run).
 
 use mercato_host::discovery::{
-    DataPolicyFilter, Discovery, Entry, Facts, HashEmbedder, Mode, Query, Retention, dot,
+    DataPolicyFilter, Discovery, Entry, Facts, HashEmbedder, Mode, Query, Restored, Retention, dot,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -132,6 +132,7 @@ fn synthetic(i: usize, rng: &mut Rng) -> Entry {
     };
     Entry {
         key: format!("agent-{i}.{verb}"),
+        agent: format!("agent-{i}"),
         name: format!("{verb}-{}", object.replace(' ', "-")),
         description: format!("{verb}s {object} for {domain} {qualifier}; provider {i}"),
         category: category.to_string(),
@@ -172,20 +173,53 @@ fn main() {
         .unwrap_or(100_000);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let entries: Vec<Entry> = (0..n).map(|i| synthetic(i, &mut rng)).collect();
-    let discovery = Discovery::new(Arc::new(HashEmbedder::default()));
     let rss_before = rss_mib();
+    let embedder = HashEmbedder::default();
     let started = Instant::now();
-    let mut vectors = Vec::with_capacity(n);
-    for entry in &entries {
-        let vector = discovery.embed(entry);
-        vectors.push(vector.clone());
-        discovery.upsert(entry.clone(), vector);
-    }
+    let pairs: Vec<(Entry, Vec<f32>)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.clone(),
+                mercato_host::discovery::Embedder::embed(&embedder, &e.text()),
+            )
+        })
+        .collect();
+    let vectors: Vec<Vec<f32>> = pairs.iter().map(|(_, v)| v.clone()).collect();
+    let embed = started.elapsed().as_secs_f64();
+    // A build: what a start without a usable dump does (serial inserts,
+    // then the check that every point finds itself).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let index = dir.path().join("index");
+    let built = Discovery::new(Arc::new(HashEmbedder::default()));
+    let started = Instant::now();
+    let how = built.restore(&index, pairs.clone());
     let build = started.elapsed().as_secs_f64();
+    assert!(matches!(how, Restored::Rebuilt(_)), "{how:?}");
+    let started = Instant::now();
+    built.save(&index).expect("save");
+    let save = started.elapsed().as_secs_f64();
+    let bytes: u64 = std::fs::read_dir(&index)
+        .expect("index dir")
+        .map(|e| e.expect("entry").metadata().expect("metadata").len())
+        .sum();
+    drop(built);
+    // A restart: reload the dump and reconcile it with the entries.
+    let discovery = Discovery::new(Arc::new(HashEmbedder::default()));
+    let started = Instant::now();
+    let how = discovery.restore(&index, pairs);
+    let reload = started.elapsed().as_secs_f64();
+    assert!(
+        matches!(how, Restored::Reloaded { inserted: 0, .. }),
+        "{how:?}"
+    );
     let rss = rss_mib() - rss_before;
     println!(
-        "n = {n}: build {build:.1} s ({:.0} inserts/s), resident +{rss:.0} MiB (index plus the bench's copy of the vectors)",
-        n as f64 / build
+        "n = {n}: embed {embed:.1} s; build {build:.1} s ({:.0} inserts/s, self-check included); \
+         save {save:.2} s, {:.0} MiB on disk; restart (reload + reconcile) {reload:.2} s; \
+         resident +{rss:.0} MiB (index plus the bench's copies of entries and vectors)",
+        n as f64 / build,
+        bytes as f64 / (1 << 20) as f64
     );
 
     let queries: Vec<String> = (0..500)
@@ -250,7 +284,6 @@ fn main() {
     );
 
     // Recall@10 of the HNSW walk against an exact scan over the same vectors.
-    let embedder = HashEmbedder::default();
     let mut recall = 0.0;
     for q in &queries {
         let v = mercato_host::discovery::Embedder::embed(&embedder, q);

@@ -236,6 +236,13 @@ async fn results_survive_a_restart_unchanged() {
     }
     host.stop().await;
     let host = Host::start(dir.path()).await;
+    // The index came back from its dump, every point kept.
+    let (_, health) = host.get("/healthz", None).await;
+    let origin = health["index"].as_str().unwrap_or_default();
+    assert!(
+        origin.starts_with("reloaded:") && origin.contains(" 0 dropped, 0 inserted"),
+        "{health}"
+    );
     for (need, earlier) in needs.iter().zip(before) {
         let (_, body) = host
             .post("/v1/discover", None, json!({ "need": need, "limit": 7 }))

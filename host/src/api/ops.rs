@@ -19,6 +19,9 @@ pub struct Health {
     pub capabilities: usize,
     /// The embedder discovery runs (`hash-384`, or `model:<dir>`).
     pub embedder: String,
+    /// How the discovery index was made ready at start: `reloaded: …` from
+    /// its dump, or `rebuilt: <why>`.
+    pub index: String,
 }
 
 /// Liveness and a count of what is listed.
@@ -28,6 +31,7 @@ pub async fn healthz(State(market): State<Arc<Market>>) -> Json<Health> {
         status: "ok",
         capabilities: market.capability_count(),
         embedder: market.embedder_name().to_string(),
+        index: market.index_origin(),
     })
 }
 

@@ -69,6 +69,23 @@ struct Tool {
     category: String,
     #[serde(default)]
     input_schema: serde_json::Value,
+    /// The service offering the endpoint (its agent).
+    #[serde(default)]
+    service: Option<String>,
+}
+
+impl Tool {
+    /// The agent: the service when the set names one, else the id up to its
+    /// last `/` or `.`.
+    fn agent(&self) -> String {
+        match &self.service {
+            Some(service) => format!("{}/{service}", self.category),
+            None => self
+                .id
+                .rsplit_once(['/', '.'])
+                .map_or(self.id.clone(), |(agent, _)| agent.to_string()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -182,7 +199,7 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let entries: Vec<_> = tools
         .iter()
-        .map(|tool| entry_for(&tool.id, &record(tool), 0, None))
+        .map(|tool| entry_for(&tool.id, &tool.agent(), &record(tool), 0, None))
         .collect();
     let texts: Vec<String> = entries.iter().map(|e| e.text()).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

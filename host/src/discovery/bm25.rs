@@ -4,9 +4,12 @@
 use std::collections::HashMap;
 
 /// k1: term-frequency saturation.
-const K1: f32 = 1.2;
-/// b: length normalisation.
-const B: f32 = 0.75;
+const K1: f32 = 1.6;
+/// b: length normalisation. Strong (the textbook value is 0.75): catalogs
+/// mix one-line descriptions with long ones, and a long description should
+/// not win on the strength of saying more words (ToolBench: hit@10
+/// 0.913 → 0.924, and 0.938 → 0.949 on its second query set).
+const B: f32 = 0.9;
 
 /// A document's terms, each with the weight of the field it came from.
 pub type WeightedTerms = Vec<(String, f32)>;
@@ -76,16 +79,17 @@ impl Bm25 {
         }
     }
 
-    /// Scores every live, admitted document containing a query term.
-    pub fn score(&self, query: &[String], admit: impl Fn(usize) -> bool) -> Vec<(usize, f32)> {
-        if self.live == 0 {
-            return Vec::new();
-        }
-        let n = self.live as f32;
-        let average = ((self.total_length / self.live as f64) as f32).max(1e-6);
+    /// BM25 scores by document id (zero where no query term occurs), and
+    /// the ids that scored.
+    pub fn accumulate(&self, query: &[String]) -> (Vec<f32>, Vec<usize>) {
         // A dense accumulator: no hashing per posting on big catalogs.
         let mut scores = vec![0.0f32; self.docs.len()];
         let mut touched = Vec::new();
+        if self.live == 0 {
+            return (scores, touched);
+        }
+        let n = self.live as f32;
+        let average = ((self.total_length / self.live as f64) as f32).max(1e-6);
         let mut seen = std::collections::HashSet::new();
         for term in query {
             if !seen.insert(term) {
@@ -108,6 +112,12 @@ impl Bm25 {
                 scores[id] += idf * norm;
             }
         }
+        (scores, touched)
+    }
+
+    /// Scores every live, admitted document containing a query term.
+    pub fn score(&self, query: &[String], admit: impl Fn(usize) -> bool) -> Vec<(usize, f32)> {
+        let (scores, touched) = self.accumulate(query);
         touched
             .into_iter()
             .filter(|&id| admit(id))

@@ -1,12 +1,13 @@
 //! Discovery: rank capabilities for a need, within a consumer's constraints.
 //!
-//! Owns: the in-process index (HNSW over embeddings plus BM25 over weighted
-//! fields), tombstones for replaced or removed capabilities, constraint
-//! filters applied *inside* the search, rank fusion and per-result
-//! explanations.
+//! Owns: the in-process index (HNSW over embeddings, BM25 over weighted
+//! fields and BM25 over each agent's capabilities together), tombstones for
+//! replaced or removed capabilities, constraint filters applied *inside* the
+//! search, rank fusion, per-result explanations, and the index's own dump
+//! (`persist.rs`: save, verified reload, reconciliation).
 //!
-//! Does not know about: storage, HTTP or the sandbox. It takes
-//! [`Entry`] records and returns ranked keys; it does no I/O.
+//! Does not know about: the store, HTTP or the sandbox. It takes [`Entry`]
+//! records and returns ranked keys; its only I/O is its dump directory.
 //!
 //! Invariants:
 //! - A key (an unpinned capability id) is in the index at most once; a new
@@ -16,17 +17,21 @@
 //!   exactly; when many do, the HNSW walk itself skips the others. So a tight
 //!   query still returns `limit` results if that many match anywhere.
 //! - HNSW parameters are fixed and valid (hnsw_rs exits the process on some
-//!   invalid values).
+//!   invalid values); a dump reaches hnsw_rs only after its checksums match.
+//! - Every live point either finds itself in the graph or is an orphan,
+//!   scored exactly on every walk (hnsw_rs can leave points unreachable).
 
 mod bm25;
 mod embed;
 #[cfg(feature = "model")]
 mod model;
+mod persist;
 mod text;
 
 pub use embed::{Embedder, HashEmbedder, dot, normalise};
 #[cfg(feature = "model")]
 pub use model::ModelEmbedder;
+pub use persist::Restored;
 
 pub use crate::registry::Retention;
 use bm25::{Bm25, WeightedTerms};
@@ -53,10 +58,13 @@ const EXACT_SCAN_MAX: usize = 32_768;
 const CANDIDATES: usize = 200;
 /// Reciprocal-rank fusion constant.
 const RRF_K: f32 = 60.0;
-/// Weight of the dense ranking against the lexical one (1.0) in the fusion.
-/// The built-in hashing embedder is weaker than BM25 on its own, so it only
-/// breaks ties and rescues near-misses (docs/BENCHMARKS.md).
-const DENSE_WEIGHT: f32 = 0.25;
+/// Weight of a capability's agent's BM25 score (over the text of all its
+/// capabilities) added to the capability's own in the lexical ranking.
+const AGENT_WEIGHT: f32 = 0.5;
+/// Agents whose admitted capabilities all join the lexical candidates.
+const AGENTS_SPREAD: usize = 20;
+/// Most capabilities of one agent that join the candidates that way.
+const SIBLINGS_MAX: usize = 64;
 /// Most results a query may ask for.
 pub const LIMIT_MAX: usize = 100;
 /// How much reputation moves a fused score: a 5-star capability scores
@@ -88,6 +96,9 @@ pub struct Facts {
 pub struct Entry {
     /// The unpinned capability id.
     pub key: String,
+    /// The agent offering it: capabilities of one agent share evidence in
+    /// the ranking.
+    pub agent: String,
     /// Capability name.
     pub name: String,
     /// Description.
@@ -200,6 +211,10 @@ pub struct Explanation {
     /// The factor the capability's rating applied to its score (1 when unrated).
     #[serde(default = "no_boost")]
     pub rating_boost: f32,
+    /// What its agent's BM25 score (over all the agent's capabilities)
+    /// added to the lexical score.
+    #[serde(default)]
+    pub agent_score: f32,
 }
 
 fn no_boost() -> f32 {
@@ -248,6 +263,7 @@ pub struct InvalidQuery(pub String);
 
 struct Slot {
     key: String,
+    agent: String,
     terms: WeightedTerms,
     category: String,
     tags: Vec<String>,
@@ -260,6 +276,15 @@ struct Inner {
     slots: Vec<Option<Slot>>,
     by_key: HashMap<String, usize>,
     bm25: Bm25,
+    /// Each agent's document: every live capability's terms together.
+    agents: Agents,
+    /// Points a search for their own vector missed (hnsw_rs can leave
+    /// points unreachable, its issues #32 and #37): scored exactly on every
+    /// walk, so they are never lost.
+    orphans: Vec<usize>,
+    /// Slots of each category (tombstoned ones included until a rebuild):
+    /// a category filter plans over these instead of every slot.
+    by_category: HashMap<String, Vec<usize>>,
     tombstones: usize,
 }
 
@@ -275,6 +300,33 @@ fn new_hnsw(capacity: usize) -> Hnsw<'static, f32, DistDot> {
     hnsw
 }
 
+fn new_inner(capacity: usize) -> Inner {
+    Inner {
+        hnsw: new_hnsw(capacity),
+        slots: Vec::new(),
+        by_key: HashMap::new(),
+        bm25: Bm25::default(),
+        agents: Agents::default(),
+        orphans: Vec::new(),
+        by_category: HashMap::new(),
+        tombstones: 0,
+    }
+}
+
+impl Slot {
+    fn new(entry: Entry, vector: Vec<f32>) -> Slot {
+        Slot {
+            terms: entry.weighted_terms(),
+            key: entry.key,
+            agent: entry.agent,
+            category: entry.category,
+            tags: entry.tags.iter().map(|t| t.to_lowercase()).collect(),
+            facts: entry.facts,
+            vector,
+        }
+    }
+}
+
 /// The discovery index. Thread-safe; searches run concurrently.
 pub struct Discovery {
     embedder: Arc<dyn Embedder>,
@@ -285,16 +337,9 @@ pub struct Discovery {
 impl Discovery {
     /// An empty index using `embedder`.
     pub fn new(embedder: Arc<dyn Embedder>) -> Self {
-        let inner = Inner {
-            hnsw: new_hnsw(0),
-            slots: Vec::new(),
-            by_key: HashMap::new(),
-            bm25: Bm25::default(),
-            tombstones: 0,
-        };
         Discovery {
             embedder,
-            inner: RwLock::new(inner),
+            inner: RwLock::new(new_inner(0)),
             exact_scan_max: EXACT_SCAN_MAX,
         }
     }
@@ -321,18 +366,11 @@ impl Discovery {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         inner.tombstone(&entry.key);
         let id = inner.slots.len();
-        let terms = entry.weighted_terms();
         inner.hnsw.insert_slice((&vector, id));
-        inner.bm25.insert(id, &terms);
-        inner.by_key.insert(entry.key.clone(), id);
-        inner.slots.push(Some(Slot {
-            key: entry.key,
-            terms,
-            category: entry.category,
-            tags: entry.tags.iter().map(|t| t.to_lowercase()).collect(),
-            facts: entry.facts,
-            vector,
-        }));
+        if !inner.finds_itself(id, &vector) {
+            inner.orphans.push(id);
+        }
+        inner.place(Slot::new(entry, vector));
         inner.maybe_rebuild();
     }
 
@@ -427,6 +465,12 @@ impl Discovery {
         let unfiltered = filter.names.is_empty();
         let admitted: Vec<usize> = if unfiltered && inner.by_key.len() > self.exact_scan_max {
             Vec::new() // not needed: the walk runs without a filter
+        } else if let Some(category) = &filter.category {
+            let ids = inner
+                .by_category
+                .get(category)
+                .map_or(&[][..], Vec::as_slice);
+            ids.iter().copied().filter(|&id| admit(id)).collect()
         } else {
             (0..inner.slots.len()).filter(|&id| admit(id)).collect()
         };
@@ -446,35 +490,50 @@ impl Discovery {
                 .collect()
         } else {
             // The walk's cost grows with k: ask for what the fusion can use.
-            let k = (limit * 10).clamp(50, CANDIDATES).min(admitted_count);
+            let k = (limit * 5).clamp(40, CANDIDATES).min(admitted_count);
             let walk = |id: &usize| admit(*id);
             // Tombstones stay in the graph until a rebuild: without them the
             // walk needs no filter at all (the fastest search).
             let bare = unfiltered && inner.tombstones == 0;
             let filter: Option<&dyn hnsw_rs::filter::FilterT> =
                 if bare { None } else { Some(&walk) };
-            inner
+            let mut found: Vec<(usize, f32)> = inner
                 .hnsw
                 .search_filter(&vector, k, k.max(HNSW_EF_SEARCH_MIN), filter)
                 .into_iter()
                 // Tombstoned points are still in the graph.
                 .filter(|n| inner.slots.get(n.d_id).is_some_and(Option::is_some))
                 .map(|n| (n.d_id, 1.0 - n.distance))
-                .collect()
+                .collect();
+            for &id in &inner.orphans {
+                if admit(id)
+                    && !found.iter().any(|(f, _)| *f == id)
+                    && let Some(slot) = inner.slots[id].as_ref()
+                {
+                    found.push((id, dot(&vector, &slot.vector)));
+                }
+            }
+            found
         };
-        dense.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        dense.truncate(CANDIDATES);
+        best_first(&mut dense, CANDIDATES, |c| c.1);
         if mode == Mode::Lexical {
             dense.clear();
         }
 
-        let mut lexical = if mode == Mode::Dense {
-            Vec::new()
-        } else {
-            inner.bm25.score(&terms, admit)
+        let mut lexical = match mode {
+            Mode::Dense => Vec::new(),
+            Mode::Lexical => inner
+                .bm25
+                .score(&terms, admit)
+                .into_iter()
+                .map(|(id, score)| (id, score, 0.0))
+                .collect(),
+            // Without filters every scored document is admitted (BM25 scores
+            // live ones only): no per-document check, no slot to read.
+            Mode::Fused if filter.names.is_empty() => inner.lexical(&terms, &|_| true),
+            Mode::Fused => inner.lexical(&terms, &admit),
         };
-        lexical.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        lexical.truncate(CANDIDATES);
+        best_first(&mut lexical, CANDIDATES, |c| c.1);
 
         // Reciprocal-rank fusion of the two rankings.
         let mut fused: HashMap<usize, (f32, Explanation)> = HashMap::new();
@@ -486,18 +545,20 @@ impl Discovery {
             lexical_rank: None,
             filters_passed: filter.names.clone(),
             rating_boost: 1.0,
+            agent_score: 0.0,
         };
         for (rank, &(id, similarity)) in dense.iter().enumerate() {
             let e = fused.entry(id).or_insert_with(|| (0.0, blank()));
-            e.0 += DENSE_WEIGHT / (RRF_K + rank as f32 + 1.0);
+            e.0 += self.embedder.fusion_weight() / (RRF_K + rank as f32 + 1.0);
             e.1.dense_similarity = similarity;
             e.1.dense_rank = Some(rank + 1);
         }
-        for (rank, (id, score)) in lexical.into_iter().enumerate() {
+        for (rank, (id, score, agent)) in lexical.into_iter().enumerate() {
             let e = fused.entry(id).or_insert_with(|| (0.0, blank()));
             e.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
             e.1.lexical_score = score;
             e.1.lexical_rank = Some(rank + 1);
+            e.1.agent_score = agent;
         }
         let mut hits: Vec<Hit> = fused
             .into_iter()
@@ -539,10 +600,34 @@ impl Discovery {
 }
 
 impl Inner {
+    /// Adds a slot whose vector is in the graph under the next id: to the
+    /// lexical indexes, the key map and its agent's document.
+    fn place(&mut self, slot: Slot) {
+        let id = self.slots.len();
+        self.bm25.insert(id, &slot.terms);
+        self.by_key.insert(slot.key.clone(), id);
+        let agent = slot.agent.clone();
+        self.by_category
+            .entry(slot.category.clone())
+            .or_default()
+            .push(id);
+        self.slots.push(Some(slot));
+        self.agents
+            .members
+            .entry(agent.clone())
+            .or_default()
+            .push(id);
+        self.reindex_agent(&agent);
+    }
+
     fn tombstone(&mut self, key: &str) {
         if let Some(id) = self.by_key.remove(key) {
             if let Some(slot) = self.slots[id].take() {
                 self.bm25.remove(id, &slot.terms);
+                if let Some(ids) = self.agents.members.get_mut(&slot.agent) {
+                    ids.retain(|&i| i != id);
+                }
+                self.reindex_agent(&slot.agent);
             }
             self.tombstones += 1;
         }
@@ -562,15 +647,172 @@ impl Inner {
         self.hnsw = new_hnsw(slots.len());
         self.bm25 = Bm25::default();
         self.by_key.clear();
+        self.agents = Agents::default();
+        self.by_category.clear();
         self.tombstones = 0;
         for slot in slots {
-            let id = self.slots.len();
-            self.hnsw.insert_slice((&slot.vector, id));
-            self.bm25.insert(id, &slot.terms);
-            self.by_key.insert(slot.key.clone(), id);
-            self.slots.push(Some(slot));
+            self.hnsw.insert_slice((&slot.vector, self.slots.len()));
+            self.place(slot);
+        }
+        self.check_reachable();
+    }
+
+    /// Whether a search for point `id`'s own vector finds it.
+    fn finds_itself(&self, id: usize, vector: &[f32]) -> bool {
+        self.hnsw
+            .search_filter(vector, 4, HNSW_EF_SEARCH_MIN, None)
+            .iter()
+            .any(|n| n.d_id == id)
+    }
+
+    /// After a build: every live point must find itself; those that do not
+    /// become orphans (scored exactly).
+    fn check_reachable(&mut self) {
+        self.orphans = (0..self.slots.len())
+            .filter(|&id| {
+                self.slots[id]
+                    .as_ref()
+                    .is_some_and(|s| !self.finds_itself(id, &s.vector))
+            })
+            .collect();
+        if !self.orphans.is_empty() {
+            tracing::warn!(
+                orphans = self.orphans.len(),
+                "discovery: points the graph does not reach are scored exactly"
+            );
         }
     }
+
+    /// Rewrites an agent's document after its capabilities changed (BM25
+    /// documents are immutable: the old one is removed, a new id indexed).
+    fn reindex_agent(&mut self, agent: &str) {
+        let agents = &mut self.agents;
+        agents.doc_of.resize(self.slots.len(), None);
+        if let Some((id, terms)) = agents.docs.remove(agent) {
+            agents.bm25.remove(id, &terms);
+        }
+        let members = agents.members.get(agent).map_or(&[][..], Vec::as_slice);
+        let doc = if members.len() < 2 {
+            // One capability: the agent scores as the capability itself.
+            if members.is_empty() {
+                agents.members.remove(agent);
+            }
+            None
+        } else {
+            let terms: WeightedTerms = members
+                .iter()
+                .filter_map(|&id| self.slots[id].as_ref())
+                .flat_map(|slot| slot.terms.iter().cloned())
+                .collect();
+            let id = agents.names.len();
+            agents.names.push(agent.to_string());
+            agents.bm25.insert(id, &terms);
+            agents.docs.insert(agent.to_string(), (id, terms));
+            Some(id)
+        };
+        for &member in agents.members.get(agent).into_iter().flatten() {
+            agents.doc_of[member] = doc;
+        }
+        // Replaced documents leave dead ids behind: compact now and then.
+        if agents.names.len() > 2 * agents.docs.len() + 1_024 {
+            let docs = std::mem::take(&mut agents.docs);
+            agents.bm25 = Bm25::default();
+            agents.names.clear();
+            for (agent, (_, terms)) in docs {
+                let id = agents.names.len();
+                agents.bm25.insert(id, &terms);
+                agents.names.push(agent.clone());
+                for &member in agents.members.get(&agent).into_iter().flatten() {
+                    agents.doc_of[member] = Some(id);
+                }
+                agents.docs.insert(agent, (id, terms));
+            }
+        }
+    }
+
+    /// The lexical ranking: each admitted capability's BM25 score plus
+    /// [`AGENT_WEIGHT`] × its agent's (over the text of all the agent's
+    /// capabilities; an agent of one capability scores as that capability).
+    /// An agent's capabilities serve one domain and needs often take several
+    /// of them, so a need that matches an agent as a whole lifts each of its
+    /// capabilities, also those whose own text is terse; the best agents'
+    /// admitted capabilities all join. `(id, score, agent part)`.
+    fn lexical(&self, terms: &[String], admit: &dyn Fn(usize) -> bool) -> Vec<(usize, f32, f32)> {
+        let (own, touched) = self.bm25.accumulate(terms);
+        let (by_doc, agents_touched) = self.agents.bm25.accumulate(terms);
+        let agent_part = |id: usize| {
+            AGENT_WEIGHT
+                * match self.agents.doc_of.get(id).copied().flatten() {
+                    Some(doc) => by_doc[doc],
+                    None => own[id],
+                }
+        };
+        let mut ranked: Vec<(usize, f32, f32)> = touched
+            .into_iter()
+            .filter(|&id| admit(id))
+            .map(|id| {
+                let agent = agent_part(id);
+                (id, own[id] + agent, agent)
+            })
+            .collect();
+        let mut agents: Vec<(usize, f32)> =
+            agents_touched.into_iter().map(|d| (d, by_doc[d])).collect();
+        best_first(&mut agents, AGENTS_SPREAD, |a| a.1);
+        for (doc, _) in agents {
+            let members = self.agents.members.get(&self.agents.names[doc]);
+            for &member in members.into_iter().flatten().take(SIBLINGS_MAX) {
+                // Members with a score of their own are in already.
+                if own[member] == 0.0 && admit(member) {
+                    let agent = agent_part(member);
+                    ranked.push((member, agent, agent));
+                }
+            }
+        }
+        ranked
+    }
+}
+
+/// Keeps the `n` best of `items` by `score`, best first (ties by id): a
+/// selection, then a sort of those `n` only.
+fn best_first<T: Copy + HasId>(items: &mut Vec<T>, n: usize, score: impl Fn(&T) -> f32) {
+    let order = |a: &T, b: &T| score(b).total_cmp(&score(a)).then(a.id().cmp(&b.id()));
+    if items.len() > n {
+        items.select_nth_unstable_by(n, order);
+        items.truncate(n);
+    }
+    items.sort_unstable_by(order);
+}
+
+/// Ranked tuples lead with their slot id.
+trait HasId {
+    fn id(&self) -> usize;
+}
+
+impl HasId for (usize, f32) {
+    fn id(&self) -> usize {
+        self.0
+    }
+}
+
+impl HasId for (usize, f32, f32) {
+    fn id(&self) -> usize {
+        self.0
+    }
+}
+
+/// The documents of agents with two capabilities or more, for the agent
+/// part of the lexical score.
+#[derive(Default)]
+struct Agents {
+    /// Live capability slots of each agent.
+    members: HashMap<String, Vec<usize>>,
+    /// By slot id: its agent's current document, if the agent has one.
+    doc_of: Vec<Option<usize>>,
+    /// Each agent's current document id and terms.
+    docs: HashMap<String, (usize, WeightedTerms)>,
+    /// Agent of each document id (replaced ones included until compaction).
+    names: Vec<String>,
+    bm25: Bm25,
 }
 
 struct Filter {
@@ -664,6 +906,7 @@ mod tests {
     ) -> Entry {
         Entry {
             key: key.into(),
+            agent: key.split('.').next().unwrap_or(key).into(),
             name: key.rsplit('.').next().unwrap_or(key).into(),
             description: description.into(),
             category: category.into(),
@@ -842,6 +1085,63 @@ mod tests {
             walked
                 .iter()
                 .all(|h| h.key.starts_with("near-") && h.explanation.dense_rank.is_some())
+        );
+    }
+
+    /// A need that matches an agent lifts its terse capabilities: their own
+    /// text matches nothing, their agent's does.
+    #[test]
+    fn an_agent_match_lifts_its_terse_capabilities() {
+        let discovery = index(vec![
+            entry(
+                "parcel.history",
+                "package tracking history with shipment events",
+                "logistics",
+                0,
+                &["EU"],
+            ),
+            entry("parcel.count", "number of steps", "logistics", 0, &["EU"]),
+            entry(
+                "weather.now",
+                "current weather for a city",
+                "weather",
+                0,
+                &["EU"],
+            ),
+            entry("weather.week", "seven day forecast", "weather", 0, &["EU"]),
+            entry(
+                "finance.quote",
+                "stock price of a company",
+                "finance",
+                0,
+                &["EU"],
+            ),
+        ]);
+        let hits = discovery
+            .search(&Query {
+                need: "package tracking".into(),
+                ..Query::default()
+            })
+            .expect("search");
+        let keys: Vec<&str> = hits.iter().map(|h| h.key.as_str()).collect();
+        assert_eq!(keys[..2], ["parcel.history", "parcel.count"], "{keys:?}");
+        let count = &hits[1].explanation;
+        assert_eq!(count.lexical_rank, Some(2));
+        assert!(count.agent_score > 0.0 && count.lexical_score == count.agent_score);
+        assert!(count.matched_terms.is_empty());
+        // BM25 alone does not see it.
+        let lexical = discovery
+            .search_with(
+                &Query {
+                    need: "package tracking".into(),
+                    ..Query::default()
+                },
+                Mode::Lexical,
+            )
+            .expect("search");
+        assert!(
+            lexical.iter().all(|h| h.key != "parcel.count"),
+            "{lexical:?}"
         );
     }
 

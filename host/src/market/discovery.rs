@@ -51,6 +51,7 @@ pub fn schema_fields(schema: &serde_json::Value) -> Vec<String> {
 /// capabilities and for benchmark catalogs.
 pub fn entry_for(
     key: &str,
+    agent: &str,
     record: &CapabilityRecord,
     expected_cost_micros: u64,
     rating: Option<f64>,
@@ -58,6 +59,7 @@ pub fn entry_for(
     let terms = &record.terms;
     Entry {
         key: key.to_string(),
+        agent: agent.to_string(),
         name: record.name.clone(),
         description: record.description.clone(),
         category: record.category.clone(),
@@ -82,14 +84,7 @@ impl Market {
     /// them before; new ones are computed off the async workers when the
     /// embedder is slow, and kept.
     pub(super) async fn index_agent(&self, agent: &str) -> Result<()> {
-        let mut entries = Vec::new();
-        for listed in self.catalog.lines_of(agent) {
-            for c in &listed.capabilities {
-                if let Some(entry) = self.latest_entry(&self.view(&listed, c)) {
-                    entries.push(entry);
-                }
-            }
-        }
+        let entries = self.entries_of(agent);
         let vectors = self.vectors_for(&entries).await?;
         let live: std::collections::HashSet<&str> =
             entries.iter().map(|e| e.key.as_str()).collect();
@@ -102,6 +97,51 @@ impl Market {
             self.discovery.upsert(entry, vector);
         }
         Ok(())
+    }
+
+    /// The discovery entries of an agent's listed capabilities (the latest
+    /// version of each major line).
+    fn entries_of(&self, agent: &str) -> Vec<Entry> {
+        let mut entries = Vec::new();
+        for listed in self.catalog.lines_of(agent) {
+            for c in &listed.capabilities {
+                if let Some(entry) = self.latest_entry(&self.view(&listed, c)) {
+                    entries.push(entry);
+                }
+            }
+        }
+        entries
+    }
+
+    /// At start: the index of every listed capability, reloaded from its
+    /// dump in `data_dir/index` and reconciled with the catalog, or rebuilt.
+    pub(super) async fn restore_index(&self) -> Result<()> {
+        let agents: std::collections::BTreeSet<String> = self
+            .catalog
+            .latest()
+            .iter()
+            .map(|l| l.record.agent.clone())
+            .collect();
+        let entries: Vec<Entry> = agents.iter().flat_map(|a| self.entries_of(a)).collect();
+        let vectors = self.vectors_for(&entries).await?;
+        let started = std::time::Instant::now();
+        let restored = self.discovery.restore(
+            &self.index_dir(),
+            entries.into_iter().zip(vectors).collect(),
+        );
+        tracing::info!(
+            ?restored,
+            capabilities = self.discovery.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "discovery index ready"
+        );
+        let _ = self.index_restored.set(restored);
+        Ok(())
+    }
+
+    /// Where the index is dumped.
+    pub(super) fn index_dir(&self) -> std::path::PathBuf {
+        self.config.data_dir.join("index")
     }
 
     async fn vectors_for(&self, entries: &[Entry]) -> Result<Vec<Vec<f32>>> {
@@ -163,6 +203,7 @@ impl Market {
             Quote::new(view, fuel_cap, self.settlement.rules().fee_bps).expected_cost_micros;
         Some(entry_for(
             &view.id,
+            &id.agent,
             &c.record,
             expected,
             view.reputation.rating,
@@ -212,6 +253,20 @@ impl Market {
     /// The embedder discovery uses.
     pub fn embedder_name(&self) -> &str {
         self.discovery.embedder_name()
+    }
+
+    /// How the index came to be at start: `reloaded` from its dump or
+    /// `rebuilt`, with the figures or the reason.
+    pub fn index_origin(&self) -> String {
+        match self.index_restored.get() {
+            Some(crate::discovery::Restored::Reloaded {
+                kept,
+                dropped,
+                inserted,
+            }) => format!("reloaded: {kept} kept, {dropped} dropped, {inserted} inserted"),
+            Some(crate::discovery::Restored::Rebuilt(reason)) => format!("rebuilt: {reason}"),
+            None => "starting".into(),
+        }
     }
 }
 

@@ -78,6 +78,8 @@ pub struct Market {
     sandbox: Arc<Sandbox>,
     catalog: Catalog,
     discovery: Discovery,
+    /// How the discovery index came to be at start (for `/healthz`).
+    index_restored: std::sync::OnceLock<crate::discovery::Restored>,
     rates: rate::RateLimiter,
     stats: Stats,
     metrics: Metrics,
@@ -128,6 +130,7 @@ impl Market {
             sandbox,
             catalog: Catalog::default(),
             discovery: Discovery::new(embedder(&config)?),
+            index_restored: std::sync::OnceLock::new(),
             rates: rate::RateLimiter::default(),
             stats: Stats::default(),
             metrics: Metrics::default(),
@@ -144,15 +147,7 @@ impl Market {
         market.load_catalog().await?;
         market.load_stats()?;
         market.load_ratings()?;
-        let agents: std::collections::BTreeSet<String> = market
-            .catalog
-            .latest()
-            .iter()
-            .map(|l| l.record.agent.clone())
-            .collect();
-        for agent in agents {
-            market.index_agent(&agent).await?;
-        }
+        market.restore_index().await?;
         let market = Arc::new(market);
         market.start_sweeper();
         Ok((market, admin))
@@ -169,6 +164,11 @@ impl Market {
             sweeper.abort();
             // Wait until it is gone: it may hold the market (and the store).
             let _ = sweeper.await;
+        }
+        // The index's dump spares the next start a rebuild; without it the
+        // next start rebuilds, so a failure here loses nothing.
+        if let Err(error) = self.discovery.save(&self.index_dir()) {
+            tracing::warn!(%error, "discovery index not saved");
         }
         self.store.close().await?;
         Ok(())
