@@ -268,7 +268,6 @@ struct Slot {
     category: String,
     tags: Vec<String>,
     facts: Facts,
-    vector: Vec<f32>,
 }
 
 struct Inner {
@@ -285,6 +284,15 @@ struct Inner {
     /// Slots of each category (tombstoned ones included until a rebuild):
     /// a category filter plans over these instead of every slot.
     by_category: HashMap<String, Vec<usize>>,
+    /// By slot id: its filterable facts, packed, so that filtering reads one
+    /// small contiguous array rather than every slot.
+    packed: Vec<Packed>,
+    /// Interned categories and jurisdictions (for [`Packed`]).
+    names: Interned,
+    /// Every slot's vector, end to end (`dimension` floats each; a
+    /// tombstone's until a rebuild): an exact scan reads one array.
+    vectors: Vec<f32>,
+    dimension: usize,
     tombstones: usize,
 }
 
@@ -309,12 +317,16 @@ fn new_inner(capacity: usize) -> Inner {
         agents: Agents::default(),
         orphans: Vec::new(),
         by_category: HashMap::new(),
+        packed: Vec::new(),
+        names: Interned::default(),
+        vectors: Vec::new(),
+        dimension: 0,
         tombstones: 0,
     }
 }
 
 impl Slot {
-    fn new(entry: Entry, vector: Vec<f32>) -> Slot {
+    fn new(entry: Entry) -> Slot {
         Slot {
             terms: entry.weighted_terms(),
             key: entry.key,
@@ -322,7 +334,6 @@ impl Slot {
             category: entry.category,
             tags: entry.tags.iter().map(|t| t.to_lowercase()).collect(),
             facts: entry.facts,
-            vector,
         }
     }
 }
@@ -363,6 +374,10 @@ impl Discovery {
 
     /// Indexes an entry with its vector, replacing any entry with its key.
     pub fn upsert(&self, entry: Entry, vector: Vec<f32>) {
+        if vector.len() != self.embedder.dimension() {
+            tracing::error!(key = %entry.key, "discovery: a vector of the wrong dimension is not indexed");
+            return;
+        }
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         inner.tombstone(&entry.key);
         let id = inner.slots.len();
@@ -370,7 +385,7 @@ impl Discovery {
         if !inner.finds_itself(id, &vector) {
             inner.orphans.push(id);
         }
-        inner.place(Slot::new(entry, vector));
+        inner.place(Slot::new(entry), &vector);
         inner.maybe_rebuild();
     }
 
@@ -394,11 +409,13 @@ impl Discovery {
 
     /// Replaces the filterable facts of a key (new observed cost, rating).
     pub fn update_facts(&self, key: &str, facts: Facts) {
-        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *guard;
         if let Some(&id) = inner.by_key.get(key)
             && let Some(slot) = inner.slots[id].as_mut()
         {
             slot.facts = facts;
+            inner.packed[id] = inner.names.pack(&slot.category, &slot.facts);
         }
     }
 
@@ -452,12 +469,11 @@ impl Discovery {
         let vector = vector.to_vec();
         let terms = text::terms(&query.need);
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let packed = filter.pack(&inner.names);
         let admit = |id: usize| {
-            inner
-                .slots
-                .get(id)
-                .and_then(Option::as_ref)
-                .is_some_and(|s| filter.admits(s))
+            inner.packed.get(id).is_some_and(|p| packed.admits(p))
+                && (!packed.needs_slot
+                    || inner.slots[id].as_ref().is_some_and(|s| filter.admits(s)))
         };
 
         // Dense candidates: exact over the admitted few, or a filtered walk.
@@ -482,11 +498,7 @@ impl Discovery {
         let mut dense: Vec<(usize, f32)> = if admitted_count <= self.exact_scan_max {
             admitted
                 .iter()
-                .filter_map(|&id| {
-                    inner.slots[id]
-                        .as_ref()
-                        .map(|s| (id, dot(&vector, &s.vector)))
-                })
+                .map(|&id| (id, dot(&vector, inner.vector(id))))
                 .collect()
         } else {
             // The walk's cost grows with k: ask for what the fusion can use.
@@ -506,11 +518,8 @@ impl Discovery {
                 .map(|n| (n.d_id, 1.0 - n.distance))
                 .collect();
             for &id in &inner.orphans {
-                if admit(id)
-                    && !found.iter().any(|(f, _)| *f == id)
-                    && let Some(slot) = inner.slots[id].as_ref()
-                {
-                    found.push((id, dot(&vector, &slot.vector)));
+                if admit(id) && !found.iter().any(|(f, _)| *f == id) {
+                    found.push((id, dot(&vector, inner.vector(id))));
                 }
             }
             found
@@ -565,7 +574,7 @@ impl Discovery {
             .filter_map(|(id, (score, mut explanation))| {
                 let slot = inner.slots[id].as_ref()?;
                 if explanation.dense_rank.is_some() && explanation.lexical_rank.is_none() {
-                    explanation.dense_similarity = dot(&vector, &slot.vector);
+                    explanation.dense_similarity = dot(&vector, inner.vector(id));
                 }
                 explanation.rating_boost = slot.facts.rating.map_or(1.0, |r| {
                     1.0 + RATING_BOOST * ((r as f32 - 3.0) / 2.0).clamp(-1.0, 1.0)
@@ -600,10 +609,26 @@ impl Discovery {
 }
 
 impl Inner {
+    /// Point `id`'s vector.
+    fn vector(&self, id: usize) -> &[f32] {
+        &self.vectors[id * self.dimension..(id + 1) * self.dimension]
+    }
+
     /// Adds a slot whose vector is in the graph under the next id: to the
-    /// lexical indexes, the key map and its agent's document.
-    fn place(&mut self, slot: Slot) {
+    /// vector arena, the lexical indexes, the key map and its agent's document.
+    fn place(&mut self, slot: Slot, vector: &[f32]) {
         let id = self.slots.len();
+        if self.dimension == 0 {
+            self.dimension = vector.len();
+        }
+        assert_eq!(
+            vector.len(),
+            self.dimension,
+            "vectors of one index share a dimension"
+        );
+        // Gaps (points tombstoned in a reloaded dump) hold zeros.
+        self.vectors.resize(id * self.dimension, 0.0);
+        self.vectors.extend_from_slice(vector);
         self.bm25.insert(id, &slot.terms);
         self.by_key.insert(slot.key.clone(), id);
         let agent = slot.agent.clone();
@@ -611,6 +636,9 @@ impl Inner {
             .entry(slot.category.clone())
             .or_default()
             .push(id);
+        let packed = self.names.pack(&slot.category, &slot.facts);
+        self.packed.resize(id, Packed::default());
+        self.packed.push(packed);
         self.slots.push(Some(slot));
         self.agents
             .members
@@ -623,6 +651,7 @@ impl Inner {
     fn tombstone(&mut self, key: &str) {
         if let Some(id) = self.by_key.remove(key) {
             if let Some(slot) = self.slots[id].take() {
+                self.packed[id].live = false;
                 self.bm25.remove(id, &slot.terms);
                 if let Some(ids) = self.agents.members.get_mut(&slot.agent) {
                     ids.retain(|&i| i != id);
@@ -640,19 +669,22 @@ impl Inner {
         if self.tombstones < 64 || self.tombstones < live {
             return;
         }
-        let slots: Vec<Slot> = std::mem::take(&mut self.slots)
+        let slots: Vec<(Slot, Vec<f32>)> = std::mem::take(&mut self.slots)
             .into_iter()
-            .flatten()
+            .enumerate()
+            .filter_map(|(id, slot)| Some((slot?, self.vector(id).to_vec())))
             .collect();
+        self.vectors.clear();
         self.hnsw = new_hnsw(slots.len());
         self.bm25 = Bm25::default();
         self.by_key.clear();
         self.agents = Agents::default();
         self.by_category.clear();
+        self.packed.clear();
         self.tombstones = 0;
-        for slot in slots {
-            self.hnsw.insert_slice((&slot.vector, self.slots.len()));
-            self.place(slot);
+        for (slot, vector) in slots {
+            self.hnsw.insert_slice((&vector, self.slots.len()));
+            self.place(slot, &vector);
         }
         self.check_reachable();
     }
@@ -669,11 +701,7 @@ impl Inner {
     /// become orphans (scored exactly).
     fn check_reachable(&mut self) {
         self.orphans = (0..self.slots.len())
-            .filter(|&id| {
-                self.slots[id]
-                    .as_ref()
-                    .is_some_and(|s| !self.finds_itself(id, &s.vector))
-            })
+            .filter(|&id| self.slots[id].is_some() && !self.finds_itself(id, self.vector(id)))
             .collect();
         if !self.orphans.is_empty() {
             tracing::warn!(
@@ -815,6 +843,103 @@ struct Agents {
     bm25: Bm25,
 }
 
+/// A slot's filterable facts, packed.
+#[derive(Clone, Copy)]
+struct Packed {
+    live: bool,
+    category: u32,
+    encryption: bool,
+    retention: Retention,
+    /// Bit i: interned jurisdiction i (< 63); bit 63: any beyond those.
+    jurisdictions: u64,
+    cost: u64,
+    latency_ms_max: u64,
+    uptime: f64,
+    /// NaN when unrated (fails every `rating_min`).
+    rating: f64,
+}
+
+impl Default for Packed {
+    fn default() -> Self {
+        Packed {
+            live: false,
+            category: u32::MAX,
+            encryption: false,
+            retention: Retention::None,
+            jurisdictions: 0,
+            cost: 0,
+            latency_ms_max: 0,
+            uptime: 0.0,
+            rating: f64::NAN,
+        }
+    }
+}
+
+/// Bit of jurisdictions past the first 63 interned.
+const OTHER_JURISDICTION: u64 = 1 << 63;
+
+#[derive(Default)]
+struct Interned {
+    categories: HashMap<String, u32>,
+    jurisdictions: HashMap<String, u32>,
+}
+
+impl Interned {
+    fn pack(&mut self, category: &str, f: &Facts) -> Packed {
+        let next = self.categories.len() as u32;
+        let category = *self.categories.entry(category.to_string()).or_insert(next);
+        let mut jurisdictions = 0u64;
+        for j in &f.jurisdictions {
+            let next = self.jurisdictions.len() as u32;
+            let bit = *self.jurisdictions.entry(j.to_uppercase()).or_insert(next);
+            jurisdictions |= if bit < 63 {
+                1 << bit
+            } else {
+                OTHER_JURISDICTION
+            };
+        }
+        Packed {
+            live: true,
+            category,
+            encryption: f.encryption,
+            retention: f.retention,
+            jurisdictions,
+            cost: f.expected_cost_micros,
+            latency_ms_max: f.latency_ms_max,
+            uptime: f.uptime,
+            rating: f.rating.unwrap_or(f64::NAN),
+        }
+    }
+}
+
+/// A filter resolved against the interned names: what [`Packed`] answers,
+/// and whether the slot must be read for the rest (tags, rare jurisdictions).
+struct PackedFilter<'a> {
+    filter: &'a Filter,
+    /// `Some(None)`: a category nothing has.
+    category: Option<Option<u32>>,
+    /// Bits any of which admit; `OTHER_JURISDICTION` sends to the slot.
+    jurisdiction: Option<u64>,
+    needs_slot: bool,
+}
+
+impl PackedFilter<'_> {
+    fn admits(&self, p: &Packed) -> bool {
+        let f = self.filter;
+        p.live
+            && self.category.is_none_or(|c| c == Some(p.category))
+            && self
+                .jurisdiction
+                .is_none_or(|bits| p.jurisdictions & bits != 0)
+            && f.max_price_micros.is_none_or(|m| p.cost <= m)
+            && f.latency_ms_max.is_none_or(|l| p.latency_ms_max <= l)
+            && f.uptime_min.is_none_or(|u| p.uptime >= u)
+            && f.retention.is_none_or(|r| p.retention <= r)
+            && f.encryption.is_none_or(|e| !e || p.encryption)
+            && f.rating_min.is_none_or(|r| p.rating >= r)
+    }
+}
+
 struct Filter {
     category: Option<String>,
     tags: Vec<String>,
@@ -829,6 +954,25 @@ struct Filter {
 }
 
 impl Filter {
+    fn pack<'a>(&'a self, names: &Interned) -> PackedFilter<'a> {
+        let jurisdiction = self.jurisdiction.as_ref().map(|j| {
+            match names.jurisdictions.get(j) {
+                Some(&bit) if bit < 63 => 1u64 << bit,
+                Some(_) => OTHER_JURISDICTION,
+                None => 0, // nothing has it
+            }
+        });
+        PackedFilter {
+            filter: self,
+            category: self
+                .category
+                .as_ref()
+                .map(|c| names.categories.get(c).copied()),
+            jurisdiction,
+            needs_slot: !self.tags.is_empty() || jurisdiction == Some(OTHER_JURISDICTION),
+        }
+    }
+
     fn new(q: &Query) -> Result<Filter, InvalidQuery> {
         if q.uptime_min.is_some_and(|u| !(0.0..=1.0).contains(&u)) {
             return Err(InvalidQuery("uptime_min must be between 0 and 1".into()));
@@ -1086,6 +1230,88 @@ mod tests {
                 .iter()
                 .all(|h| h.key.starts_with("near-") && h.explanation.dense_rank.is_some())
         );
+    }
+
+    /// Filters read packed facts: jurisdictions past the 63 that fit the
+    /// bit set still filter exactly (through the slot), unknown categories
+    /// and jurisdictions admit nothing, and refreshed facts take effect.
+    #[test]
+    fn packed_filters_agree_with_the_facts() {
+        let codes: Vec<String> = (0..70).map(|i| format!("J{i:02}")).collect();
+        let entries: Vec<Entry> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, code)| {
+                entry(
+                    &format!("agent-{i}.cap"),
+                    "ledger reconciliation",
+                    "finance",
+                    10,
+                    &[code.as_str()],
+                )
+            })
+            .collect();
+        let discovery = index(entries.clone());
+        let find = |query: Query| -> Vec<String> {
+            discovery
+                .search(&Query {
+                    need: "ledger reconciliation".into(),
+                    limit: Some(100),
+                    ..query
+                })
+                .expect("search")
+                .into_iter()
+                .map(|h| h.key)
+                .collect()
+        };
+        for (i, code) in [(3, "j03"), (68, "J68")] {
+            let policy = DataPolicyFilter {
+                jurisdiction: Some(code.into()),
+                ..DataPolicyFilter::default()
+            };
+            assert_eq!(
+                find(Query {
+                    data_policy: Some(policy),
+                    ..Query::default()
+                }),
+                [format!("agent-{i}.cap")]
+            );
+        }
+        let nowhere = DataPolicyFilter {
+            jurisdiction: Some("XX".into()),
+            ..DataPolicyFilter::default()
+        };
+        assert!(
+            find(Query {
+                data_policy: Some(nowhere),
+                ..Query::default()
+            })
+            .is_empty()
+        );
+        assert!(
+            find(Query {
+                category: Some("nothing".into()),
+                ..Query::default()
+            })
+            .is_empty()
+        );
+        assert_eq!(
+            find(Query {
+                max_price_micros: Some(10),
+                ..Query::default()
+            })
+            .len(),
+            70
+        );
+        let mut dearer = entries[5].facts.clone();
+        dearer.expected_cost_micros = 11;
+        discovery.update_facts("agent-5.cap", dearer);
+        let cheap = find(Query {
+            max_price_micros: Some(10),
+            ..Query::default()
+        });
+        assert_eq!(cheap.len(), 69);
+        assert!(!cheap.contains(&"agent-5.cap".to_string()));
     }
 
     /// A need that matches an agent lifts its terse capabilities: their own

@@ -90,7 +90,11 @@ impl Discovery {
         let points = inner
             .slots
             .iter()
-            .map(|s| s.as_ref().map(|s| (s.key.clone(), digest(&s.vector))))
+            .enumerate()
+            .map(|(id, s)| {
+                s.as_ref()
+                    .map(|s| (s.key.clone(), digest(inner.vector(id))))
+            })
             .collect();
         drop(inner);
         let mut files = Vec::new();
@@ -135,7 +139,17 @@ impl Discovery {
     /// `dir` when it is usable, else builds it; either way the result ranks
     /// exactly these entries.
     pub fn restore(&self, dir: &Path, entries: Vec<(Entry, Vec<f32>)>) -> Restored {
-        let mut entries = entries;
+        let dimension = self.embedder.dimension();
+        let mut entries: Vec<(Entry, Vec<f32>)> = entries
+            .into_iter()
+            .filter(|(entry, vector)| {
+                let fits = vector.len() == dimension;
+                if !fits {
+                    tracing::error!(key = %entry.key, "discovery: a vector of the wrong dimension is not indexed");
+                }
+                fits
+            })
+            .collect();
         // One order whatever the caller's (rebuilds insert alike), one entry a key.
         entries.sort_by(|a, b| a.0.key.cmp(&b.0.key));
         entries.dedup_by(|later, earlier| later.0.key == earlier.0.key);
@@ -145,7 +159,7 @@ impl Discovery {
                 let mut inner = new_inner(entries.len());
                 for (entry, vector) in entries.drain(..) {
                     inner.hnsw.insert_slice((&vector, inner.slots.len()));
-                    inner.place(Slot::new(entry, vector));
+                    inner.place(Slot::new(entry), &vector);
                 }
                 inner.check_reachable();
                 *self.inner.write().unwrap_or_else(|p| p.into_inner()) = inner;
@@ -209,7 +223,7 @@ impl Discovery {
             });
             match matched {
                 Some((entry, vector)) => {
-                    inner.place(Slot::new(entry, vector));
+                    inner.place(Slot::new(entry), &vector);
                     kept += 1;
                 }
                 None => {
