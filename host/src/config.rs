@@ -54,6 +54,10 @@ pub struct Config {
     pub embedding_model: Option<PathBuf>,
     /// How long a counter-offer stays open for the consumer, milliseconds.
     pub offer_ms: u64,
+    /// How often the discovery index is dumped when it changed (it is also
+    /// dumped at shutdown); 0: only at shutdown. A start after a crash
+    /// reloads the last dump and inserts what came since.
+    pub index_save_ms: u64,
 }
 
 /// The sandbox limits, as the config file spells them.
@@ -128,6 +132,7 @@ impl Default for Config {
             rating_half_life_ms: 30 * 86_400_000,
             embedding_model: None,
             offer_ms: 10 * 60_000,
+            index_save_ms: 5 * 60_000,
         }
     }
 }

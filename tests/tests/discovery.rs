@@ -259,6 +259,41 @@ async fn results_survive_a_restart_unchanged() {
     host.stop().await;
 }
 
+/// The index is dumped while the host runs (not only at shutdown), so a
+/// crash leaves a dump that covers what was published before it.
+#[tokio::test]
+async fn the_index_is_dumped_periodically_while_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = mercato_tests::test_config(dir.path());
+    config.settlement_tick_ms = 20;
+    config.index_save_ms = 100;
+    let host = Host::start_with(config).await;
+    let org = host.org("catalog").await;
+    host.publish(&org, "unit-converter").await;
+    let manifest = dir.path().join("index").join("manifest.json");
+    let mut listed = Vec::new();
+    for _ in 0..250 {
+        if let Ok(bytes) = std::fs::read(&manifest) {
+            let manifest: Value = serde_json::from_slice(&bytes).expect("manifest JSON");
+            listed = manifest["points"]
+                .as_array()
+                .expect("points")
+                .iter()
+                .filter_map(|p| p[0].as_str().map(str::to_string))
+                .collect();
+            if listed.iter().any(|k| k.starts_with("unit-converter.")) {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        listed.iter().any(|k| k.starts_with("unit-converter.")),
+        "no dump lists the published capabilities: {listed:?}"
+    );
+    host.stop().await;
+}
+
 /// Discovery with the sentence-embedding model (built with `--features
 /// model`; `MERCATO_EMBEDDING_MODEL` names the directory, as scripts/test
 /// sets it): the same paraphrased needs find the same capabilities, the

@@ -343,6 +343,10 @@ pub struct Discovery {
     embedder: Arc<dyn Embedder>,
     inner: RwLock<Inner>,
     exact_scan_max: usize,
+    /// Bumped by every change to the graph (what a dump must catch up on).
+    changes: std::sync::atomic::AtomicU64,
+    /// One save at a time (the periodic one and the one at shutdown).
+    saving: std::sync::Mutex<()>,
 }
 
 impl Discovery {
@@ -351,6 +355,8 @@ impl Discovery {
         Discovery {
             embedder,
             inner: RwLock::new(new_inner(0)),
+            changes: std::sync::atomic::AtomicU64::new(0),
+            saving: std::sync::Mutex::new(()),
             exact_scan_max: EXACT_SCAN_MAX,
         }
     }
@@ -387,6 +393,7 @@ impl Discovery {
         }
         inner.place(Slot::new(entry), &vector);
         inner.maybe_rebuild();
+        self.changed();
     }
 
     /// Removes a key (a delisted capability).
@@ -394,6 +401,18 @@ impl Discovery {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         inner.tombstone(key);
         inner.maybe_rebuild();
+        self.changed();
+    }
+
+    fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A count that moves whenever the graph changes: equal counts, equal
+    /// dumps.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every indexed key that starts with `prefix`.

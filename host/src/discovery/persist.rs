@@ -76,6 +76,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 impl Discovery {
     /// Writes the index to `dir` (replacing what is there), crash-safe.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let _one_at_a_time = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = dir.with_extension("new");
         if fresh.exists() {
             std::fs::remove_dir_all(&fresh)?;

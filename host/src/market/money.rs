@@ -67,6 +67,8 @@ impl Market {
             let mut interval = tokio::time::interval(tick);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let purge_every = (3_600_000 / tick.as_millis().max(1)) as u64;
+            let save_every = market_save_rounds(weak.upgrade().as_deref(), tick);
+            let mut saved_at = None;
             for round in 0u64.. {
                 interval.tick().await;
                 let Some(market) = weak.upgrade() else { return };
@@ -78,9 +80,35 @@ impl Market {
                 {
                     tracing::error!(error = %e, "purging idempotency keys failed");
                 }
+                if let Some(every) = save_every
+                    && round > 0
+                    && round % every == 0
+                {
+                    saved_at = market.save_index_if_changed(saved_at).await;
+                }
             }
         });
         *self.sweeper.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+
+    /// Dumps the discovery index on the blocking pool if it changed since
+    /// the dump of `saved_at` (a change count), returning the count saved.
+    async fn save_index_if_changed(self: &Arc<Self>, saved_at: Option<u64>) -> Option<u64> {
+        let changes = self.discovery.changes();
+        if saved_at == Some(changes) {
+            return saved_at;
+        }
+        let market = self.clone();
+        let saved =
+            tokio::task::spawn_blocking(move || market.discovery.save(&market.index_dir())).await;
+        match saved {
+            Ok(Ok(())) => Some(changes),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "discovery index not saved");
+                saved_at
+            }
+            Err(_) => saved_at,
+        }
     }
 
     /// Expires stale holds and pays out escrows whose window has closed.
@@ -296,4 +324,10 @@ impl Market {
     pub fn audit(&self) -> crate::settlement::Audit {
         self.settlement.audit()
     }
+}
+
+/// Sweeper rounds between index saves (`None`: only at shutdown).
+fn market_save_rounds(market: Option<&Market>, tick: std::time::Duration) -> Option<u64> {
+    let every_ms = market?.config.index_save_ms;
+    (every_ms > 0).then(|| (u128::from(every_ms) / tick.as_millis().max(1)).max(1) as u64)
 }
