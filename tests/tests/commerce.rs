@@ -470,6 +470,19 @@ async fn an_idempotency_key_replays_the_first_answer_and_never_charges_twice() {
         u(&host.balance(&consumer).await["available_micros"]),
         STARTING_BALANCE_MICROS - charged + 7
     );
+    // With its idempotency record gone (purged after 24 h), the same deposit
+    // id is refused by the ledger, as a conflict: never credited twice.
+    let refused = host
+        .server()
+        .market()
+        .deposit(&consumer.org_id, 7, "dep-1")
+        .await
+        .expect_err("a second credit under one deposit id");
+    assert_eq!(refused.code(), "transfer_exists");
+    assert_eq!(
+        u(&host.balance(&consumer).await["available_micros"]),
+        STARTING_BALANCE_MICROS - charged + 7
+    );
     audit(&host).await;
     host.stop().await;
 }

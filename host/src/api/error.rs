@@ -72,7 +72,8 @@ pub fn status_of(code: &str) -> StatusCode {
         | "already_rated"
         | "approval_not_granted"
         | "approval_mismatch"
-        | "idempotency_in_progress" => StatusCode::CONFLICT,
+        | "idempotency_in_progress"
+        | "transfer_exists" => StatusCode::CONFLICT,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "component_too_large" | "body_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -254,6 +254,9 @@ impl Error {
                 settlement::Error::BudgetExhausted { .. } => "budget_exhausted",
                 settlement::Error::InvalidAmount(_) => "invalid_request",
                 settlement::Error::NotInEscrow(_) => "not_in_escrow",
+                // A deposit id (its Idempotency-Key) already credited, its
+                // idempotency record gone: refused, never credited twice.
+                settlement::Error::Ledger(ledger::Error::TransferExists(_)) => "transfer_exists",
                 _ => "internal",
             },
             Error::Identity(identity::Error::InvalidName | identity::Error::BadKey(_)) => {
