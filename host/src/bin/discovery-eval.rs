@@ -40,6 +40,65 @@ struct Args {
     /// the embedder becomes that model.
     #[arg(long)]
     model_dir: Option<std::path::PathBuf>,
+    /// Keep every vector in FILE (JSON, by embedder and text) and reuse it on
+    /// the next run: a model run takes seconds instead of minutes. Query
+    /// latencies then leave the embedding out.
+    #[arg(long)]
+    vector_cache: Option<std::path::PathBuf>,
+    /// Overrides the embedder's fusion weight (to explore; the product uses
+    /// the embedder's own).
+    #[arg(long)]
+    fusion_weight: Option<f32>,
+}
+
+/// An embedder that remembers what it embedded, for [`Args::vector_cache`].
+struct Cached {
+    inner: Arc<dyn Embedder>,
+    vectors: std::sync::Mutex<std::collections::HashMap<String, Vec<f32>>>,
+    fusion_weight: f32,
+}
+
+impl Cached {
+    fn key(&self, text: &str) -> String {
+        format!("{}\n{text}", self.inner.name())
+    }
+}
+
+impl Embedder for Cached {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+    fn embed(&self, text: &str) -> Vec<f32> {
+        self.embed_many(&[text]).swap_remove(0)
+    }
+    fn embed_many(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        let missing: Vec<&str> = {
+            let vectors = self.vectors.lock().expect("cache");
+            texts
+                .iter()
+                .copied()
+                .filter(|t| !vectors.contains_key(&self.key(t)))
+                .collect()
+        };
+        let fresh = self.inner.embed_many(&missing);
+        let mut vectors = self.vectors.lock().expect("cache");
+        for (text, vector) in missing.into_iter().zip(fresh) {
+            vectors.insert(self.key(text), vector);
+        }
+        texts
+            .iter()
+            .map(|t| vectors[&self.key(t)].clone())
+            .collect()
+    }
+    fn is_slow(&self) -> bool {
+        self.inner.is_slow()
+    }
+    fn fusion_weight(&self) -> f32 {
+        self.fusion_weight
+    }
 }
 
 fn embedder(args: &Args) -> Result<(Arc<dyn Embedder>, &'static str)> {
@@ -194,7 +253,23 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let tools: Vec<Tool> = read_jsonl(&args.tools)?;
     let needs: Vec<Need> = read_jsonl(&args.queries)?;
-    let (embedder, family) = embedder(&args)?;
+    let (mut embedder, family) = embedder(&args)?;
+    let cached = (args.vector_cache.is_some() || args.fusion_weight.is_some()).then(|| {
+        let vectors = args
+            .vector_cache
+            .as_ref()
+            .and_then(|f| std::fs::read(f).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        Arc::new(Cached {
+            fusion_weight: args.fusion_weight.unwrap_or(embedder.fusion_weight()),
+            inner: embedder.clone(),
+            vectors: std::sync::Mutex::new(vectors),
+        })
+    });
+    if let Some(cached) = &cached {
+        embedder = cached.clone();
+    }
     let discovery = Discovery::new(embedder.clone());
     let started = Instant::now();
     let entries: Vec<_> = tools
@@ -226,6 +301,11 @@ fn main() -> Result<()> {
             r.name, r.recall[0], r.recall[1], r.recall[2], r.hit10, r.mrr, r.p50_ms, r.p99_ms
         );
         reports.push(r);
+    }
+    if let (Some(cached), Some(file)) = (&cached, &args.vector_cache) {
+        let vectors = cached.vectors.lock().expect("cache");
+        std::fs::write(file, serde_json::to_vec(&*vectors)?)
+            .with_context(|| format!("cannot write {}", file.display()))?;
     }
     let Some(chosen) = reports.iter().find(|r| r.name == args.embedder) else {
         bail!(

@@ -134,7 +134,9 @@ pub fn normalise(vector: &mut [f32]) {
 
 /// Dot product (cosine for unit vectors). Eight independent running sums,
 /// so the compiler can keep them in one SIMD register (a single running sum
-/// fixes the order of additions and stays scalar): the exact scan's inner loop.
+/// fixes the order of additions and stays scalar): the exact scan's inner
+/// loop, compiled for the CPU's widest vector unit (chosen once at run time).
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);

@@ -22,6 +22,7 @@
 //!   scored exactly on every walk (hnsw_rs can leave points unreachable).
 
 mod bm25;
+mod codes;
 mod embed;
 #[cfg(feature = "model")]
 mod model;
@@ -35,10 +36,11 @@ pub use persist::Restored;
 
 pub use crate::registry::Retention;
 use bm25::{Bm25, WeightedTerms};
+use codes::{Code, Group};
 use hnsw_rs::prelude::{DistDot, Hnsw};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use utoipa::ToSchema;
 
 /// HNSW: links per node (hnsw_rs refuses more than 256 by exiting).
@@ -54,6 +56,9 @@ const HNSW_EF_SEARCH_MIN: usize = 64;
 /// (100,000 × 384 here: scanning 32,768 admitted vectors costs ~2.5 ms, a
 /// walk admitting 10% of the graph ~15 ms; see docs/BENCHMARKS.md.)
 const EXACT_SCAN_MAX: usize = 32_768;
+/// Above this many admitted entries an exact scan ranks by the 8-bit codes
+/// first (below it the floats cost little).
+const CODES_MIN: usize = 2_048;
 /// Candidates taken from each ranking before fusion.
 const CANDIDATES: usize = 200;
 /// Reciprocal-rank fusion constant.
@@ -116,14 +121,25 @@ pub struct Entry {
 impl Entry {
     /// The text an embedder sees.
     pub fn text(&self) -> String {
+        // Identifiers as words (`getOrderById` → `get order by id`): a
+        // sentence model's vocabulary knows the words, not the joined name.
+        let spaced = |s: &str| text::words(s).join(" ");
         format!(
-            "{} {}. {}. {}. {}. {}",
-            self.name,
+            "{}. {}. {}. {}. {}. {}",
+            spaced(&self.name),
             self.category,
-            self.tags.join(", "),
+            self.tags
+                .iter()
+                .map(|t| spaced(t))
+                .collect::<Vec<_>>()
+                .join(", "),
             self.description,
-            self.fields.join(", "),
-            self.key
+            self.fields
+                .iter()
+                .map(|f| spaced(f))
+                .collect::<Vec<_>>()
+                .join(", "),
+            spaced(&self.key)
         )
     }
 
@@ -261,6 +277,7 @@ pub enum Mode {
 #[error("{0}")]
 pub struct InvalidQuery(pub String);
 
+#[derive(Clone)]
 struct Slot {
     key: String,
     agent: String,
@@ -281,9 +298,12 @@ struct Inner {
     /// points unreachable, its issues #32 and #37): scored exactly on every
     /// walk, so they are never lost.
     orphans: Vec<usize>,
-    /// Slots of each category (tombstoned ones included until a rebuild):
-    /// a category filter plans over these instead of every slot.
-    by_category: HashMap<String, Vec<usize>>,
+    /// By interned category: its slots (tombstoned ones included until a
+    /// rebuild) with their packed facts and 8-bit codes, so that a filter
+    /// plans over one category (or each in turn) reading memory in order.
+    groups: Vec<Group<Packed>>,
+    /// By slot id: its group and position there.
+    placed: Vec<(u32, u32)>,
     /// By slot id: its filterable facts, packed, so that filtering reads one
     /// small contiguous array rather than every slot.
     packed: Vec<Packed>,
@@ -316,7 +336,8 @@ fn new_inner(capacity: usize) -> Inner {
         bm25: Bm25::default(),
         agents: Agents::default(),
         orphans: Vec::new(),
-        by_category: HashMap::new(),
+        groups: Vec::new(),
+        placed: Vec::new(),
         packed: Vec::new(),
         names: Interned::default(),
         vectors: Vec::new(),
@@ -341,12 +362,23 @@ impl Slot {
 /// The discovery index. Thread-safe; searches run concurrently.
 pub struct Discovery {
     embedder: Arc<dyn Embedder>,
-    inner: RwLock<Inner>,
+    inner: Arc<RwLock<Inner>>,
     exact_scan_max: usize,
     /// Bumped by every change to the graph (what a dump must catch up on).
-    changes: std::sync::atomic::AtomicU64,
+    changes: Arc<std::sync::atomic::AtomicU64>,
     /// One save at a time (the periodic one and the one at shutdown).
     saving: std::sync::Mutex<()>,
+    /// `Some` while a rebuild runs aside: the changes made since its
+    /// snapshot, which it replays before it replaces the index.
+    pending: Arc<Mutex<Option<Vec<Change>>>>,
+    /// The thread of the last rebuild started.
+    rebuild: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// A change made while a rebuild runs aside.
+enum Change {
+    Upsert(Slot, Vec<f32>),
+    Remove(String),
 }
 
 impl Discovery {
@@ -354,10 +386,12 @@ impl Discovery {
     pub fn new(embedder: Arc<dyn Embedder>) -> Self {
         Discovery {
             embedder,
-            inner: RwLock::new(new_inner(0)),
-            changes: std::sync::atomic::AtomicU64::new(0),
+            inner: Arc::new(RwLock::new(new_inner(0))),
+            changes: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             saving: std::sync::Mutex::new(()),
             exact_scan_max: EXACT_SCAN_MAX,
+            pending: Arc::new(Mutex::new(None)),
+            rebuild: Mutex::new(None),
         }
     }
 
@@ -385,23 +419,85 @@ impl Discovery {
             return;
         }
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        inner.tombstone(&entry.key);
-        let id = inner.slots.len();
-        inner.hnsw.insert_slice((&vector, id));
-        if !inner.finds_itself(id, &vector) {
-            inner.orphans.push(id);
+        let slot = Slot::new(entry);
+        if let Some(pending) = lock(&self.pending).as_mut() {
+            pending.push(Change::Upsert(slot.clone(), vector.clone()));
         }
-        inner.place(Slot::new(entry), &vector);
-        inner.maybe_rebuild();
+        inner.insert(slot, &vector);
+        self.maybe_rebuild(&mut inner);
         self.changed();
     }
 
     /// Removes a key (a delisted capability).
     pub fn remove(&self, key: &str) {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(pending) = lock(&self.pending).as_mut() {
+            pending.push(Change::Remove(key.to_string()));
+        }
         inner.tombstone(key);
-        inner.maybe_rebuild();
+        self.maybe_rebuild(&mut inner);
         self.changed();
+    }
+
+    /// Starts a rebuild without tombstones once they outnumber the live
+    /// entries (hnsw_rs cannot delete). It runs on its own thread from a
+    /// snapshot, so searches and changes go on meanwhile (at 100,000 entries
+    /// a build takes minutes); the changes made in the meantime are replayed
+    /// onto the new index, which then replaces the old under the lock.
+    fn maybe_rebuild(&self, inner: &mut Inner) {
+        let live = inner.by_key.len();
+        if inner.tombstones < 64 || inner.tombstones < live {
+            return;
+        }
+        let mut pending = lock(&self.pending);
+        if pending.is_some() {
+            return; // one rebuild at a time
+        }
+        *pending = Some(Vec::new());
+        let snapshot: Vec<(Slot, Vec<f32>)> = inner
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(id, slot)| Some((slot.clone()?, inner.vector(id).to_vec())))
+            .collect();
+        let (shared, changes, queued) = (
+            self.inner.clone(),
+            self.changes.clone(),
+            self.pending.clone(),
+        );
+        let build = move || {
+            let mut built = Inner::build(snapshot);
+            let mut inner = shared.write().unwrap_or_else(|p| p.into_inner());
+            for change in lock(&queued).take().unwrap_or_default() {
+                match change {
+                    Change::Upsert(slot, vector) => built.insert(slot, &vector),
+                    Change::Remove(key) => built.tombstone(&key),
+                }
+            }
+            *inner = built;
+            changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        match std::thread::Builder::new()
+            .name("discovery-rebuild".into())
+            .spawn(build)
+        {
+            Ok(handle) => *lock(&self.rebuild) = Some(handle),
+            Err(e) => {
+                *pending = None;
+                tracing::error!(error = %e, "discovery: cannot start a rebuild; tombstones stay");
+            }
+        }
+    }
+
+    /// Waits for a rebuild running aside to finish and take over.
+    pub fn settle(&self) {
+        let handle = lock(&self.rebuild).take();
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            tracing::error!("discovery: a rebuild panicked; the old index stays");
+            *lock(&self.pending) = None;
+        }
     }
 
     fn changed(&self) {
@@ -435,6 +531,7 @@ impl Discovery {
         {
             slot.facts = facts;
             inner.packed[id] = inner.names.pack(&slot.category, &slot.facts);
+            *inner.group_facts(id) = inner.packed[id];
         }
     }
 
@@ -496,28 +593,50 @@ impl Discovery {
         };
 
         // Dense candidates: exact over the admitted few, or a filtered walk.
-        // Plan by selectivity: how many entries does the filter admit?
+        // Plan by selectivity: how many entries does the filter admit? Read
+        // group by group (one category's, or each in turn): in memory order.
         let unfiltered = filter.names.is_empty();
-        let admitted: Vec<usize> = if unfiltered && inner.by_key.len() > self.exact_scan_max {
-            Vec::new() // not needed: the walk runs without a filter
-        } else if let Some(category) = &filter.category {
-            let ids = inner
-                .by_category
-                .get(category)
-                .map_or(&[][..], Vec::as_slice);
-            ids.iter().copied().filter(|&id| admit(id)).collect()
+        let mut admitted: Vec<(&Group<Packed>, Vec<u32>)> = Vec::new();
+        let admitted_count = if unfiltered && inner.by_key.len() > self.exact_scan_max {
+            inner.by_key.len() // the walk runs without a filter
         } else {
-            (0..inner.slots.len()).filter(|&id| admit(id)).collect()
+            let groups: &[Group<Packed>] = match packed.category {
+                Some(Some(c)) => inner.groups.get(c as usize..=c as usize).unwrap_or(&[]),
+                Some(None) => &[],
+                None => &inner.groups,
+            };
+            let admits = |id: usize, p: &Packed| {
+                packed.admits(p)
+                    && (!packed.needs_slot
+                        || inner.slots[id].as_ref().is_some_and(|s| filter.admits(s)))
+            };
+            for group in groups {
+                let mut positions = Vec::new();
+                group.admitted(admits, &mut positions);
+                if !positions.is_empty() {
+                    admitted.push((group, positions));
+                }
+            }
+            admitted.iter().map(|(_, p)| p.len()).sum()
         };
-        let admitted_count = if unfiltered {
-            inner.by_key.len()
-        } else {
-            admitted.len()
-        };
-        let mut dense: Vec<(usize, f32)> = if admitted_count <= self.exact_scan_max {
+        let mut dense: Vec<(usize, f32)> = if admitted_count <= CODES_MIN {
             admitted
                 .iter()
-                .map(|&id| (id, dot(&vector, inner.vector(id))))
+                .flat_map(|(group, positions)| positions.iter().map(|&p| group.id(p)))
+                .map(|id| (id, dot(&vector, inner.vector(id))))
+                .collect()
+        } else if admitted_count <= self.exact_scan_max {
+            // Many admitted: rank by the 8-bit codes, rescore the best
+            // exactly (the codes' error, ~0.005, only reorders near-ties).
+            let code = Code::of(&vector);
+            let mut approximate = Vec::with_capacity(admitted_count);
+            for (group, positions) in &admitted {
+                group.scan(&code, positions, &mut approximate);
+            }
+            best_first(&mut approximate, CANDIDATES, |c| c.1);
+            approximate
+                .into_iter()
+                .map(|(id, _)| (id, dot(&vector, inner.vector(id))))
                 .collect()
         } else {
             // The walk's cost grows with k: ask for what the fusion can use.
@@ -564,49 +683,71 @@ impl Discovery {
         best_first(&mut lexical, CANDIDATES, |c| c.1);
 
         // Reciprocal-rank fusion of the two rankings.
-        let mut fused: HashMap<usize, (f32, Explanation)> = HashMap::new();
+        let mut fused: HashMap<usize, Explanation> =
+            HashMap::with_capacity(dense.len() + lexical.len());
         let blank = || Explanation {
             matched_terms: Vec::new(),
             dense_similarity: 0.0,
             dense_rank: None,
             lexical_score: 0.0,
             lexical_rank: None,
-            filters_passed: filter.names.clone(),
+            filters_passed: Vec::new(),
             rating_boost: 1.0,
             agent_score: 0.0,
         };
         for (rank, &(id, similarity)) in dense.iter().enumerate() {
-            let e = fused.entry(id).or_insert_with(|| (0.0, blank()));
-            e.0 += self.embedder.fusion_weight() / (RRF_K + rank as f32 + 1.0);
-            e.1.dense_similarity = similarity;
-            e.1.dense_rank = Some(rank + 1);
+            let e = fused.entry(id).or_insert_with(blank);
+            e.dense_similarity = similarity;
+            e.dense_rank = Some(rank + 1);
         }
         for (rank, (id, score, agent)) in lexical.into_iter().enumerate() {
-            let e = fused.entry(id).or_insert_with(|| (0.0, blank()));
-            e.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
-            e.1.lexical_score = score;
-            e.1.lexical_rank = Some(rank + 1);
-            e.1.agent_score = agent;
+            let e = fused.entry(id).or_insert_with(blank);
+            e.lexical_score = score;
+            e.lexical_rank = Some(rank + 1);
+            e.agent_score = agent;
         }
-        let mut hits: Vec<Hit> = fused
+        let dense_weight = self.embedder.fusion_weight();
+        let mut ranked: Vec<(usize, f32, Explanation)> = fused
             .into_iter()
-            .filter_map(|(id, (score, mut explanation))| {
-                let slot = inner.slots[id].as_ref()?;
-                if explanation.dense_rank.is_some() && explanation.lexical_rank.is_none() {
-                    explanation.dense_similarity = dot(&vector, inner.vector(id));
-                }
-                explanation.rating_boost = slot.facts.rating.map_or(1.0, |r| {
-                    1.0 + RATING_BOOST * ((r as f32 - 3.0) / 2.0).clamp(-1.0, 1.0)
-                });
-                Some(Hit {
-                    key: slot.key.clone(),
-                    score: score * explanation.rating_boost,
-                    explanation,
-                })
+            .filter(|(id, _)| inner.slots[*id].is_some())
+            .map(|(id, mut e)| {
+                let rrf = |rank: Option<usize>| rank.map_or(0.0, |r| 1.0 / (RRF_K + r as f32));
+                let rating = inner.packed[id].rating;
+                e.rating_boost = if rating.is_nan() {
+                    1.0
+                } else {
+                    1.0 + RATING_BOOST * ((rating as f32 - 3.0) / 2.0).clamp(-1.0, 1.0)
+                };
+                let score =
+                    (dense_weight * rrf(e.dense_rank) + rrf(e.lexical_rank)) * e.rating_boost;
+                (id, score, e)
             })
             .collect();
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.key.cmp(&b.key)));
-        hits.truncate(limit);
+        // The best `limit`, ties by key; only those become hits.
+        let key = |id: usize| inner.slots[id].as_ref().map_or("", |s| s.key.as_str());
+        let order = |a: &(usize, f32, Explanation), b: &(usize, f32, Explanation)| {
+            b.1.total_cmp(&a.1).then_with(|| key(a.0).cmp(key(b.0)))
+        };
+        if ranked.len() > limit {
+            ranked.select_nth_unstable_by(limit, order);
+            ranked.truncate(limit);
+        }
+        ranked.sort_unstable_by(order);
+        let mut hits: Vec<Hit> = ranked
+            .into_iter()
+            .map(|(id, score, mut explanation)| {
+                // Lexical-only hits were not scored densely: say how similar.
+                if explanation.dense_rank.is_none() {
+                    explanation.dense_similarity = dot(&vector, inner.vector(id));
+                }
+                explanation.filters_passed = filter.names.clone();
+                Hit {
+                    key: key(id).to_string(),
+                    score,
+                    explanation,
+                }
+            })
+            .collect();
         // Matched terms only for what is returned.
         for hit in &mut hits {
             if let Some(slot) = inner
@@ -633,6 +774,12 @@ impl Inner {
         &self.vectors[id * self.dimension..(id + 1) * self.dimension]
     }
 
+    /// The copy of slot `id`'s packed facts in its group.
+    fn group_facts(&mut self, id: usize) -> &mut Packed {
+        let (group, position) = self.placed[id];
+        self.groups[group as usize].facts_mut(position as usize)
+    }
+
     /// Adds a slot whose vector is in the graph under the next id: to the
     /// vector arena, the lexical indexes, the key map and its agent's document.
     fn place(&mut self, slot: Slot, vector: &[f32]) {
@@ -651,13 +798,16 @@ impl Inner {
         self.bm25.insert(id, &slot.terms);
         self.by_key.insert(slot.key.clone(), id);
         let agent = slot.agent.clone();
-        self.by_category
-            .entry(slot.category.clone())
-            .or_default()
-            .push(id);
         let packed = self.names.pack(&slot.category, &slot.facts);
         self.packed.resize(id, Packed::default());
         self.packed.push(packed);
+        let group = packed.category as usize;
+        if self.groups.len() <= group {
+            self.groups.resize_with(group + 1, Group::default);
+        }
+        let position = self.groups[group].push(id, packed, vector);
+        self.placed.resize(id, (u32::MAX, u32::MAX));
+        self.placed.push((group as u32, position as u32));
         self.slots.push(Some(slot));
         self.agents
             .members
@@ -671,6 +821,7 @@ impl Inner {
         if let Some(id) = self.by_key.remove(key) {
             if let Some(slot) = self.slots[id].take() {
                 self.packed[id].live = false;
+                *self.group_facts(id) = self.packed[id];
                 self.bm25.remove(id, &slot.terms);
                 if let Some(ids) = self.agents.members.get_mut(&slot.agent) {
                     ids.retain(|&i| i != id);
@@ -683,29 +834,26 @@ impl Inner {
 
     /// hnsw_rs cannot delete: once tombstones outnumber live entries (and
     /// there are enough to matter), rebuild from the live ones.
-    fn maybe_rebuild(&mut self) {
-        let live = self.by_key.len();
-        if self.tombstones < 64 || self.tombstones < live {
-            return;
-        }
-        let slots: Vec<(Slot, Vec<f32>)> = std::mem::take(&mut self.slots)
-            .into_iter()
-            .enumerate()
-            .filter_map(|(id, slot)| Some((slot?, self.vector(id).to_vec())))
-            .collect();
-        self.vectors.clear();
-        self.hnsw = new_hnsw(slots.len());
-        self.bm25 = Bm25::default();
-        self.by_key.clear();
-        self.agents = Agents::default();
-        self.by_category.clear();
-        self.packed.clear();
-        self.tombstones = 0;
+    /// A fresh index of `slots` (in order), checked for unreachable points.
+    fn build(slots: Vec<(Slot, Vec<f32>)>) -> Inner {
+        let mut inner = new_inner(slots.len());
         for (slot, vector) in slots {
-            self.hnsw.insert_slice((&vector, self.slots.len()));
-            self.place(slot, &vector);
+            inner.hnsw.insert_slice((&vector, inner.slots.len()));
+            inner.place(slot, &vector);
         }
-        self.check_reachable();
+        inner.check_reachable();
+        inner
+    }
+
+    /// Indexes `slot`, replacing the slot of its key.
+    fn insert(&mut self, slot: Slot, vector: &[f32]) {
+        self.tombstone(&slot.key);
+        let id = self.slots.len();
+        self.hnsw.insert_slice((vector, id));
+        if !self.finds_itself(id, vector) {
+            self.orphans.push(id);
+        }
+        self.place(slot, vector);
     }
 
     /// Whether a search for point `id`'s own vector finds it.
@@ -785,38 +933,47 @@ impl Inner {
     /// capabilities, also those whose own text is terse; the best agents'
     /// admitted capabilities all join. `(id, score, agent part)`.
     fn lexical(&self, terms: &[String], admit: &dyn Fn(usize) -> bool) -> Vec<(usize, f32, f32)> {
-        let (own, touched) = self.bm25.accumulate(terms);
-        let (by_doc, agents_touched) = self.agents.bm25.accumulate(terms);
-        let agent_part = |id: usize| {
-            AGENT_WEIGHT
-                * match self.agents.doc_of.get(id).copied().flatten() {
-                    Some(doc) => by_doc[doc],
-                    None => own[id],
-                }
-        };
-        let mut ranked: Vec<(usize, f32, f32)> = touched
-            .into_iter()
-            .filter(|&id| admit(id))
-            .map(|id| {
-                let agent = agent_part(id);
-                (id, own[id] + agent, agent)
-            })
-            .collect();
-        let mut agents: Vec<(usize, f32)> =
-            agents_touched.into_iter().map(|d| (d, by_doc[d])).collect();
-        best_first(&mut agents, AGENTS_SPREAD, |a| a.1);
-        for (doc, _) in agents {
-            let members = self.agents.members.get(&self.agents.names[doc]);
-            for &member in members.into_iter().flatten().take(SIBLINGS_MAX) {
-                // Members with a score of their own are in already.
-                if own[member] == 0.0 && admit(member) {
-                    let agent = agent_part(member);
-                    ranked.push((member, agent, agent));
-                }
-            }
-        }
-        ranked
+        self.bm25.with_scores(terms, |own, touched| {
+            self.agents
+                .bm25
+                .with_scores(terms, |by_doc, agents_touched| {
+                    let agent_part = |id: usize| {
+                        AGENT_WEIGHT
+                            * match self.agents.doc_of.get(id).copied().flatten() {
+                                Some(doc) => by_doc[doc],
+                                None => own[id],
+                            }
+                    };
+                    let mut ranked: Vec<(usize, f32, f32)> = touched
+                        .iter()
+                        .filter(|&&id| admit(id))
+                        .map(|&id| {
+                            let agent = agent_part(id);
+                            (id, own[id] + agent, agent)
+                        })
+                        .collect();
+                    let mut agents: Vec<(usize, f32)> =
+                        agents_touched.iter().map(|&d| (d, by_doc[d])).collect();
+                    best_first(&mut agents, AGENTS_SPREAD, |a| a.1);
+                    for (doc, _) in agents {
+                        let members = self.agents.members.get(&self.agents.names[doc]);
+                        for &member in members.into_iter().flatten().take(SIBLINGS_MAX) {
+                            // Members with a score of their own are in already.
+                            if own[member] == 0.0 && admit(member) {
+                                let agent = agent_part(member);
+                                ranked.push((member, agent, agent));
+                            }
+                        }
+                    }
+                    ranked
+                })
+        })
     }
+}
+
+/// Locks a mutex, also one a panicking thread left poisoned.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Keeps the `n` best of `items` by `score`, best first (ties by id): a
@@ -1146,6 +1303,77 @@ mod tests {
     /// Property: every indexed capability is found (rank 1) by its own
     /// description, whatever else is in the index, including after more
     /// than enough replacements to force a rebuild.
+    /// Once tombstones outnumber the live entries the index rebuilds aside:
+    /// searches and changes go on meanwhile, the changes made during the
+    /// build are replayed onto the new index, and the swap loses nothing.
+    #[test]
+    fn a_rebuild_runs_aside_and_keeps_the_changes_made_meanwhile() {
+        let described = |i: usize| {
+            entry(
+                &format!("agent-{i}.cap"),
+                &format!(
+                    "{} service {i} for {} and {} data",
+                    VOCABULARY[i % VOCABULARY.len()],
+                    VOCABULARY[(i * 7 + 3) % VOCABULARY.len()],
+                    VOCABULARY[(i * 13 + 5) % VOCABULARY.len()]
+                ),
+                "general",
+                0,
+                &["EU"],
+            )
+        };
+        let entries: Vec<Entry> = (0..300).map(described).collect();
+        let discovery = index(entries.clone());
+        // Replacing every entry makes tombstones equal the live entries.
+        for e in &entries {
+            let v = discovery.embed(e);
+            discovery.upsert(e.clone(), v);
+        }
+        assert!(lock(&discovery.rebuild).is_some(), "a rebuild started");
+        // Changes while it (probably) runs: removals and new entries.
+        for e in entries.iter().take(10) {
+            discovery.remove(&e.key);
+        }
+        let added: Vec<Entry> = (300..305).map(described).collect();
+        for e in &added {
+            let v = discovery.embed(e);
+            discovery.upsert(e.clone(), v);
+        }
+        discovery.settle();
+        assert!(lock(&discovery.pending).is_none());
+        {
+            let inner = discovery.inner.read().unwrap();
+            // The 300 replaced slots are gone; only the 10 later removals
+            // (replayed as tombstones, if the build was still running) remain.
+            assert!(inner.tombstones <= 10, "{} tombstones", inner.tombstones);
+            assert_eq!(inner.slots.len(), 295 + inner.tombstones);
+        }
+        assert_eq!(discovery.len(), 295);
+        let top = |need: &str| {
+            discovery
+                .search(&Query {
+                    need: need.into(),
+                    limit: Some(3),
+                    ..Query::default()
+                })
+                .unwrap()
+        };
+        for e in entries.iter().skip(10).chain(&added) {
+            assert!(
+                top(&e.description).iter().any(|h| h.key == e.key),
+                "{}",
+                e.key
+            );
+        }
+        for e in entries.iter().take(10) {
+            assert!(
+                top(&e.description).iter().all(|h| h.key != e.key),
+                "{}",
+                e.key
+            );
+        }
+    }
+
     #[test]
     fn every_capability_is_found_by_its_own_description() {
         let mut entries = Vec::new();
@@ -1166,7 +1394,7 @@ mod tests {
             ));
         }
         let discovery = index(entries.clone());
-        // Replace a third of them (same text): tombstones pass the rebuild threshold.
+        // Replace a third of them (same text): tombstones, no rebuild yet.
         for e in entries.iter().take(100) {
             let v = discovery.embed(e);
             discovery.upsert(e.clone(), v);
@@ -1189,6 +1417,71 @@ mod tests {
 
     /// The filters run inside the search: a query whose few matching entries
     /// are textually far from the need still gets `limit` of them.
+    /// Above `CODES_MIN` admitted entries the exact scan ranks by 8-bit
+    /// codes and rescores the best: its dense ranking equals a brute-force
+    /// scan of the admitted vectors, and it reads only the admitted.
+    #[test]
+    fn many_admitted_rank_by_codes_as_a_brute_force_scan_would() {
+        let mut entries = Vec::new();
+        for i in 0..3_000 {
+            let words: Vec<&str> = (0..3)
+                .map(|j| VOCABULARY[(i * 11 + j * 17 + i / 50) % VOCABULARY.len()])
+                .collect();
+            let category = if i % 5 == 0 { "rare" } else { "common" };
+            let description = format!("{} {} {} service {i}", words[0], words[1], words[2]);
+            entries.push(entry(
+                &format!("a{i}.cap"),
+                &description,
+                category,
+                10,
+                &["EU"],
+            ));
+        }
+        let discovery =
+            Discovery::new(Arc::new(HashEmbedder::default())).with_exact_scan_max(10_000);
+        let mut vectors = HashMap::new();
+        for e in &entries {
+            let v = discovery.embed(e);
+            vectors.insert(e.key.clone(), (e.category.clone(), v.clone()));
+            discovery.upsert(e.clone(), v);
+        }
+        for need in [
+            "weather flight hotel",
+            "crypto mortgage insurance",
+            "court patent",
+        ] {
+            let query = Query {
+                need: need.into(),
+                category: Some("common".into()),
+                limit: Some(20),
+                ..Query::default()
+            };
+            assert!(
+                entries.iter().filter(|e| e.category == "common").count() > CODES_MIN,
+                "the codes path runs"
+            );
+            let q = discovery.embedder().embed(need);
+            let mut exact: Vec<(f32, &String)> = vectors
+                .iter()
+                .filter(|(_, (c, _))| c == "common")
+                .map(|(k, (_, v))| (dot(&q, v), k))
+                .collect();
+            exact.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+            let hits = discovery.search_with(&query, Mode::Dense).unwrap();
+            assert_eq!(hits.len(), 20);
+            for (hit, (similarity, key)) in hits.iter().zip(&exact) {
+                // Equal similarity may order either way; the values agree.
+                assert!(
+                    (hit.explanation.dense_similarity - similarity).abs() < 1e-5,
+                    "{need}: {} {} vs {key} {similarity}",
+                    hit.key,
+                    hit.explanation.dense_similarity
+                );
+                assert!(vectors[&hit.key].0 == "common");
+            }
+        }
+    }
+
     #[test]
     fn tight_filters_still_fill_the_limit_from_far_away() {
         let mut entries = Vec::new();

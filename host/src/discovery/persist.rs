@@ -140,6 +140,8 @@ impl Discovery {
     /// `dir` when it is usable, else builds it; either way the result ranks
     /// exactly these entries.
     pub fn restore(&self, dir: &Path, entries: Vec<(Entry, Vec<f32>)>) -> Restored {
+        // A rebuild still running would replace what is restored here.
+        self.settle();
         let dimension = self.embedder.dimension();
         let mut entries: Vec<(Entry, Vec<f32>)> = entries
             .into_iter()
@@ -157,12 +159,12 @@ impl Discovery {
         let restored = match self.reload(dir, &mut entries) {
             Ok(restored) => restored,
             Err(reason) => {
-                let mut inner = new_inner(entries.len());
-                for (entry, vector) in entries.drain(..) {
-                    inner.hnsw.insert_slice((&vector, inner.slots.len()));
-                    inner.place(Slot::new(entry), &vector);
-                }
-                inner.check_reachable();
+                let inner = Inner::build(
+                    entries
+                        .drain(..)
+                        .map(|(entry, vector)| (Slot::new(entry), vector))
+                        .collect(),
+                );
                 *self.inner.write().unwrap_or_else(|p| p.into_inner()) = inner;
                 Restored::Rebuilt(reason)
             }
