@@ -58,6 +58,10 @@ pub struct Config {
     /// dumped at shutdown); 0: only at shutdown. A start after a crash
     /// reloads the last dump and inserts what came since.
     pub index_save_ms: u64,
+    /// How much reputation moves a discovery score: a 5-star capability
+    /// scores ×(1 + boost), a 1-star one ×(1 − boost), an unrated one ×1.
+    /// 0 to 1; 0 ranks on relevance alone.
+    pub discovery_rating_boost: f32,
 }
 
 /// The sandbox limits, as the config file spells them.
@@ -133,6 +137,7 @@ impl Default for Config {
             embedding_model: None,
             offer_ms: 10 * 60_000,
             index_save_ms: 5 * 60_000,
+            discovery_rating_boost: crate::discovery::RATING_BOOST,
         }
     }
 }
@@ -199,9 +204,34 @@ impl Config {
                 "settlement_tick_ms must be positive, dispute_window_ms at most a year".into(),
             );
         }
+        if !(0.0..=1.0).contains(&self.discovery_rating_boost) {
+            return Err("discovery_rating_boost must be 0 to 1".into());
+        }
         if self.requests_in_flight_max == 0 || self.background_flush_ms == 0 {
             return Err("requests_in_flight_max and background_flush_ms must be positive".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rating_boost_is_bounded() {
+        let mut config = Config::default();
+        assert!(config.check().is_ok());
+        config.discovery_rating_boost = 1.5;
+        assert!(
+            config
+                .check()
+                .unwrap_err()
+                .contains("discovery_rating_boost")
+        );
+        config.discovery_rating_boost = -0.1;
+        assert!(config.check().is_err());
+        config.discovery_rating_boost = 0.0;
+        assert!(config.check().is_ok());
     }
 }

@@ -134,9 +134,9 @@ impl Embedder for ModelEmbedder {
     }
 
     /// A sentence model understands paraphrase that BM25 misses, but alone
-    /// it still ranks below BM25 on ToolBench (recall@10 0.69 against
-    /// 0.76): 0.3 of the lexical ranking's weight was best of 0.2–1.5 there
-    /// (docs/BENCHMARKS.md).
+    /// it still ranks below BM25 on ToolBench (recall@10 0.70 against
+    /// 0.77): 0.3 of the lexical ranking's weight sits on the plateau of
+    /// 0.3–0.5 there, on both of its query files (docs/BENCHMARKS.md §5b).
     fn fusion_weight(&self) -> f32 {
         0.3
     }

@@ -129,7 +129,8 @@ impl Market {
             store,
             sandbox,
             catalog: Catalog::default(),
-            discovery: Discovery::new(embedder(&config)?),
+            discovery: Discovery::new(embedder(&config)?)
+                .with_rating_boost(config.discovery_rating_boost),
             index_restored: std::sync::OnceLock::new(),
             rates: rate::RateLimiter::default(),
             stats: Stats::default(),
