@@ -20,6 +20,10 @@
 //!   invalid values); a dump reaches hnsw_rs only after its checksums match.
 //! - Every live point either finds itself in the graph or is an orphan,
 //!   scored exactly on every walk (hnsw_rs can leave points unreachable).
+//! - A slot's packed facts live twice (by id, and in its category's group
+//!   beside its code); `place`, `tombstone` and `update_facts` change both.
+//! - At most one rebuild runs aside; while it does, every change is also
+//!   queued for it, under the index's write lock, so none is lost in the swap.
 
 mod bm25;
 mod codes;
@@ -57,8 +61,8 @@ const HNSW_EF_SEARCH_MIN: usize = 40;
 const HNSW_EF_SELF_CHECK: usize = 64;
 /// Below this many admitted entries, score them exactly instead of walking
 /// the graph (a selective filter makes the walk visit most of the graph).
-/// (100,000 × 384 here: scanning 32,768 admitted vectors costs ~2.5 ms, a
-/// walk admitting 10% of the graph ~15 ms; see docs/BENCHMARKS.md.)
+/// (100,000 × 384 here: a walk admitting 10% of the graph costs ~8 ms,
+/// scanning those 10,000 by their codes ~0.3 ms; docs/BENCHMARKS.md §6.)
 const EXACT_SCAN_MAX: usize = 32_768;
 /// Above this many admitted entries an exact scan ranks by the 8-bit codes
 /// first (below it the floats cost little).
@@ -319,6 +323,8 @@ struct Inner {
     vectors: Vec<f32>,
     dimension: usize,
     tombstones: usize,
+    /// Tombstones when a rebuild last failed (0: none failed).
+    rebuild_failed_at: usize,
 }
 
 fn new_hnsw(capacity: usize) -> Hnsw<'static, f32, DistDot> {
@@ -348,6 +354,7 @@ fn new_inner(capacity: usize) -> Inner {
         vectors: Vec::new(),
         dimension: 0,
         tombstones: 0,
+        rebuild_failed_at: 0,
     }
 }
 
@@ -465,7 +472,11 @@ impl Discovery {
     /// onto the new index, which then replaces the old under the lock.
     fn maybe_rebuild(&self, inner: &mut Inner) {
         let live = inner.by_key.len();
-        if inner.tombstones < 64 || inner.tombstones < live {
+        // After a failed rebuild, the next waits for twice the tombstones.
+        if inner.tombstones < 64
+            || inner.tombstones < live
+            || inner.tombstones < 2 * inner.rebuild_failed_at
+        {
             return;
         }
         let mut pending = lock(&self.pending);
@@ -485,16 +496,29 @@ impl Discovery {
             self.pending.clone(),
         );
         let build = move || {
-            let mut built = Inner::build(snapshot);
+            let built =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Inner::build(snapshot)));
+            // Under the write lock no change can slip between the queue and
+            // the swap.
             let mut inner = shared.write().unwrap_or_else(|p| p.into_inner());
-            for change in lock(&queued).take().unwrap_or_default() {
-                match change {
-                    Change::Upsert(slot, vector) => built.insert(slot, &vector),
-                    Change::Remove(key) => built.tombstone(&key),
+            let queued = lock(&queued).take().unwrap_or_default();
+            match built {
+                Ok(mut built) => {
+                    for change in queued {
+                        match change {
+                            Change::Upsert(slot, vector) => built.insert(slot, &vector),
+                            Change::Remove(key) => built.tombstone(&key),
+                        }
+                    }
+                    *inner = built;
+                    changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(_) => {
+                    // The old index already holds every change: it stays.
+                    inner.rebuild_failed_at = inner.tombstones;
+                    tracing::error!("discovery: a rebuild failed; the index keeps its tombstones");
                 }
             }
-            *inner = built;
-            changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         };
         match std::thread::Builder::new()
             .name("discovery-rebuild".into())
@@ -511,11 +535,9 @@ impl Discovery {
     /// Waits for a rebuild running aside to finish and take over.
     pub fn settle(&self) {
         let handle = lock(&self.rebuild).take();
-        if let Some(handle) = handle
-            && handle.join().is_err()
-        {
-            tracing::error!("discovery: a rebuild panicked; the old index stays");
-            *lock(&self.pending) = None;
+        if let Some(handle) = handle {
+            // The rebuild catches its own panics; nothing else can fail.
+            let _ = handle.join();
         }
     }
 
