@@ -62,6 +62,13 @@ pub struct Config {
     /// scores ×(1 + boost), a 1-star one ×(1 − boost), an unrated one ×1.
     /// 0 to 1; 0 ranks on relevance alone.
     pub discovery_rating_boost: f32,
+    /// `Host` header values the MCP endpoint answers (a DNS-rebinding
+    /// guard): names or `name:port`. Loopback only by default; a public
+    /// deployment lists its own names; `["*"]` accepts any host.
+    pub allowed_hosts: Vec<String>,
+    /// The URL clients reach this host at (`https://market.example`), written
+    /// into A2A agent cards; without it a card names the host it was asked on.
+    pub public_url: Option<String>,
 }
 
 /// The sandbox limits, as the config file spells them.
@@ -138,6 +145,8 @@ impl Default for Config {
             offer_ms: 10 * 60_000,
             index_save_ms: 5 * 60_000,
             discovery_rating_boost: crate::discovery::RATING_BOOST,
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            public_url: None,
         }
     }
 }
@@ -206,6 +215,14 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&self.discovery_rating_boost) {
             return Err("discovery_rating_boost must be 0 to 1".into());
+        }
+        if self.allowed_hosts.is_empty() || self.allowed_hosts.len() > 256 {
+            return Err("allowed_hosts must list 1 to 256 hosts (or \"*\" for any)".into());
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err("public_url must start with http:// or https://".into());
         }
         if self.requests_in_flight_max == 0 || self.background_flush_ms == 0 {
             return Err("requests_in_flight_max and background_flush_ms must be positive".into());

@@ -5,6 +5,7 @@
 //! [`api::app`] (the REST router). ARCHITECTURE.md has the codemap.
 #![deny(unsafe_code)]
 
+pub mod agents;
 pub mod api;
 pub mod attestation;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod discovery;
 pub mod identity;
 pub mod ledger;
 pub mod market;
+pub mod mcp;
 pub mod metrics;
 pub mod negotiation;
 pub mod pricing;

@@ -85,6 +85,13 @@ async fn main() -> Result<()> {
             };
             verify_document(document, &keys)
         }
+        Command::McpStdio => {
+            let key = cli
+                .api_key
+                .as_deref()
+                .context("mcp-stdio needs --api-key (or MERCATO_API_KEY)")?;
+            mercato_host::cli::mcp_stdio::run(&cli.server, key).await
+        }
         _ => run_client(&cli).await,
     }
 }

@@ -37,12 +37,16 @@ impl Server {
         let (market, admin_token) = Market::open(config).await?;
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let app = api::app(market.clone());
+        let stopping = tokio_util::sync::CancellationToken::new();
+        let app = api::app_until(market.clone(), stopping.clone());
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = signal.await;
+                    // End the agent front doors' open streams, or the
+                    // graceful stop would wait for them.
+                    stopping.cancel();
                 })
                 .await
         });

@@ -221,6 +221,7 @@ async fn main() {
             max_price_micros: None,
             contract_id: None,
             approval_id: None,
+            cancel: None,
         };
         market.invoke(&org, request, None).await.expect("invoke");
     })

@@ -150,6 +150,7 @@ async fn main() {
                 max_price_micros: Some(100_000),
                 contract_id: None,
                 approval_id: None,
+                cancel: None,
             };
             let t = Instant::now();
             market.invoke(&org, request, None).await.expect("invoke");

@@ -329,3 +329,85 @@ pub fn assert_error(status: StatusCode, body: &Value, expected_status: StatusCod
         "{body}"
     );
 }
+
+/// The third-party protocol clients the agent front-door tests drive (PyPI
+/// `mcp` and `a2a-sdk` in a virtual environment, npm
+/// `@modelcontextprotocol/sdk`), installed by `scripts/fetch-clients` into
+/// `target/clients` (never into the repository).
+pub mod clients {
+    use serde_json::Value;
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    /// Longest a client script may run.
+    const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
+
+    /// `target/clients` of this workspace.
+    pub fn dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/clients")
+            .canonicalize()
+            .unwrap_or_else(|_| {
+                panic!("the protocol clients are not installed: run scripts/fetch-clients")
+            })
+    }
+
+    /// A script under `tests/clients/`.
+    pub fn script(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("clients")
+            .join(name)
+    }
+
+    /// Node.js, with a script copied next to `target/clients/node_modules`
+    /// (ES modules resolve packages from the script's own directory).
+    pub fn node_script(name: &str) -> (PathBuf, PathBuf) {
+        let dir = dir();
+        assert!(
+            dir.join("node_modules/@modelcontextprotocol/sdk").exists(),
+            "no MCP TypeScript SDK in {}: run scripts/fetch-clients",
+            dir.display()
+        );
+        let copy = dir.join(name);
+        std::fs::copy(script(name), &copy)
+            .unwrap_or_else(|e| panic!("cannot copy {name} to {}: {e}", copy.display()));
+        (PathBuf::from("node"), copy)
+    }
+
+    /// The virtual environment's Python.
+    pub fn python() -> PathBuf {
+        let python = dir().join("venv/bin/python");
+        assert!(
+            python.exists(),
+            "no {}: run scripts/fetch-clients",
+            python.display()
+        );
+        python
+    }
+
+    /// Runs a client program to completion (bounded), asserting it succeeds,
+    /// and parses the JSON document it prints last.
+    pub async fn run(program: &Path, args: &[&str]) -> Value {
+        let output = tokio::time::timeout(
+            CLIENT_TIMEOUT,
+            tokio::process::Command::new(program)
+                .args(args)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{} {args:?} did not finish", program.display()))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "{} {args:?} failed ({}):\n{stderr}\n{stdout}",
+            program.display(),
+            output.status
+        );
+        let last = stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(last)
+            .unwrap_or_else(|e| panic!("client output is not JSON ({e}):\n{stdout}\n{stderr}"))
+    }
+}

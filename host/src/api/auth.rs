@@ -46,6 +46,34 @@ impl FromRequestParts<Arc<Market>> for Caller {
     }
 }
 
+/// Middleware for the agent front doors (`/mcp`, `/a2a`): the caller's API
+/// key is checked here, and the calling [`Org`] is put in the request's
+/// extensions for the protocol handler. Refused with 401 and
+/// `WWW-Authenticate: Bearer`.
+pub async fn bearer_only(
+    axum::extract::State(market): axum::extract::State<Arc<Market>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (mut parts, body) = request.into_parts();
+    match Caller::from_request_parts(&mut parts, &market).await {
+        Ok(Caller(org)) => {
+            parts.extensions.insert(org);
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Err(error) => {
+            let mut response = error.into_response();
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"mercato\""),
+            );
+            response
+        }
+    }
+}
+
 impl FromRequestParts<Arc<Market>> for Admin {
     type Rejection = ApiError;
 

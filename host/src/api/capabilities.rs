@@ -171,6 +171,7 @@ pub async fn capabilities_invoke(
         max_price_micros: body.max_price_micros,
         contract_id: body.contract_id,
         approval_id: body.approval_id,
+        cancel: None,
     };
     let wants_stream = headers
         .get(header::ACCEPT)

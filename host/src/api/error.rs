@@ -73,6 +73,7 @@ pub fn status_of(code: &str) -> StatusCode {
         | "approval_not_granted"
         | "approval_mismatch"
         | "idempotency_in_progress"
+        | "cancelled"
         | "transfer_exists" => StatusCode::CONFLICT,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "component_too_large" | "body_too_large" => StatusCode::PAYLOAD_TOO_LARGE,

@@ -30,6 +30,7 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 
 /// Multipart framing and the manifest on top of the component itself.
@@ -37,6 +38,13 @@ const UPLOAD_OVERHEAD_BYTES: u64 = 256 * 1024;
 
 /// The REST application, separate from `main` so tests can drive it.
 pub fn app(market: Arc<Market>) -> Router {
+    app_until(market, CancellationToken::new())
+}
+
+/// The application with its agent front doors (`/mcp`, `/a2a`);
+/// cancelling `stopping` ends their long-lived streams (a graceful stop
+/// would otherwise wait for them).
+pub fn app_until(market: Arc<Market>, stopping: CancellationToken) -> Router {
     let config = market.config().clone();
     let upload_limit = (config.component_bytes_max + UPLOAD_OVERHEAD_BYTES) as usize;
     let limits = ServiceBuilder::new()
@@ -108,6 +116,15 @@ pub fn app(market: Arc<Market>) -> Router {
         )
         .route("/v1/contracts/{id}", get(negotiations::contracts_get))
         .route("/v1/accounts/me/budget", put(accounts::budget_put))
+        .nest_service(
+            "/mcp",
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(
+                    market.clone(),
+                    auth::bearer_only,
+                ))
+                .service(crate::mcp::service(market.clone(), stopping.clone())),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))

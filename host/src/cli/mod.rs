@@ -5,6 +5,7 @@
 
 mod attest;
 mod client;
+pub mod mcp_stdio;
 mod offline;
 
 use clap::{Parser, Subcommand};
@@ -78,6 +79,9 @@ pub enum Command {
         #[arg(long)]
         embedding_model: Option<PathBuf>,
     },
+    /// Serve MCP over stdio for desktop MCP clients, relaying every message
+    /// to --server's `/mcp` with --api-key (your calls are charged to you).
+    McpStdio,
     /// Manage organisations.
     Org {
         /// What to do with organisations.

@@ -81,6 +81,9 @@ pub enum Error {
         /// charged; a provider fault is not).
         charged_micros: u64,
     },
+    /// The caller cancelled the call before it finished; nothing was charged.
+    #[error("the call was cancelled before it finished; nothing was charged")]
+    Cancelled,
     /// The capability answered an error.
     #[error("the capability refused the call: {error:?}")]
     Refused {
@@ -215,6 +218,7 @@ impl Error {
             Error::CapBelowPrice(_) => "price_too_low",
             Error::RateLimited { .. } => "rate_limited",
             Error::Call { failure, .. } => failure.code(),
+            Error::Cancelled => "cancelled",
             Error::Refused {
                 error: GuestError::InvalidInput(_),
                 ..

@@ -12,6 +12,7 @@ use crate::store::Tree;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
 
 /// A call as a front door hands it over.
 #[derive(Debug, Clone)]
@@ -27,6 +28,10 @@ pub struct InvokeRequest {
     pub contract_id: Option<String>,
     /// An approval for a call above the consumer's approval threshold.
     pub approval_id: Option<String>,
+    /// Cancels the call while it runs in the sandbox (an A2A `CancelTask`,
+    /// an MCP `notifications/cancelled`): the hold is voided, nothing is
+    /// charged or recorded. Once the sandbox has answered, the call completes.
+    pub cancel: Option<CancellationToken>,
 }
 
 /// What is kept of every call, as its parties see it
@@ -261,21 +266,30 @@ impl Market {
         };
 
         let input = request.input.to_string();
+        let call = self.sandbox.invoke(
+            &listed.compiled,
+            &capability.pinned_id,
+            &capability.record.name,
+            &input,
+            metering.fuel_limit,
+            emitter,
+        );
+        let cancel = request.cancel.clone().unwrap_or_default();
+        // Dropping the sandbox future stops the guest at its next yield
+        // (fuel and epoch checks); dropping the hold voids it.
         let Invocation {
             result,
             fuel_used,
             duration,
-        } = self
-            .sandbox
-            .invoke(
-                &listed.compiled,
-                &capability.pinned_id,
-                &capability.record.name,
-                &input,
-                metering.fuel_limit,
-                emitter,
-            )
-            .await;
+        } = tokio::select! {
+            biased;
+            invocation = call => invocation,
+            () = cancel.cancelled() => {
+                drop(hold);
+                self.metrics.invocation("cancelled", 0, 0.0);
+                return Err(Error::Cancelled);
+            }
+        };
         let duration_ms = duration.as_millis() as u64;
         let record = InvocationRecord {
             transaction_id: transaction_id.clone(),

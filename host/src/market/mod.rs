@@ -247,6 +247,27 @@ impl Market {
         Ok(self.view(&listed, c))
     }
 
+    /// Whether a capability's input and output schemas describe JSON
+    /// objects (cheap: no view is built). Front doors whose arguments and
+    /// results must be objects (MCP) wrap other shapes.
+    pub fn object_schemas(&self, id: &str) -> Result<(bool, bool)> {
+        let parsed = CapabilityId::parse(id)?;
+        let listed = self
+            .catalog
+            .resolve(&parsed)
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let c = listed
+            .capability(&parsed.capability)
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let is_object = |schema: &serde_json::Value| {
+            schema.get("type").and_then(|t| t.as_str()) == Some("object")
+        };
+        Ok((
+            is_object(&c.record.input_schema),
+            is_object(&c.record.output_schema),
+        ))
+    }
+
     /// The expected cost of a call, from observed fuel.
     pub fn quote(&self, id: &str) -> Result<Quote> {
         let view = self.capability(id)?;

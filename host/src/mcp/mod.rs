@@ -1,0 +1,400 @@
+//! The MCP front door (`/mcp`): every listed capability is a tool, beside
+//! the marketplace's own tools (`discover`, `quote`, `negotiate`), served
+//! over Streamable HTTP by rmcp in the two protocol revisions clients speak:
+//! 2025-11-25 (`initialize`, `Mcp-Session-Id`) and 2026-07-28 (stateless).
+//!
+//! Owns: tool names ([`names`]), the tool list and its pages, tool
+//! arguments → market calls, call results → `CallToolResult`, emitted chunks
+//! → progress notifications.
+//!
+//! Does not know about: HTTP. The REST module mounts [`service`] and
+//! authenticates the caller first: the calling [`Org`] rides in the request
+//! parts' extensions, which rmcp hands to every request.
+
+mod names;
+
+pub use names::{capability_id, tool_name};
+
+use crate::agents::{self, Failed};
+use crate::identity::Org;
+use crate::market::{CapabilityView, InvokeRequest, Market};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    InitializeResult, JsonObject, ListToolsResult, MetaObject, PaginatedRequestParams,
+    ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Tools on one `tools/list` page.
+pub const PAGE_TOOLS: usize = 100;
+
+/// `_meta` keys a `tools/call` may carry (in the request's `_meta`, or in
+/// the arguments' `_meta` member, which is removed before validation).
+pub const META_MAX_PRICE: &str = "mercato/max_price_micros";
+/// See [`META_MAX_PRICE`]: the contract the call runs under.
+pub const META_CONTRACT: &str = "mercato/contract_id";
+/// See [`META_MAX_PRICE`]: an approval for a call above the threshold.
+pub const META_APPROVAL: &str = "mercato/approval_id";
+
+/// The `_meta` key of a tool error's REST error body (`{"error": {code, …}}`).
+pub const META_ERROR: &str = "mercato/error";
+/// The `_meta` key of a successful call's settlement (transaction id,
+/// fuel, cost, fee, charge, signed receipt).
+pub const META_SETTLEMENT: &str = "mercato/settlement";
+
+/// The Streamable HTTP service `/mcp` mounts.
+pub type Service = StreamableHttpService<Mercato, LocalSessionManager>;
+
+/// The service for `/mcp`. `stopping` ends open streams when the host stops.
+pub fn service(market: Arc<Market>, stopping: CancellationToken) -> Service {
+    let config = market.config();
+    let mut http = StreamableHttpServerConfig::default()
+        .with_sse_keep_alive(Some(Duration::from_secs(15)))
+        .with_json_response(true)
+        .with_max_request_body_bytes(config.body_bytes_max as usize)
+        .with_cancellation_token(stopping);
+    http = if config.allowed_hosts.iter().any(|h| h == "*") {
+        http.disable_allowed_hosts()
+    } else {
+        http.with_allowed_hosts(config.allowed_hosts.clone())
+    };
+    StreamableHttpService::new(
+        move || {
+            Ok(Mercato {
+                market: market.clone(),
+            })
+        },
+        Arc::new(LocalSessionManager::default()),
+        http,
+    )
+}
+
+/// The MCP server: one per session (2025-11-25) or per request (2026-07-28).
+#[derive(Clone)]
+pub struct Mercato {
+    market: Arc<Market>,
+}
+
+fn object(value: Value) -> Arc<JsonObject> {
+    Arc::new(match value {
+        Value::Object(map) => map,
+        _ => JsonObject::new(),
+    })
+}
+
+/// Whether a schema describes an object (MCP wants object schemas; other
+/// inputs and outputs are wrapped in `{"input": …}` / `{"output": …}`).
+fn is_object_schema(schema: &Value) -> bool {
+    schema.get("type").and_then(Value::as_str) == Some("object")
+}
+
+fn wrapped(key: &str, schema: &Value) -> Value {
+    json!({"type": "object", "properties": {key: schema}, "required": [key]})
+}
+
+fn marketplace_tools() -> Vec<Tool> {
+    let tool = |name: &'static str, description: &'static str, schema: Value| {
+        Tool::new(name, description, object(schema))
+    };
+    vec![
+        tool(
+            "discover",
+            "Find capabilities for a need described in plain language, within price, latency, uptime, data-policy and rating limits. Each result names the tool that calls it.",
+            agents::schemas::discover(),
+        ),
+        tool(
+            "negotiate",
+            "Negotiate terms (price cap, latency SLA, retention, encryption, jurisdiction, rate limit) for a capability. Accepted terms come as a signed contract: pass its id as `_meta` `mercato/contract_id` when calling.",
+            agents::schemas::negotiate(),
+        ),
+        tool(
+            "quote",
+            "The expected cost of one call to a capability, from observed fuel, and a suggested price cap.",
+            agents::schemas::quote(),
+        ),
+    ]
+}
+
+fn capability_tool(view: &CapabilityView) -> Option<Tool> {
+    let name = tool_name(&view.id)?;
+    let terms = &view.terms;
+    let description = format!(
+        "{} — price {} micros per call + {} micros per million fuel (plus the marketplace fee); latency ≤ {} ms; capability `{}`.",
+        view.description, terms.price_micros, terms.micros_per_mfuel, terms.latency_ms_max, view.id
+    );
+    let input = if is_object_schema(&view.input_schema) {
+        view.input_schema.clone()
+    } else {
+        wrapped("input", &view.input_schema)
+    };
+    let output = if is_object_schema(&view.output_schema) {
+        view.output_schema.clone()
+    } else {
+        wrapped("output", &view.output_schema)
+    };
+    let mut meta = MetaObject::new();
+    meta.0
+        .insert("mercato/capability_id".into(), json!(view.id));
+    meta.0
+        .insert("mercato/pinned_id".into(), json!(view.pinned_id));
+    meta.0.insert("mercato/terms".into(), json!(terms));
+    let mut tool = Tool::new(name, description, object(input))
+        .with_title(format!("{} · {}", view.agent, view.name))
+        .with_raw_output_schema(object(output));
+    tool.meta = Some(meta);
+    Some(tool)
+}
+
+fn caller(context: &RequestContext<RoleServer>) -> Result<Org, ErrorData> {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Org>())
+        .cloned()
+        .ok_or_else(|| ErrorData::internal_error("the caller was not authenticated", None))
+}
+
+/// A `_meta` value under `key`, from the request or the arguments.
+fn meta_value<'a>(
+    request: &'a Option<rmcp::model::RequestMetaObject>,
+    arguments: &'a Option<JsonObject>,
+    key: &str,
+) -> Option<&'a Value> {
+    request.as_ref().and_then(|m| m.0.0.get(key)).or_else(|| {
+        arguments
+            .as_ref()
+            .and_then(|a| a.get("_meta"))
+            .and_then(|m| m.get(key))
+    })
+}
+
+fn meta_u64(value: Option<&Value>, key: &str) -> Result<Option<u64>, ErrorData> {
+    value
+        .map(|v| {
+            v.as_u64().ok_or_else(|| {
+                ErrorData::invalid_params(format!("`_meta` `{key}` must be a whole number"), None)
+            })
+        })
+        .transpose()
+}
+
+fn meta_string(value: Option<&Value>, key: &str) -> Result<Option<String>, ErrorData> {
+    value
+        .map(|v| {
+            v.as_str().map(str::to_string).ok_or_else(|| {
+                ErrorData::invalid_params(format!("`_meta` `{key}` must be a string"), None)
+            })
+        })
+        .transpose()
+}
+
+fn failed(error: Failed) -> Result<CallToolResponse, ErrorData> {
+    match error {
+        Failed::Arguments(message) => Err(ErrorData::invalid_params(message, None)),
+        Failed::Market(crate::market::Error::InvalidQuery(message)) => {
+            Err(ErrorData::invalid_params(message, None))
+        }
+        // A tool error: the REST error body as text and under `_meta`
+        // `mercato/error`, not as `structuredContent` (clients check that
+        // against the tool's output schema even on errors).
+        Failed::Market(error) => {
+            let body = agents::error_body(error);
+            let mut meta = MetaObject::new();
+            meta.0.insert(META_ERROR.into(), body.clone());
+            Ok(
+                CallToolResult::error(vec![ContentBlock::text(body.to_string())])
+                    .with_meta(Some(meta))
+                    .into(),
+            )
+        }
+    }
+}
+
+impl Mercato {
+    async fn marketplace(
+        &self,
+        name: &str,
+        org: &Org,
+        arguments: Value,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let market = &self.market;
+        let answer = match name {
+            "discover" => agents::discover(market, arguments).await,
+            "quote" => agents::quote(market, arguments).await,
+            _ => agents::negotiate(market, org, arguments).await,
+        };
+        match answer {
+            Ok(value) => Ok(CallToolResult::structured(value).into()),
+            Err(error) => failed(error),
+        }
+    }
+
+    async fn call_capability(
+        &self,
+        id: String,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+        org: Org,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let unknown =
+            || ErrorData::invalid_params(format!("unknown tool `{}`", request.name), None);
+        let (takes_object, gives_object) =
+            self.market.object_schemas(&id).map_err(|_| unknown())?;
+        let max_price = meta_u64(
+            meta_value(&request.meta, &request.arguments, META_MAX_PRICE),
+            META_MAX_PRICE,
+        )?;
+        let contract = meta_string(
+            meta_value(&request.meta, &request.arguments, META_CONTRACT),
+            META_CONTRACT,
+        )?;
+        let approval = meta_string(
+            meta_value(&request.meta, &request.arguments, META_APPROVAL),
+            META_APPROVAL,
+        )?;
+        let mut arguments = request.arguments.unwrap_or_default();
+        arguments.remove("_meta");
+        let input = if takes_object {
+            Value::Object(arguments)
+        } else {
+            arguments.remove("input").ok_or_else(|| {
+                ErrorData::invalid_params("this tool takes its input as `input`", None)
+            })?
+        };
+        let progress = context.meta.get_progress_token();
+        let (emitter, forward) = match progress {
+            Some(token) => {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+                let peer = context.peer.clone();
+                let forward = tokio::spawn(async move {
+                    let mut sent = 0u32;
+                    while let Some(chunk) = rx.recv().await {
+                        sent += 1;
+                        let note = ProgressNotificationParam::new(token.clone(), f64::from(sent))
+                            .with_message(chunk);
+                        if peer.notify_progress(note).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                (Some(tx), Some(forward))
+            }
+            None => (None, None),
+        };
+        let call = InvokeRequest {
+            capability_id: id.clone(),
+            input,
+            max_price_micros: max_price,
+            contract_id: contract,
+            approval_id: approval,
+            cancel: Some(context.ct.clone()),
+        };
+        let result = self.market.invoke(&org, call, emitter).await;
+        // Every chunk is sent before the result (the emitter closed with the call).
+        if let Some(forward) = forward {
+            let _ = forward.await;
+        }
+        match result {
+            Ok(result) => {
+                let structured = if gives_object {
+                    result.output.clone()
+                } else {
+                    json!({ "output": result.output })
+                };
+                let mut meta = MetaObject::new();
+                meta.0
+                    .insert(META_SETTLEMENT.into(), agents::settlement(&result));
+                let mut answer = CallToolResult::structured(structured);
+                answer.content = vec![ContentBlock::text(result.output.to_string())];
+                Ok(answer.with_meta(Some(meta)).into())
+            }
+            Err(crate::market::Error::InvalidInput { violations }) => {
+                Err(ErrorData::invalid_params(
+                    "the arguments break the tool's input schema",
+                    Some(json!({ "violations": violations })),
+                ))
+            }
+            // Delisted between the lookup and the call.
+            Err(crate::market::Error::NotFound(what)) if what == id => Err(unknown()),
+            Err(error) => failed(Failed::Market(error)),
+        }
+    }
+}
+
+impl ServerHandler for Mercato {
+    fn get_info(&self) -> ServerConfig {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("mercato", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Mercato is a marketplace of agent capabilities. Use `discover` to find one for a need, \
+                 `quote` for its expected cost, optionally `negotiate` terms, then call its tool. \
+                 Calls are metered and charged to your account; cap a call's price with `_meta` \
+                 `mercato/max_price_micros`.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let cursor = request.and_then(|r| r.cursor);
+        if let Some(cursor) = &cursor
+            && capability_id(cursor).is_none()
+        {
+            return Err(ErrorData::invalid_params("invalid cursor", None));
+        }
+        let mut tools: Vec<Tool> = self
+            .market
+            .capabilities()
+            .iter()
+            .filter_map(capability_tool)
+            .filter(|tool| cursor.as_deref().is_none_or(|c| *tool.name > *c))
+            .collect();
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut page = if cursor.is_none() {
+            marketplace_tools()
+        } else {
+            Vec::new()
+        };
+        let room = PAGE_TOOLS - page.len();
+        let more = tools.len() > room;
+        tools.truncate(room);
+        let next = more
+            .then(|| tools.last().map(|t| t.name.to_string()))
+            .flatten();
+        page.extend(tools);
+        let mut result = ListToolsResult::with_all_items(page);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let org = caller(&context)?;
+        match request.name.as_ref() {
+            name @ ("discover" | "quote" | "negotiate") => {
+                let mut arguments = request.arguments.clone().unwrap_or_default();
+                arguments.remove("_meta");
+                self.marketplace(name, &org, Value::Object(arguments)).await
+            }
+            name => match capability_id(name) {
+                Some(id) => self.call_capability(id, request, context, org).await,
+                None => Err(ErrorData::invalid_params(
+                    format!("unknown tool `{name}`"),
+                    None,
+                )),
+            },
+        }
+    }
+}

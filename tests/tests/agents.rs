@@ -1,0 +1,249 @@
+//! The agent front doors (`/mcp`, `/a2a`, streamed REST) driven by the
+//! official third-party client SDKs, against a real host with real
+//! components: the same identity, metering and settlement as REST.
+
+use mercato_tests::{Host, Org, clients};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A host with the unit converter (free), the summarizer (priced, emits
+/// chunks) and the misbehaver (hostile) listed, and a funded consumer.
+async fn market(dir: &std::path::Path) -> (Host, Org) {
+    let host = Host::start(dir).await;
+    let provider = host.org("provider").await;
+    for agent in ["unit-converter", "summarizer", "hostile/misbehaver"] {
+        host.publish(&provider, agent).await;
+    }
+    let consumer = host.org("consumer").await;
+    (host, consumer)
+}
+
+async fn spent(host: &Host, org: &Org) -> u64 {
+    let balance = host.balance(org).await;
+    mercato_tests::STARTING_BALANCE_MICROS
+        - balance["available_micros"].as_u64().expect("available")
+}
+
+/// Checks what the Python MCP client saw, in either protocol revision.
+async fn check_python_mcp(host: &Host, consumer: &Org, seen: &Value) {
+    let tools: Vec<&str> = seen["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for tool in [
+        "discover",
+        "negotiate",
+        "quote",
+        "unit-converter__convert",
+        "summarizer__summarize",
+        "misbehaver__panic",
+    ] {
+        assert!(tools.contains(&tool), "{tool} not listed: {tools:?}");
+    }
+    assert_eq!(
+        seen["convert_schema_required"],
+        json!(["from", "to", "value"]),
+        "{seen}"
+    );
+    assert_eq!(seen["convert_has_output_schema"], true);
+
+    let convert = &seen["convert"];
+    assert_eq!(convert["is_error"], false, "{convert}");
+    assert_eq!(convert["structured"]["value"], json!(10000.0), "{convert}");
+    let settlement = &convert["meta"]["mercato/settlement"];
+    assert_eq!(
+        settlement["charged_micros"], 0,
+        "a free capability: {convert}"
+    );
+
+    // The priced call: progress from `emit`, a charge on the consumer's books.
+    let summarize = &seen["summarize"];
+    assert_eq!(summarize["is_error"], false, "{summarize}");
+    assert_eq!(summarize["structured"]["sentence_count"], 4, "{summarize}");
+    let progress = summarize["progress"].as_array().expect("progress");
+    assert!(
+        progress.len() >= 2,
+        "each emitted chunk is a progress notification: {summarize}"
+    );
+    assert!(
+        progress.iter().all(|p| p["message"].is_string()),
+        "{summarize}"
+    );
+    let settlement = &summarize["meta"]["mercato/settlement"];
+    let charged = settlement["charged_micros"].as_u64().expect("charged");
+    assert!(charged >= 5_000, "{settlement}");
+    let tx = settlement["transaction_id"]
+        .as_str()
+        .expect("transaction id");
+    let (status, record) = host
+        .get(&format!("/v1/transactions/{tx}"), Some(&consumer.api_key))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{record}");
+    assert_eq!(record["consumer_org_id"], consumer.org_id.as_str());
+    assert_eq!(record["charged_micros"], charged);
+    assert_eq!(record["settlement"], "escrowed");
+
+    // A cap in the arguments' `_meta` below the price is the consumer's refusal.
+    assert_eq!(seen["capped"]["is_error"], true, "{seen}");
+    assert_eq!(seen["capped"]["error"]["error"]["code"], "price_too_low");
+    // A provider fault is a tool error, not a protocol error, and free.
+    assert_eq!(seen["hostile"]["is_error"], true, "{seen}");
+    assert_eq!(seen["hostile"]["error"]["error"]["code"], "guest_trapped");
+    assert_eq!(
+        seen["hostile"]["error"]["error"]["details"]["charged_micros"],
+        0
+    );
+    // Unknown tools and invalid arguments are JSON-RPC errors.
+    assert_eq!(seen["unknown_tool"]["code"], -32602, "{seen}");
+    assert_eq!(seen["invalid_arguments"]["code"], -32602, "{seen}");
+
+    let results = seen["discover"]["results"]
+        .as_array()
+        .expect("discover results");
+    assert_eq!(results[0]["tool"], "unit-converter__convert", "{results:?}");
+    assert!(
+        seen["quote"]["capability_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("summarizer.summarize@")),
+        "{seen}"
+    );
+}
+
+#[tokio::test]
+async fn the_python_mcp_sdk_lists_and_calls_in_both_protocol_revisions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, consumer) = market(dir.path()).await;
+    let url = format!("{}/mcp", host.url);
+    let python = clients::python();
+    let script = clients::script("mcp_client.py");
+    let script = script.to_str().expect("utf-8 path");
+
+    let seen = clients::run(&python, &[script, &url, &consumer.api_key, "auto"]).await;
+    assert_eq!(seen["protocol_version"], "2026-07-28", "{seen}");
+    check_python_mcp(&host, &consumer, &seen).await;
+    let after_modern = spent(&host, &consumer).await;
+    assert!(after_modern > 0);
+
+    let seen = clients::run(&python, &[script, &url, &consumer.api_key, "legacy"]).await;
+    assert_eq!(seen["protocol_version"], "2025-11-25", "{seen}");
+    check_python_mcp(&host, &consumer, &seen).await;
+    assert!(
+        spent(&host, &consumer).await > after_modern,
+        "the legacy run paid too"
+    );
+    host.stop().await;
+}
+
+/// The `mercato` binary, built with the features this test crate was built
+/// with (a no-op when `cargo test --workspace` already built it).
+fn mercato_binary() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut build =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build.args(["build", "--quiet", "-p", "mercato-host", "--bin", "mercato"]);
+    if cfg!(feature = "model") {
+        build.args(["--features", "model"]);
+    }
+    let status = build.current_dir(&root).status().expect("cargo runs");
+    assert!(status.success(), "the mercato binary builds");
+    root.join("target/debug/mercato")
+}
+
+#[tokio::test]
+async fn the_stdio_bridge_serves_a_python_mcp_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, consumer) = market(dir.path()).await;
+    let binary = mercato_binary();
+    let binary = binary.to_str().expect("utf-8 path");
+    let python = clients::python();
+    let script = clients::script("mcp_stdio_client.py");
+    let script = script.to_str().expect("utf-8 path");
+    for (mode, version) in [("auto", "2026-07-28"), ("legacy", "2025-11-25")] {
+        let before = spent(&host, &consumer).await;
+        let seen = clients::run(
+            &python,
+            &[script, binary, &host.url, &consumer.api_key, mode],
+        )
+        .await;
+        assert_eq!(seen["protocol_version"], version, "{seen}");
+        assert!(
+            seen["tools"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("summarizer__summarize"))),
+            "{seen}"
+        );
+        let summarize = &seen["summarize"];
+        assert_eq!(summarize["is_error"], false, "{seen}");
+        assert_eq!(summarize["structured"]["sentence_count"], 4, "{seen}");
+        assert!(
+            summarize["progress"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty()),
+            "{seen}"
+        );
+        let charged = summarize["meta"]["mercato/settlement"]["charged_micros"]
+            .as_u64()
+            .expect("charged");
+        assert!(charged > 0);
+        assert_eq!(
+            spent(&host, &consumer).await,
+            before + charged,
+            "{mode}: charged to the key's owner"
+        );
+        assert_eq!(seen["unknown_tool"]["code"], -32602, "{seen}");
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn the_typescript_mcp_sdk_lists_and_calls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, consumer) = market(dir.path()).await;
+    let (node, script) = clients::node_script("mcp_client.mjs");
+    let url = format!("{}/mcp", host.url);
+    let seen = clients::run(
+        &node,
+        &[script.to_str().expect("utf-8"), &url, &consumer.api_key],
+    )
+    .await;
+    let tools = seen["tools"].as_array().expect("tools");
+    for tool in [
+        "discover",
+        "quote",
+        "negotiate",
+        "unit-converter__convert",
+        "summarizer__summarize",
+    ] {
+        assert!(tools.contains(&json!(tool)), "{tool}: {seen}");
+    }
+    assert_eq!(seen["convert"]["isError"], false, "{seen}");
+    let km = seen["convert"]["structured"]["value"]
+        .as_f64()
+        .expect("value");
+    assert!((km - 1.609344).abs() < 1e-9, "{seen}");
+    let summarize = &seen["summarize"];
+    assert_eq!(summarize["isError"], false, "{seen}");
+    assert!(
+        summarize["progress"]
+            .as_array()
+            .is_some_and(|p| p.len() >= 2),
+        "{seen}"
+    );
+    let charged = summarize["meta"]["mercato/settlement"]["charged_micros"]
+        .as_u64()
+        .expect("charged");
+    assert_eq!(
+        spent(&host, &consumer).await,
+        charged,
+        "only the priced call is charged"
+    );
+    assert_eq!(seen["hostile"]["isError"], true, "{seen}");
+    assert_eq!(
+        seen["hostile"]["error"]["error"]["code"], "guest_trapped",
+        "{seen}"
+    );
+    assert_eq!(seen["unknown_tool"]["code"], -32602, "{seen}");
+    host.stop().await;
+}
