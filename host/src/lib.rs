@@ -5,6 +5,7 @@
 //! [`api::app`] (the REST router). ARCHITECTURE.md has the codemap.
 #![deny(unsafe_code)]
 
+pub mod a2a;
 pub mod agents;
 pub mod api;
 pub mod attestation;

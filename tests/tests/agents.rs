@@ -247,3 +247,152 @@ async fn the_typescript_mcp_sdk_lists_and_calls() {
     assert_eq!(seen["unknown_tool"]["code"], -32602, "{seen}");
     host.stop().await;
 }
+
+#[tokio::test]
+async fn the_a2a_sdk_sends_gets_cancels_streams_and_negotiates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, consumer) = market(dir.path()).await;
+    let provider = host.org("redactor-provider").await;
+    host.publish(&provider, "pii-redactor").await;
+    let python = clients::python();
+    let script = clients::script("a2a_client.py");
+    let seen = clients::run(
+        &python,
+        &[
+            script.to_str().expect("utf-8"),
+            &host.url,
+            &consumer.api_key,
+        ],
+    )
+    .await;
+
+    // The card: the marketplace as an agent, capabilities as skills, bearer keys.
+    let card = &seen["card"];
+    assert_eq!(
+        card["supportedInterfaces"][0]["protocolVersion"], "1.0",
+        "{card}"
+    );
+    assert_eq!(
+        card["supportedInterfaces"][0]["url"],
+        format!("{}/a2a", host.url)
+    );
+    assert_eq!(
+        card["securitySchemes"]["bearer"]["httpAuthSecurityScheme"]["scheme"],
+        "Bearer"
+    );
+    assert_eq!(card["capabilities"]["streaming"], true);
+    let skills: Vec<&str> = card["skills"]
+        .as_array()
+        .expect("skills")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert!(
+        skills.contains(&"unit-converter.convert") && skills.contains(&"pii-redactor.redact"),
+        "{skills:?}"
+    );
+    assert_eq!(
+        seen["capability_card"]["supportedInterfaces"][0]["url"],
+        format!("{}/a2a/agents/unit-converter.convert", host.url)
+    );
+
+    // SendMessage → a completed task with the output as a data artifact.
+    let task = &seen["convert"]
+        .as_array()
+        .expect("events")
+        .last()
+        .expect("an event")["task"];
+    assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{task}");
+    assert_eq!(
+        task["artifacts"][0]["parts"][0]["data"]["value"], 2000.0,
+        "{task}"
+    );
+    assert_eq!(seen["get_task"]["status"]["state"], "TASK_STATE_COMPLETED");
+    assert_eq!(seen["get_task"]["id"], task["id"]);
+
+    let hostile = &seen["hostile"]["task"];
+    assert_eq!(hostile["status"]["state"], "TASK_STATE_FAILED", "{hostile}");
+    assert_eq!(
+        hostile["metadata"]["mercato/error"]["error"]["code"],
+        "guest_trapped"
+    );
+
+    let found = &seen["discover"]["task"]["artifacts"][0]["parts"][0]["data"]["results"];
+    assert_eq!(
+        found[0]["capability_id"], "unit-converter.convert",
+        "{found}"
+    );
+
+    // Negotiation over A2A, then a call under the contract.
+    let negotiated = &seen["negotiate"]["task"]["artifacts"][0]["parts"][0]["data"];
+    assert_eq!(
+        negotiated["negotiation"]["status"], "accepted",
+        "{negotiated}"
+    );
+    let contract_id = seen["under_contract"]["contract_id"]
+        .as_str()
+        .expect("contract id");
+    let under = &seen["under_contract"]["task"]["task"];
+    assert_eq!(under["status"]["state"], "TASK_STATE_COMPLETED", "{under}");
+    assert_eq!(
+        under["metadata"]["mercato/settlement"]["contract_id"], contract_id,
+        "{under}"
+    );
+
+    assert_eq!(
+        seen["unknown_capability"]["type"], "InvalidParamsError",
+        "{seen}"
+    );
+
+    // Cancel a running task, then again: the spec's TaskNotCancelableError.
+    assert_eq!(
+        seen["sleeping"]["status"]["state"], "TASK_STATE_WORKING",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["cancel"]["status"]["state"], "TASK_STATE_CANCELED",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["cancel_again"]["type"], "TaskNotCancelableError",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["cancelled_task"]["status"]["state"], "TASK_STATE_CANCELED",
+        "{seen}"
+    );
+    assert_eq!(seen["missing_task"]["type"], "TaskNotFoundError", "{seen}");
+
+    // Streaming: the task, chunks from `emit`, the output, the final status.
+    let events = seen["stream"].as_array().expect("stream events");
+    assert!(events[0].get("task").is_some(), "{events:?}");
+    let chunks = events
+        .iter()
+        .filter(|e| e["artifactUpdate"]["artifact"]["artifactId"] == "stream")
+        .count();
+    assert!(chunks >= 2, "{events:?}");
+    let last = events.last().expect("events");
+    assert_eq!(
+        last["statusUpdate"]["status"]["state"], "TASK_STATE_COMPLETED",
+        "{last}"
+    );
+    // Protobuf carries numbers as doubles.
+    let charged = last["statusUpdate"]["metadata"]["mercato/settlement"]["charged_micros"]
+        .as_f64()
+        .expect("charged") as u64;
+    assert!(charged >= 5_000);
+
+    // The v0.3 method names and shapes.
+    let v03 = &seen["v03"]["result"];
+    assert_eq!(v03["kind"], "task", "{v03}");
+    assert_eq!(v03["status"]["state"], "completed");
+    assert_eq!(v03["artifacts"][0]["parts"][0]["kind"], "data");
+    assert_eq!(seen["bad_version"]["error"]["code"], -32009, "{seen}");
+    assert_eq!(seen["anonymous_status"], 401);
+
+    // Every paid call is on the consumer's books, nothing for the cancelled one.
+    let (status, me) = host.get("/v1/accounts/me", Some(&consumer.api_key)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(spent(&host, &consumer).await >= charged, "{me}");
+    host.stop().await;
+}

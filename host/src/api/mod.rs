@@ -7,6 +7,7 @@
 //! Does not know about: how anything is done. Every handler translates HTTP
 //! into one [`Market`] call and its result back into HTTP.
 
+mod a2a;
 mod accounts;
 mod auth;
 mod capabilities;
@@ -125,6 +126,7 @@ pub fn app_until(market: Arc<Market>, stopping: CancellationToken) -> Router {
                 ))
                 .service(crate::mcp::service(market.clone(), stopping.clone())),
         )
+        .merge(a2a::routes(market.clone()))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
