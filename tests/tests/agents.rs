@@ -8,8 +8,11 @@ use serde_json::{Value, json};
 
 /// A host with the unit converter (free), the summarizer (priced, emits
 /// chunks) and the misbehaver (hostile) listed, and a funded consumer.
+/// The deadline is long so a `sleep` is surely running when a test cancels it.
 async fn market(dir: &std::path::Path) -> (Host, Org) {
-    let host = Host::start(dir).await;
+    let mut config = mercato_tests::test_config(dir);
+    config.sandbox.deadline_ms = 60_000;
+    let host = Host::start_with(config).await;
     let provider = host.org("provider").await;
     for agent in ["unit-converter", "summarizer", "hostile/misbehaver"] {
         host.publish(&provider, agent).await;
@@ -394,5 +397,179 @@ async fn the_a2a_sdk_sends_gets_cancels_streams_and_negotiates() {
     let (status, me) = host.get("/v1/accounts/me", Some(&consumer.api_key)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(spent(&host, &consumer).await >= charged, "{me}");
+    host.stop().await;
+}
+
+/// A raw stateless (2026-07-28) `tools/list`, with the given `Host` header.
+async fn raw_tools_list(host: &Host, key: Option<&str>, host_header: &str) -> (StatusCode, String) {
+    let mut request = host
+        .http
+        .post(format!("{}/mcp", host.url))
+        .header("host", host_header)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }}}),
+        );
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    (status, response.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_front_doors_check_keys_hosts_and_publish_cards() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = mercato_tests::test_config(dir.path());
+    config.allowed_hosts = vec!["market.example".into()];
+    config.public_url = Some("https://market.example".into());
+    let host = Host::start_with(config).await;
+    let provider = host.org("provider").await;
+    host.publish(&provider, "unit-converter").await;
+    let consumer = host.org("consumer").await;
+
+    // Keys first: no key or an unknown key is a 401 that names the scheme.
+    for key in [None, Some("mk_not-a-key")] {
+        let (status, body) = raw_tools_list(&host, key, "market.example").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let response = host
+            .http
+            .post(format!("{}/a2a", host.url))
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "x"}}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"mercato\""
+        );
+    }
+    // Then the configured hosts: a configured name passes, loopback does not.
+    let (status, body) = raw_tools_list(&host, Some(&consumer.api_key), "market.example").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("unit-converter__convert"), "{body}");
+    let (status, body) = raw_tools_list(&host, Some(&consumer.api_key), "127.0.0.1").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // Cards are public and name the configured public URL.
+    let (status, card) = host.get("/.well-known/agent-card.json", None).await;
+    assert_eq!(status, StatusCode::OK, "{card}");
+    assert_eq!(
+        card["supportedInterfaces"][0]["url"],
+        "https://market.example/a2a"
+    );
+    assert_eq!(card["skills"][0]["id"], "unit-converter.convert", "{card}");
+    let (status, _) = host
+        .get(
+            "/a2a/agents/nobody.nothing/.well-known/agent-card.json",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A JSON-RPC request that is not one.
+    let (status, body) = host
+        .post(
+            "/a2a",
+            Some(&consumer.api_key),
+            json!({"method": "GetTask"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["error"]["code"], -32600, "{body}");
+    let (_, body) = host
+        .post(
+            "/a2a",
+            Some(&consumer.api_key),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "Nope"}),
+        )
+        .await;
+    assert_eq!(body["error"]["code"], -32601, "{body}");
+    host.stop().await;
+}
+
+/// The consumer's held money once `done` says so (polled, at most 2 s).
+async fn pending_until(host: &Host, consumer: &Org, done: impl Fn(u64) -> bool) -> u64 {
+    let mut held = 0;
+    for _ in 0..100 {
+        held = host.balance(consumer).await["pending_micros"]
+            .as_u64()
+            .expect("pending");
+        if done(held) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    held
+}
+
+#[tokio::test]
+async fn a_cancelled_call_is_neither_charged_nor_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A long deadline, and the misbehaver's hour-long `sleep` priced, so the
+    // call is surely running (and holding money) when it is cancelled.
+    let mut config = mercato_tests::test_config(dir.path());
+    config.sandbox.deadline_ms = 60_000;
+    let host = Host::start_with(config).await;
+    let provider = host.org("provider").await;
+    let manifest = mercato_tests::manifest("hostile/misbehaver").replace(
+        "[capabilities.sleep]\nprice_micros = 0",
+        "[capabilities.sleep]\nprice_micros = 700",
+    );
+    assert!(manifest.contains("price_micros = 700"));
+    let (status, body) = host
+        .upload(&provider, mercato_tests::component("misbehaver"), manifest)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let consumer = host.org("consumer").await;
+    let send = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
+        "message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"data": {
+            "capability_id": "misbehaver.sleep", "input": {}, "max_price_micros": 100000,
+        }}]},
+        "configuration": {"returnImmediately": true},
+    }});
+    let (status, body) = host.post("/a2a", Some(&consumer.api_key), send).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let task = &body["result"]["task"];
+    assert_eq!(task["status"]["state"], "TASK_STATE_WORKING", "{body}");
+    let held = pending_until(&host, &consumer, |held| held > 0).await;
+    assert!(held > 0, "the call's maximum is held while it runs");
+    let cancel =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "CancelTask", "params": {"id": task["id"]}});
+    let (_, body) = host
+        .post("/a2a", Some(&consumer.api_key), cancel.clone())
+        .await;
+    assert_eq!(
+        body["result"]["status"]["state"], "TASK_STATE_CANCELED",
+        "{body}"
+    );
+    let (_, body) = host.post("/a2a", Some(&consumer.api_key), cancel).await;
+    assert_eq!(body["error"]["code"], -32002, "{body}");
+    // The hold is voided as the sandbox future is dropped.
+    assert_eq!(pending_until(&host, &consumer, |held| held == 0).await, 0);
+    assert_eq!(spent(&host, &consumer).await, 0);
+    let metrics = host
+        .http
+        .get(format!("{}/metrics", host.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("mercato_invocations_total{")
+                && l.contains("outcome=\"cancelled\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
     host.stop().await;
 }

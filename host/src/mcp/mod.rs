@@ -152,6 +152,39 @@ fn capability_tool(view: &CapabilityView) -> Option<Tool> {
     Some(tool)
 }
 
+/// One page of the tool list: the marketplace's tools first, then the
+/// capabilities' in name order after `cursor` (the last name of the page
+/// before), so a page is stable while capabilities come and go. The next
+/// cursor is `None` on the last page.
+fn page(
+    mut capabilities: Vec<Tool>,
+    cursor: Option<&str>,
+    size: usize,
+) -> Result<(Vec<Tool>, Option<String>), ErrorData> {
+    if let Some(cursor) = cursor
+        && capability_id(cursor).is_none()
+    {
+        return Err(ErrorData::invalid_params("invalid cursor", None));
+    }
+    capabilities.retain(|tool| cursor.is_none_or(|c| *tool.name > *c));
+    capabilities.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut page = if cursor.is_none() {
+        marketplace_tools()
+    } else {
+        Vec::new()
+    };
+    let room = size.saturating_sub(page.len()).max(1);
+    let more = capabilities.len() > room;
+    capabilities.truncate(room);
+    let next = if more {
+        capabilities.last().map(|t| t.name.to_string())
+    } else {
+        None
+    };
+    page.extend(capabilities);
+    Ok((page, next))
+}
+
 fn caller(context: &RequestContext<RoleServer>) -> Result<Org, ErrorData> {
     context
         .extensions
@@ -346,32 +379,14 @@ impl ServerHandler for Mercato {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let cursor = request.and_then(|r| r.cursor);
-        if let Some(cursor) = &cursor
-            && capability_id(cursor).is_none()
-        {
-            return Err(ErrorData::invalid_params("invalid cursor", None));
-        }
-        let mut tools: Vec<Tool> = self
+        let tools = self
             .market
             .capabilities()
             .iter()
             .filter_map(capability_tool)
-            .filter(|tool| cursor.as_deref().is_none_or(|c| *tool.name > *c))
             .collect();
-        tools.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut page = if cursor.is_none() {
-            marketplace_tools()
-        } else {
-            Vec::new()
-        };
-        let room = PAGE_TOOLS - page.len();
-        let more = tools.len() > room;
-        tools.truncate(room);
-        let next = more
-            .then(|| tools.last().map(|t| t.name.to_string()))
-            .flatten();
-        page.extend(tools);
-        let mut result = ListToolsResult::with_all_items(page);
+        let (tools, next) = page(tools, cursor.as_deref(), PAGE_TOOLS)?;
+        let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
         Ok(result)
     }
@@ -396,5 +411,67 @@ impl ServerHandler for Mercato {
                 )),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(name: &str) -> Tool {
+        Tool::new(name.to_string(), "t", object(json!({"type": "object"})))
+    }
+
+    fn names(tools: &[Tool]) -> Vec<String> {
+        tools.iter().map(|t| t.name.to_string()).collect()
+    }
+
+    #[test]
+    fn pages_walk_every_tool_once_in_name_order() {
+        let capabilities: Vec<Tool> = (0..12)
+            .rev()
+            .map(|i| tool(&format!("a{i:02}__c")))
+            .collect();
+        let (first, cursor) = page(capabilities.clone(), None, 5).expect("first page");
+        assert_eq!(
+            names(&first),
+            ["discover", "negotiate", "quote", "a00__c", "a01__c"]
+        );
+        let mut seen = names(&first)[3..].to_vec();
+        let mut cursor = cursor;
+        let mut pages = 1;
+        while let Some(after) = cursor {
+            let (next, more) = page(capabilities.clone(), Some(&after), 5).expect("page");
+            assert!(next.len() <= 5);
+            seen.extend(names(&next));
+            cursor = more;
+            pages += 1;
+        }
+        assert_eq!(pages, 3);
+        let expected: Vec<String> = (0..12).map(|i| format!("a{i:02}__c")).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_page_survives_the_cursor_tool_being_delisted() {
+        let capabilities = vec![tool("a__x"), tool("c__x")];
+        let (next, more) = page(capabilities, Some("b__x"), 5).expect("page");
+        assert_eq!(names(&next), ["c__x"]);
+        assert_eq!(more, None);
+    }
+
+    #[test]
+    fn a_cursor_that_names_no_tool_is_refused() {
+        let error = page(vec![], Some("'; drop"), 5).expect_err("invalid");
+        assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    }
+
+    #[test]
+    fn other_shapes_are_wrapped_as_objects() {
+        assert!(is_object_schema(&json!({"type": "object"})));
+        assert!(!is_object_schema(&json!({"type": "string"})));
+        let schema = wrapped("input", &json!({"type": "string"}));
+        assert_eq!(schema["required"], json!(["input"]));
+        assert_eq!(schema["properties"]["input"]["type"], "string");
     }
 }
