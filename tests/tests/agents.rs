@@ -573,3 +573,65 @@ async fn a_cancelled_call_is_neither_charged_nor_recorded() {
     );
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a2a_v03_clients_stream_get_and_cancel_with_the_old_names_and_shapes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, consumer) = market(dir.path()).await;
+    let message = |id: &str, data: Value| json!({"kind": "message", "messageId": id, "role": "user", "parts": [{"kind": "data", "data": data}]});
+    let stream = json!({"jsonrpc": "2.0", "id": "s", "method": "message/stream", "params": {
+        "message": message("m1", json!({"capability_id": "summarizer.summarize", "max_price_micros": 100000,
+            "input": {"text": "Old clients stream. Every call has a price. The sky is blue. Prices come from fuel.", "sentences": 2}})),
+    }});
+    let response = host
+        .http
+        .post(format!("{}/a2a", host.url))
+        .bearer_auth(&consumer.api_key)
+        .header("a2a-version", "0.3")
+        .json(&stream)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/event-stream"))
+    );
+    let text = response.text().await.expect("body");
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).expect("JSON event"))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["result"]["kind"].as_str())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"task"), "{text}");
+    assert!(
+        kinds.iter().filter(|k| **k == "artifact-update").count() >= 3,
+        "chunks and the output: {text}"
+    );
+    let last = &events.last().expect("events")["result"];
+    assert_eq!(last["kind"], "status-update", "{text}");
+    assert_eq!(last["status"]["state"], "completed");
+    assert_eq!(last["final"], true);
+    let task_id = events[0]["result"]["id"].as_str().expect("task id");
+
+    let get = json!({"jsonrpc": "2.0", "id": 2, "method": "tasks/get", "params": {"id": task_id}});
+    let (_, body) = host.post("/a2a", Some(&consumer.api_key), get).await;
+    assert_eq!(body["result"]["kind"], "task", "{body}");
+    assert_eq!(body["result"]["status"]["state"], "completed");
+    assert_eq!(body["result"]["artifacts"][0]["parts"][0]["kind"], "data");
+    // Another organisation's key does not see the task.
+    let other = host.org("other").await;
+    let get = json!({"jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"id": task_id}});
+    let (_, body) = host.post("/a2a", Some(&other.api_key), get).await;
+    assert_eq!(body["error"]["code"], -32001, "{body}");
+    let cancel =
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tasks/cancel", "params": {"id": task_id}});
+    let (_, body) = host.post("/a2a", Some(&consumer.api_key), cancel).await;
+    assert_eq!(body["error"]["code"], -32002, "a finished task: {body}");
+    host.stop().await;
+}

@@ -11,8 +11,10 @@
 //! `COMPLETED` with an artifact, `FAILED` (the provider's fault), `REJECTED`
 //! (refused: price, funds, limits, approval) or `CANCELED`.
 //!
-//! Owns: JSON-RPC dispatch, tasks (bounded, in memory), cards, streaming
-//! events. Does not know about: HTTP (the REST module frames [`Reply`]).
+//! Owns: JSON-RPC dispatch, tasks (in memory only, at most [`TASKS_MAX`],
+//! each for [`TASK_TTL`]; a task keeps its output, never its input), cards,
+//! streaming events. Does not know about: HTTP (the REST module frames
+//! [`Reply`]).
 
 pub mod wire;
 
@@ -28,6 +30,9 @@ use wire::code;
 
 /// Tasks kept for `GetTask`; the oldest finished ones go first.
 pub const TASKS_MAX: usize = 10_000;
+/// How long a task is kept (its output in memory, never on disk) for
+/// `GetTask`.
+pub const TASK_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 /// Skills listed on the marketplace's card (the rest are found with a
 /// text message, which discovers).
 pub const SKILLS_MAX: usize = 500;
@@ -53,6 +58,7 @@ struct Entry {
     owner: String,
     task: Value,
     cancel: CancellationToken,
+    created: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -63,6 +69,18 @@ struct Tasks {
 
 impl Tasks {
     fn insert(&mut self, id: String, entry: Entry) {
+        // Expired tasks go first, oldest first (the order is creation order).
+        while let Some(oldest) = self.order.front() {
+            match self.by_id.get(oldest) {
+                Some(e) if e.created.elapsed() < TASK_TTL => break,
+                Some(e) if !wire::is_terminal(state(&e.task)) => break,
+                _ => {
+                    if let Some(old) = self.order.pop_front() {
+                        self.by_id.remove(&old);
+                    }
+                }
+            }
+        }
         while self.by_id.len() >= TASKS_MAX {
             // Evict the oldest final task; if every kept task is running,
             // the oldest of all (its call goes on; only its record goes).
@@ -419,15 +437,12 @@ impl A2a {
             .filter(|c| !c.is_empty() && c.len() <= 128)
             .map(str::to_string)
             .unwrap_or_else(new_id);
-        let mut history = message.clone();
-        history["taskId"] = json!(task_id);
-        history["contextId"] = json!(context_id);
+        // No history: the input is not kept (calls keep only its hash).
         let task = json!({
             "id": task_id,
             "contextId": context_id,
             "status": status(wire::WORKING, None),
             "artifacts": [],
-            "history": [history],
         });
         let cancel = CancellationToken::new();
         self.tasks().insert(
@@ -436,6 +451,7 @@ impl A2a {
                 owner: org.org_id.clone(),
                 task,
                 cancel: cancel.clone(),
+                created: std::time::Instant::now(),
             },
         );
         (task_id, context_id, cancel)
@@ -694,4 +710,65 @@ fn card(name: &str, description: &str, url: &str, base: &str, skills: Vec<Value>
     card.insert("preferredTransport".into(), json!("JSONRPC"));
     card.insert("protocolVersion".into(), json!("0.3.0"));
     Value::Object(card)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(state: &str, age: std::time::Duration) -> Entry {
+        Entry {
+            owner: "o".into(),
+            task: json!({"status": {"state": state}}),
+            cancel: CancellationToken::new(),
+            created: std::time::Instant::now() - age,
+        }
+    }
+
+    #[test]
+    fn expired_finished_tasks_go_and_running_ones_stay() {
+        let mut tasks = Tasks::default();
+        let old = TASK_TTL + std::time::Duration::from_secs(1);
+        tasks.insert("done".into(), entry(wire::COMPLETED, old));
+        tasks.insert(
+            "fresh".into(),
+            entry(wire::COMPLETED, std::time::Duration::ZERO),
+        );
+        tasks.insert(
+            "new".into(),
+            entry(wire::WORKING, std::time::Duration::ZERO),
+        );
+        assert!(!tasks.by_id.contains_key("done"), "expired");
+        assert!(tasks.by_id.contains_key("fresh") && tasks.by_id.contains_key("new"));
+
+        let mut tasks = Tasks::default();
+        tasks.insert("running".into(), entry(wire::WORKING, old));
+        tasks.insert(
+            "next".into(),
+            entry(wire::WORKING, std::time::Duration::ZERO),
+        );
+        assert!(
+            tasks.by_id.contains_key("running"),
+            "a running task is not expired"
+        );
+    }
+
+    #[test]
+    fn at_the_cap_the_oldest_finished_task_goes_first() {
+        let mut tasks = Tasks::default();
+        tasks.insert(
+            "running".into(),
+            entry(wire::WORKING, std::time::Duration::ZERO),
+        );
+        for i in 0..TASKS_MAX {
+            tasks.insert(
+                format!("t{i}"),
+                entry(wire::COMPLETED, std::time::Duration::ZERO),
+            );
+        }
+        assert_eq!(tasks.by_id.len(), TASKS_MAX);
+        assert!(tasks.by_id.contains_key("running"));
+        assert!(!tasks.by_id.contains_key("t0"));
+        assert!(tasks.by_id.contains_key(&format!("t{}", TASKS_MAX - 1)));
+    }
 }
