@@ -30,6 +30,9 @@ pub struct Metrics {
     pub artifact_loads: Counter,
     /// Store flushes (fdatasync) so far.
     pub store_syncs: Gauge<u64, AtomicU64>,
+    /// MCP `tools/call` requests answered by the fast path (the rest go
+    /// through rmcp).
+    pub mcp_fast_calls: Counter,
 }
 
 impl Default for Metrics {
@@ -41,6 +44,7 @@ impl Default for Metrics {
         let compilations = Counter::default();
         let artifact_loads = Counter::default();
         let store_syncs = Gauge::<u64, AtomicU64>::default();
+        let mcp_fast_calls = Counter::default();
         registry.register(
             "invocations",
             "Capability invocations by outcome",
@@ -63,6 +67,11 @@ impl Default for Metrics {
             artifact_loads.clone(),
         );
         registry.register("store_syncs", "Store flushes to disk", store_syncs.clone());
+        registry.register(
+            "mcp_fast_calls",
+            "MCP tools/call requests answered without rmcp's per-request service",
+            mcp_fast_calls.clone(),
+        );
         Metrics {
             registry,
             invocations,
@@ -71,6 +80,7 @@ impl Default for Metrics {
             compilations,
             artifact_loads,
             store_syncs,
+            mcp_fast_calls,
         }
     }
 }

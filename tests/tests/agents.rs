@@ -635,3 +635,104 @@ async fn a2a_v03_clients_stream_get_and_cancel_with_the_old_names_and_shapes() {
     assert_eq!(body["error"]["code"], -32002, "a finished task: {body}");
     host.stop().await;
 }
+
+/// A raw stateless `tools/call`; `progress` adds a progress token, which
+/// sends it down rmcp's path instead of the fast one.
+async fn raw_tools_call(
+    host: &Host,
+    key: &str,
+    name: &str,
+    arguments: Value,
+    progress: bool,
+) -> Value {
+    let mut meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    if progress {
+        meta["progressToken"] = json!("p1");
+    }
+    let response = host
+        .http
+        .post(format!("{}/mcp", host.url))
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", name)
+        .json(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": name, "arguments": arguments, "_meta": meta}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("application/json"))
+    );
+    response.json().await.expect("JSON-RPC response")
+}
+
+fn keys(value: &Value) -> Vec<&String> {
+    value
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_fast_path_answers_exactly_as_rmcp_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, consumer) = market(dir.path()).await;
+    let key = &consumer.api_key;
+    let input = json!({"value": 3, "from": "km", "to": "m"});
+    let fast = raw_tools_call(&host, key, "unit-converter__convert", input.clone(), false).await;
+    assert_eq!(host.metric("mercato_mcp_fast_calls_total").await, 1.0);
+    let rmcp = raw_tools_call(&host, key, "unit-converter__convert", input, true).await;
+    assert_eq!(
+        host.metric("mercato_mcp_fast_calls_total").await,
+        1.0,
+        "a progress token goes to rmcp"
+    );
+    assert_eq!(keys(&fast), keys(&rmcp), "{fast}\n{rmcp}");
+    assert_eq!(
+        keys(&fast["result"]),
+        keys(&rmcp["result"]),
+        "{fast}\n{rmcp}"
+    );
+    for field in ["structuredContent", "content", "isError", "resultType"] {
+        assert_eq!(fast["result"][field], rmcp["result"][field], "{field}");
+    }
+    assert_eq!(fast["id"], 9);
+    let settlement = |v: &Value| v["result"]["_meta"]["mercato/settlement"].clone();
+    assert_eq!(keys(&settlement(&fast)), keys(&settlement(&rmcp)));
+    assert_ne!(
+        settlement(&fast)["transaction_id"],
+        settlement(&rmcp)["transaction_id"]
+    );
+    // Errors too: an unknown tool, arguments that break the schema, a tool error.
+    for (name, arguments) in [
+        ("nobody__nothing", json!({})),
+        ("unit-converter__convert", json!({"value": "three"})),
+        ("misbehaver__panic", json!({})),
+    ] {
+        let fast = raw_tools_call(&host, key, name, arguments.clone(), false).await;
+        let rmcp = raw_tools_call(&host, key, name, arguments, true).await;
+        assert_eq!(
+            fast["error"]["code"], rmcp["error"]["code"],
+            "{name}: {fast}\n{rmcp}"
+        );
+        assert_eq!(fast["error"]["message"], rmcp["error"]["message"], "{name}");
+        assert_eq!(
+            fast["result"]["isError"], rmcp["result"]["isError"],
+            "{name}"
+        );
+        assert_eq!(
+            fast["result"]["_meta"]["mercato/error"]["error"]["code"],
+            rmcp["result"]["_meta"]["mercato/error"]["error"]["code"],
+            "{name}"
+        );
+    }
+    host.stop().await;
+}

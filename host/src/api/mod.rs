@@ -14,6 +14,7 @@ mod capabilities;
 mod discover;
 mod error;
 mod idempotency;
+mod mcp;
 mod negotiations;
 mod openapi;
 mod ops;
@@ -117,15 +118,7 @@ pub fn app_until(market: Arc<Market>, stopping: CancellationToken) -> Router {
         )
         .route("/v1/contracts/{id}", get(negotiations::contracts_get))
         .route("/v1/accounts/me/budget", put(accounts::budget_put))
-        .nest_service(
-            "/mcp",
-            ServiceBuilder::new()
-                .layer(axum::middleware::from_fn_with_state(
-                    market.clone(),
-                    auth::bearer_only,
-                ))
-                .service(crate::mcp::service(market.clone(), stopping.clone())),
-        )
+        .merge(mcp::routes(market.clone(), stopping))
         .merge(a2a::routes(market.clone()))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))

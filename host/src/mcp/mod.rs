@@ -11,9 +11,12 @@
 //! authenticates the caller first: the calling [`Org`] rides in the request
 //! parts' extensions, which rmcp hands to every request.
 
+pub mod fast;
 mod names;
+mod sessions;
 
 pub use names::{capability_id, tool_name};
+pub use sessions::{Bounded, SESSIONS_MAX, SessionError};
 
 use crate::agents::{self, Failed};
 use crate::identity::Org;
@@ -21,10 +24,10 @@ use crate::market::{CapabilityView, InvokeRequest, Market};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     InitializeResult, JsonObject, ListToolsResult, MetaObject, PaginatedRequestParams,
-    ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool,
+    ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, Tool,
 };
+use rmcp::service::Peer;
 use rmcp::service::RequestContext;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
@@ -50,7 +53,7 @@ pub const META_ERROR: &str = "mercato/error";
 pub const META_SETTLEMENT: &str = "mercato/settlement";
 
 /// The Streamable HTTP service `/mcp` mounts.
-pub type Service = StreamableHttpService<Mercato, LocalSessionManager>;
+pub type Service = StreamableHttpService<Mercato, Bounded>;
 
 /// The service for `/mcp`. `stopping` ends open streams when the host stops.
 pub fn service(market: Arc<Market>, stopping: CancellationToken) -> Service {
@@ -71,7 +74,7 @@ pub fn service(market: Arc<Market>, stopping: CancellationToken) -> Service {
                 market: market.clone(),
             })
         },
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(Bounded::new(SESSIONS_MAX)),
         http,
     )
 }
@@ -273,7 +276,8 @@ impl Mercato {
         &self,
         id: String,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        progress: Option<(ProgressToken, Peer<RoleServer>)>,
+        cancel: CancellationToken,
         org: Org,
     ) -> Result<CallToolResponse, ErrorData> {
         let unknown =
@@ -301,11 +305,9 @@ impl Mercato {
                 ErrorData::invalid_params("this tool takes its input as `input`", None)
             })?
         };
-        let progress = context.meta.get_progress_token();
         let (emitter, forward) = match progress {
-            Some(token) => {
+            Some((token, peer)) => {
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-                let peer = context.peer.clone();
                 let forward = tokio::spawn(async move {
                     let mut sent = 0u32;
                     while let Some(chunk) = rx.recv().await {
@@ -327,7 +329,7 @@ impl Mercato {
             max_price_micros: max_price,
             contract_id: contract,
             approval_id: approval,
-            cancel: Some(context.ct.clone()),
+            cancel: Some(cancel),
         };
         let result = self.market.invoke(&org, call, emitter).await;
         // Every chunk is sent before the result (the emitter closed with the call).
@@ -397,6 +399,28 @@ impl ServerHandler for Mercato {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let org = caller(&context)?;
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|token| (token, context.peer.clone()));
+        self.call(request, org, progress, context.ct.clone()).await
+    }
+}
+
+impl Mercato {
+    /// A server over `market` (for the fast path; rmcp makes its own).
+    pub fn new(market: Arc<Market>) -> Self {
+        Mercato { market }
+    }
+
+    /// `tools/call` for `org`, on rmcp's path or the fast one.
+    pub(crate) async fn call(
+        &self,
+        request: CallToolRequestParams,
+        org: Org,
+        progress: Option<(ProgressToken, Peer<RoleServer>)>,
+        cancel: CancellationToken,
+    ) -> Result<CallToolResponse, ErrorData> {
         match request.name.as_ref() {
             name @ ("discover" | "quote" | "negotiate") => {
                 let mut arguments = request.arguments.clone().unwrap_or_default();
@@ -404,7 +428,10 @@ impl ServerHandler for Mercato {
                 self.marketplace(name, &org, Value::Object(arguments)).await
             }
             name => match capability_id(name) {
-                Some(id) => self.call_capability(id, request, context, org).await,
+                Some(id) => {
+                    self.call_capability(id, request, progress, cancel, org)
+                        .await
+                }
                 None => Err(ErrorData::invalid_params(
                     format!("unknown tool `{name}`"),
                     None,
