@@ -121,20 +121,27 @@ pub async fn negotiate(market: &Market, org: &Org, arguments: Value) -> Result<V
     Ok(json!({ "negotiation": negotiation, "contract": contract }))
 }
 
-/// The settlement facts of a call, for a front door's metadata.
-pub fn settlement(result: &InvokeResult) -> Value {
-    json!({
-        "transaction_id": result.transaction_id,
-        "capability_id": result.capability_id,
-        "fuel_used": result.fuel_used,
-        "fuel_limit": result.fuel_limit,
-        "cost_micros": result.cost_micros,
-        "fee_micros": result.fee_micros,
-        "charged_micros": result.charged_micros,
-        "duration_ms": result.duration_ms,
-        "contract_id": result.contract_id,
-        "receipt": result.receipt,
-    })
+/// A call's output and its settlement facts (transaction, fuel, cost,
+/// fee, charge, contract, signed receipt), for a front door's metadata.
+pub fn split(result: InvokeResult) -> (Value, Value) {
+    let mut settlement = serde_json::Map::with_capacity(10);
+    let mut put = |key: &str, value: Value| {
+        settlement.insert(key.to_string(), value);
+    };
+    put("transaction_id", Value::String(result.transaction_id));
+    put("capability_id", Value::String(result.capability_id));
+    put("fuel_used", result.fuel_used.into());
+    put("fuel_limit", result.fuel_limit.into());
+    put("cost_micros", result.cost_micros.into());
+    put("fee_micros", result.fee_micros.into());
+    put("charged_micros", result.charged_micros.into());
+    put("duration_ms", result.duration_ms.into());
+    put(
+        "contract_id",
+        result.contract_id.map_or(Value::Null, Value::String),
+    );
+    put("receipt", result.receipt);
+    (result.output, Value::Object(settlement))
 }
 
 /// Whether an error is the consumer's (a refusal before or instead of the

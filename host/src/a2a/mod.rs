@@ -527,9 +527,8 @@ impl A2a {
             Operation::Invoke(mut request) => {
                 request.cancel = Some(cancel);
                 let result = self.market.invoke(org, request, emitter).await?;
-                Ok(
-                    json!({"output": result.output, "mercato/settlement": agents::settlement(&result)}),
-                )
+                let (output, settlement) = agents::split(result);
+                Ok(json!({"output": output, "mercato/settlement": settlement}))
             }
             Operation::Marketplace { action, arguments } => match action.as_str() {
                 "discover" => agents::discover(&self.market, arguments).await,

@@ -12,9 +12,9 @@
 use super::Mercato;
 use crate::identity::Org;
 use http::HeaderMap;
-use rmcp::model::{CallToolRequestParams, CallToolResponse, ErrorData};
+use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 /// The stateless revision.
@@ -88,18 +88,42 @@ pub async fn answer(
         return None;
     }
     server.market.metrics().mcp_fast_calls.inc();
-    let message = match server
+    let answer = server
         .call(call.params, org, None, CancellationToken::new())
-        .await
-    {
-        Ok(CallToolResponse::Complete(result)) => {
-            json!({"jsonrpc": "2.0", "id": call.id, "result": result})
-        }
-        Ok(_) => json!({"jsonrpc": "2.0", "id": call.id,
-            "error": ErrorData::internal_error("unexpected tool response", None)}),
-        Err(error) => json!({"jsonrpc": "2.0", "id": call.id, "error": error}),
+        .await;
+    // Serialised straight from the result (no intermediate JSON tree).
+    let bytes = match &answer {
+        Ok(CallToolResponse::Complete(result)) => serde_json::to_vec(&Reply {
+            jsonrpc: "2.0",
+            id: &call.id,
+            result: Some(result),
+            error: None,
+        }),
+        Ok(_) => serde_json::to_vec(&Reply {
+            jsonrpc: "2.0",
+            id: &call.id,
+            result: None,
+            error: Some(&ErrorData::internal_error("unexpected tool response", None)),
+        }),
+        Err(error) => serde_json::to_vec(&Reply {
+            jsonrpc: "2.0",
+            id: &call.id,
+            result: None,
+            error: Some(error),
+        }),
     };
-    Some(serde_json::to_vec(&message).unwrap_or_default())
+    Some(bytes.unwrap_or_default())
+}
+
+/// A JSON-RPC response, borrowed.
+#[derive(serde::Serialize)]
+struct Reply<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a CallToolResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ErrorData>,
 }
 
 #[cfg(test)]

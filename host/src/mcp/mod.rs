@@ -338,16 +338,16 @@ impl Mercato {
         }
         match result {
             Ok(result) => {
-                let structured = if gives_object {
-                    result.output.clone()
-                } else {
-                    json!({ "output": result.output })
-                };
+                let (output, settlement) = agents::split(result);
                 let mut meta = MetaObject::new();
-                meta.0
-                    .insert(META_SETTLEMENT.into(), agents::settlement(&result));
-                let mut answer = CallToolResult::structured(structured);
-                answer.content = vec![ContentBlock::text(result.output.to_string())];
+                meta.0.insert(META_SETTLEMENT.into(), settlement);
+                let text = output.to_string();
+                let mut answer = CallToolResult::success(vec![ContentBlock::text(text)]);
+                answer.structured_content = Some(if gives_object {
+                    output
+                } else {
+                    json!({ "output": output })
+                });
                 Ok(answer.with_meta(Some(meta)).into())
             }
             Err(crate::market::Error::InvalidInput { violations }) => {
