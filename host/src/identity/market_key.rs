@@ -94,6 +94,17 @@ impl MarketKey {
     pub fn sign(&self, document: &mut serde_json::Value) -> Result<(), signing::SignatureError> {
         signing::sign_document(&self.key, document)
     }
+
+    /// The signature of a document whose canonical bytes (RFC 8785, without
+    /// its `signature` member) the caller already has: the hot path's
+    /// receipts serialise a struct whose fields are in canonical order.
+    pub fn sign_canonical(&self, canonical: &[u8]) -> signing::DocumentSignature {
+        signing::DocumentSignature {
+            algorithm: signing::ALGORITHM.into(),
+            key_id: self.key_id.clone(),
+            value: signing::sign_bytes(&self.key, canonical),
+        }
+    }
 }
 
 /// Writes a secret file readable by its owner only, atomically (a crash
