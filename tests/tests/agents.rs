@@ -139,27 +139,11 @@ async fn the_python_mcp_sdk_lists_and_calls_in_both_protocol_revisions() {
     host.stop().await;
 }
 
-/// The `mercato` binary, built with the features this test crate was built
-/// with (a no-op when `cargo test --workspace` already built it).
-fn mercato_binary() -> std::path::PathBuf {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut build =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    build.args(["build", "--quiet", "-p", "mercato-host", "--bin", "mercato"]);
-    if cfg!(feature = "model") {
-        build.args(["--features", "model"]);
-    }
-    let status = build.current_dir(&root).status().expect("cargo runs");
-    assert!(status.success(), "the mercato binary builds");
-    root.join("target/debug/mercato")
-}
-
 #[tokio::test]
 async fn the_stdio_bridge_serves_a_python_mcp_client() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (host, consumer) = market(dir.path()).await;
-    let binary = mercato_binary();
-    let binary = binary.to_str().expect("utf-8 path");
+    let binary = env!("CARGO_BIN_EXE_mercato-under-test");
     let python = clients::python();
     let script = clients::script("mcp_stdio_client.py");
     let script = script.to_str().expect("utf-8 path");
