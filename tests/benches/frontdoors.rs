@@ -10,7 +10,7 @@
 //! (`FRONTDOOR_CALLS=2000` sets the calls per path, round and concurrency).
 
 use futures::StreamExt;
-use mercato_tests::{Host, component, manifest, test_config};
+use mercato_tests::{Host, test_config};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -103,14 +103,7 @@ async fn main() {
     config.requests_in_flight_max = 4_096;
     let host = Host::start_with(config).await;
     let provider = host.org("provider").await;
-    // The converter's listed rate limit (600 a minute) would throttle a
-    // load test: the same component, listed without one.
-    let unthrottled = manifest("unit-converter")
-        .replace("rate_limit_per_minute = 600", "rate_limit_per_minute = 0");
-    let (status, body) = host
-        .upload(&provider, component("unit-converter"), unthrottled)
-        .await;
-    assert!(status.is_success(), "{body}");
+    host.publish_unthrottled(&provider, "unit-converter").await;
     let consumer = host.org("consumer").await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)

@@ -6,7 +6,7 @@
 //! (`SETTLEMENT_CALLS=4000` sets the calls per measurement).
 
 use futures::StreamExt;
-use mercato_tests::{Host, Org, component, manifest, test_config};
+use mercato_tests::{Host, Org, test_config};
 use serde_json::json;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -81,20 +81,10 @@ async fn main() {
     config.requests_in_flight_max = 4_096;
     let host = Host::start_with(config).await;
     let provider = host.org("provider").await;
-    // The redactor's listed rate limit (600 a minute) would throttle a load
-    // test: the same component, listed without one.
-    let unthrottled = manifest("pii-redactor")
-        .replace("rate_limit_per_minute = 600", "rate_limit_per_minute = 0");
-    let (status, body) = host
-        .upload(&provider, component("pii-redactor"), unthrottled)
-        .await;
-    assert!(status.is_success(), "{body}");
-    let unthrottled = manifest("unit-converter")
-        .replace("rate_limit_per_minute = 600", "rate_limit_per_minute = 0");
-    let (status, body) = host
-        .upload(&provider, component("unit-converter"), unthrottled)
-        .await;
-    assert!(status.is_success(), "{body}");
+    // Listed without their rate limits (600 a minute), which would
+    // throttle a load test.
+    host.publish_unthrottled(&provider, "pii-redactor").await;
+    host.publish_unthrottled(&provider, "unit-converter").await;
     let consumer = host.org("consumer").await;
     host.deposit(&consumer, 1_000_000_000_000).await;
     // Warm both paths.

@@ -272,6 +272,19 @@ impl Host {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Publishes a sample agent listed without its rate limit (for load
+    /// tests, which the listed 600 a minute would throttle), asserting success.
+    pub async fn publish_unthrottled(&self, org: &Org, agent: &str) {
+        let name = agent.rsplit('/').next().unwrap_or(agent);
+        let unthrottled =
+            manifest(agent).replace("rate_limit_per_minute = 600", "rate_limit_per_minute = 0");
+        let (status, body) = self.upload(org, component(name), unthrottled).await;
+        assert!(
+            status.is_success(),
+            "publishing {agent} unthrottled: {body}"
+        );
+    }
+
     /// Publishes a sample agent (`pii-redactor`, `hostile/misbehaver`), asserting success.
     pub async fn publish(&self, org: &Org, agent: &str) -> Value {
         let name = agent.rsplit('/').next().unwrap_or(agent);
@@ -299,17 +312,21 @@ impl Host {
             .await
     }
 
-    /// A counter from `/metrics` (sum over its label sets), 0 if absent.
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = self
-            .http
+    /// The `/metrics` exposition.
+    pub async fn metrics_text(&self) -> String {
+        self.http
             .get(format!("{}/metrics", self.url))
             .send()
             .await
             .expect("metrics")
             .text()
             .await
-            .expect("text");
+            .expect("text")
+    }
+
+    /// A counter from `/metrics` (sum over its label sets), 0 if absent.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics_text().await;
         text.lines()
             .filter(|l| !l.starts_with('#'))
             .filter(|l| l.split(['{', ' ']).next() == Some(name))

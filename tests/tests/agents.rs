@@ -384,25 +384,52 @@ async fn the_a2a_sdk_sends_gets_cancels_streams_and_negotiates() {
     host.stop().await;
 }
 
-/// A raw stateless (2026-07-28) `tools/list`, with the given `Host` header.
-async fn raw_tools_list(host: &Host, key: Option<&str>, host_header: &str) -> (StatusCode, String) {
+/// The `_meta` every 2026-07-28 request carries.
+fn modern_meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    })
+}
+
+/// A raw stateless (2026-07-28) MCP request with the headers the revision
+/// wants (`Mcp-Name` when `name` is given).
+fn raw_mcp(
+    host: &Host,
+    key: Option<&str>,
+    method: &str,
+    name: Option<&str>,
+    params: Value,
+) -> reqwest::RequestBuilder {
     let mut request = host
         .http
         .post(format!("{}/mcp", host.url))
-        .header("host", host_header)
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/list")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientCapabilities": {},
-            }}}),
-        );
+        .header("mcp-method", method)
+        .json(&json!({"jsonrpc": "2.0", "id": 9, "method": method, "params": params}));
+    if let Some(name) = name {
+        request = request.header("mcp-name", name);
+    }
     if let Some(key) = key {
         request = request.bearer_auth(key);
     }
-    let response = request.send().await.expect("request");
+    request
+}
+
+/// A raw `tools/list`, with the given `Host` header.
+async fn raw_tools_list(host: &Host, key: Option<&str>, host_header: &str) -> (StatusCode, String) {
+    let response = raw_mcp(
+        host,
+        key,
+        "tools/list",
+        None,
+        json!({"_meta": modern_meta()}),
+    )
+    .header("host", host_header)
+    .send()
+    .await
+    .expect("request");
     let status = response.status();
     (status, response.text().await.unwrap_or_default())
 }
@@ -538,15 +565,7 @@ async fn a_cancelled_call_is_neither_charged_nor_recorded() {
     // The hold is voided as the sandbox future is dropped.
     assert_eq!(pending_until(&host, &consumer, |held| held == 0).await, 0);
     assert_eq!(spent(&host, &consumer).await, 0);
-    let metrics = host
-        .http
-        .get(format!("{}/metrics", host.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = host.metrics_text().await;
     assert!(
         metrics
             .lines()
@@ -629,23 +648,12 @@ async fn raw_tools_call(
     arguments: Value,
     progress: bool,
 ) -> Value {
-    let mut meta = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-    });
+    let mut meta = modern_meta();
     if progress {
         meta["progressToken"] = json!("p1");
     }
-    let response = host
-        .http
-        .post(format!("{}/mcp", host.url))
-        .bearer_auth(key)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", name)
-        .json(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
-            "params": {"name": name, "arguments": arguments, "_meta": meta}}))
+    let params = json!({"name": name, "arguments": arguments, "_meta": meta});
+    let response = raw_mcp(host, Some(key), "tools/call", Some(name), params)
         .send()
         .await
         .expect("request");

@@ -217,15 +217,7 @@ async fn health_and_metrics_report_what_happened() {
         None,
     )
     .await;
-    let text = host
-        .http
-        .get(format!("{}/metrics", host.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = host.metrics_text().await;
     assert!(
         text.contains("mercato_invocations_total{outcome=\"ok\"} 3"),
         "{text}"

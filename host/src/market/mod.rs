@@ -234,8 +234,12 @@ impl Market {
         self.catalog.capability_count()
     }
 
-    /// One capability, by pinned or unpinned id.
-    pub fn capability(&self, id: &str) -> Result<CapabilityView> {
+    /// `f` of the listed capability an id names (pinned, major line or bare).
+    fn with_capability<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&Listed, &ListedCapability) -> T,
+    ) -> Result<T> {
         let parsed = CapabilityId::parse(id)?;
         let listed = self
             .catalog
@@ -244,28 +248,27 @@ impl Market {
         let c = listed
             .capability(&parsed.capability)
             .ok_or_else(|| Error::NotFound(id.to_string()))?;
-        Ok(self.view(&listed, c))
+        Ok(f(&listed, c))
+    }
+
+    /// One capability, by pinned or unpinned id.
+    pub fn capability(&self, id: &str) -> Result<CapabilityView> {
+        self.with_capability(id, |listed, c| self.view(listed, c))
     }
 
     /// Whether a capability's input and output schemas describe JSON
     /// objects (cheap: no view is built). Front doors whose arguments and
     /// results must be objects (MCP) wrap other shapes.
     pub fn object_schemas(&self, id: &str) -> Result<(bool, bool)> {
-        let parsed = CapabilityId::parse(id)?;
-        let listed = self
-            .catalog
-            .resolve(&parsed)
-            .ok_or_else(|| Error::NotFound(id.to_string()))?;
-        let c = listed
-            .capability(&parsed.capability)
-            .ok_or_else(|| Error::NotFound(id.to_string()))?;
         let is_object = |schema: &serde_json::Value| {
             schema.get("type").and_then(|t| t.as_str()) == Some("object")
         };
-        Ok((
-            is_object(&c.record.input_schema),
-            is_object(&c.record.output_schema),
-        ))
+        self.with_capability(id, |_, c| {
+            (
+                is_object(&c.record.input_schema),
+                is_object(&c.record.output_schema),
+            )
+        })
     }
 
     /// The expected cost of a call, from observed fuel.
