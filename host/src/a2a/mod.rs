@@ -24,7 +24,7 @@ use crate::market::{CapabilityView, InvokeRequest, Market, now_ms};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use wire::code;
 
@@ -36,6 +36,9 @@ pub const TASK_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60
 /// Skills listed on the marketplace's card (the rest are found with a
 /// text message, which discovers).
 pub const SKILLS_MAX: usize = 500;
+/// How long `CancelTask` waits for a cancelled call to stop (it stops at
+/// the guest's next yield: within 100,000 fuel, or at once when parked).
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Events a streaming call may have waiting for a slow client.
 const STREAM_BUFFER: usize = 256;
 
@@ -58,6 +61,8 @@ struct Entry {
     owner: String,
     task: Value,
     cancel: CancellationToken,
+    /// Set once the task's final state is written.
+    finished: watch::Sender<bool>,
     created: std::time::Instant,
 }
 
@@ -290,7 +295,7 @@ impl A2a {
         };
         match method {
             "get" => Reply::Json(answer(self.get(&org, &params))),
-            "cancel" => Reply::Json(answer(self.cancel(&org, &params))),
+            "cancel" => Reply::Json(answer(self.cancel(&org, &params).await)),
             "send" => Reply::Json(answer(self.send(org, &params, capability).await)),
             _ => match self.stream(org, &params, capability, id.clone(), dialect) {
                 Ok(events) => Reply::Stream(events),
@@ -319,24 +324,44 @@ impl A2a {
         Ok(entry.task.clone())
     }
 
-    fn cancel(&self, org: &Org, params: &Value) -> Result<Value, (i64, String)> {
+    /// Cancels a running task and waits (bounded) for its call to stop, so
+    /// the answer is what happened: `CANCELED` (nothing charged), or
+    /// not cancelable because the call finished first (and was charged).
+    async fn cancel(&self, org: &Org, params: &Value) -> Result<Value, (i64, String)> {
         let id = Self::task_id(params)?;
-        let mut tasks = self.tasks();
-        let entry = tasks
-            .by_id
-            .get_mut(id)
-            .filter(|e| e.owner == org.org_id)
-            .ok_or((code::TASK_NOT_FOUND, format!("no task `{id}` of yours")))?;
-        let current = state(&entry.task).to_string();
-        if wire::is_terminal(&current) {
-            return Err((
+        let not_cancelable = |state: &str| {
+            (
                 code::TASK_NOT_CANCELABLE,
-                format!("task `{id}` is already {current}"),
-            ));
+                format!("task `{id}` is already {state}"),
+            )
+        };
+        let mut finished = {
+            let tasks = self.tasks();
+            let entry = tasks
+                .by_id
+                .get(id)
+                .filter(|e| e.owner == org.org_id)
+                .ok_or((code::TASK_NOT_FOUND, format!("no task `{id}` of yours")))?;
+            let current = state(&entry.task);
+            if wire::is_terminal(current) {
+                return Err(not_cancelable(current));
+            }
+            entry.cancel.cancel();
+            entry.finished.subscribe()
+        };
+        let _ = tokio::time::timeout(CANCEL_WAIT, finished.wait_for(|done| *done)).await;
+        let tasks = self.tasks();
+        let task = tasks
+            .by_id
+            .get(id)
+            .map(|e| e.task.clone())
+            .ok_or((code::TASK_NOT_FOUND, format!("no task `{id}` of yours")))?;
+        match state(&task) {
+            wire::CANCELED => Ok(task),
+            // Still stopping (past the wait): it will end `CANCELED`.
+            current if !wire::is_terminal(current) => Ok(task),
+            current => Err(not_cancelable(current)),
         }
-        entry.cancel.cancel();
-        entry.task["status"] = status(wire::CANCELED, None);
-        Ok(entry.task.clone())
     }
 
     /// Reads a message into an operation.
@@ -451,22 +476,22 @@ impl A2a {
                 owner: org.org_id.clone(),
                 task,
                 cancel: cancel.clone(),
+                finished: watch::Sender::new(false),
                 created: std::time::Instant::now(),
             },
         );
         (task_id, context_id, cancel)
     }
 
-    /// Records how a task ended (unless it was cancelled meanwhile) and
+    /// Records how a task ended (a cancelled call ends `CANCELED`; one
+    /// that finished before its cancellation took hold ends as it ended) and
     /// returns the task as kept.
     fn finish(&self, task_id: &str, outcome: Result<Value, Failed>, context_id: &str) -> Value {
         let mut tasks = self.tasks();
         let Some(entry) = tasks.by_id.get_mut(task_id) else {
             return Value::Null;
         };
-        if state(&entry.task) == wire::CANCELED {
-            return entry.task.clone();
-        }
+        entry.finished.send_replace(true);
         match outcome {
             Ok(value) => {
                 let (output, settlement) = match value.get("mercato/settlement") {
@@ -720,6 +745,7 @@ mod tests {
             owner: "o".into(),
             task: json!({"status": {"state": state}}),
             cancel: CancellationToken::new(),
+            finished: watch::Sender::new(false),
             created: std::time::Instant::now() - age,
         }
     }
