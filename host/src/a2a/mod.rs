@@ -110,6 +110,15 @@ impl Tasks {
     }
 }
 
+/// The caller's task `id`; another organisation's reads as missing.
+fn owned<'t>(tasks: &'t Tasks, org: &Org, id: &str) -> Result<&'t Entry, (i64, String)> {
+    tasks
+        .by_id
+        .get(id)
+        .filter(|e| e.owner == org.org_id)
+        .ok_or((code::TASK_NOT_FOUND, format!("no task `{id}` of yours")))
+}
+
 fn state(task: &Value) -> &str {
     task["status"]["state"].as_str().unwrap_or("")
 }
@@ -315,13 +324,7 @@ impl A2a {
     /// holding one (`{"task": …}`), which [`wire::to_v03`] unwraps for v0.3.
     fn get(&self, org: &Org, params: &Value) -> Result<Value, (i64, String)> {
         let id = Self::task_id(params)?;
-        let tasks = self.tasks();
-        let entry = tasks
-            .by_id
-            .get(id)
-            .filter(|e| e.owner == org.org_id)
-            .ok_or((code::TASK_NOT_FOUND, format!("no task `{id}` of yours")))?;
-        Ok(entry.task.clone())
+        Ok(owned(&self.tasks(), org, id)?.task.clone())
     }
 
     /// Cancels a running task and waits (bounded) for its call to stop, so
@@ -337,11 +340,7 @@ impl A2a {
         };
         let mut finished = {
             let tasks = self.tasks();
-            let entry = tasks
-                .by_id
-                .get(id)
-                .filter(|e| e.owner == org.org_id)
-                .ok_or((code::TASK_NOT_FOUND, format!("no task `{id}` of yours")))?;
+            let entry = owned(&tasks, org, id)?;
             let current = state(&entry.task);
             if wire::is_terminal(current) {
                 return Err(not_cancelable(current));
@@ -350,12 +349,7 @@ impl A2a {
             entry.finished.subscribe()
         };
         let _ = tokio::time::timeout(CANCEL_WAIT, finished.wait_for(|done| *done)).await;
-        let tasks = self.tasks();
-        let task = tasks
-            .by_id
-            .get(id)
-            .map(|e| e.task.clone())
-            .ok_or((code::TASK_NOT_FOUND, format!("no task `{id}` of yours")))?;
+        let task = owned(&self.tasks(), org, id)?.task.clone();
         match state(&task) {
             wire::CANCELED => Ok(task),
             // Still stopping (past the wait): it will end `CANCELED`.
@@ -620,6 +614,14 @@ impl A2a {
             if events.send(say(json!({"task": first}))).await.is_err() {
                 cancel.cancel();
             }
+            // One emitted chunk as an update of the `stream` artifact.
+            let chunk_update = |chunk: String, append: bool| {
+                json!({"artifactUpdate": {
+                    "taskId": task_id, "contextId": context_id,
+                    "artifact": {"artifactId": "stream", "name": "stream", "parts": [{"text": chunk}]},
+                    "append": append, "lastChunk": false,
+                }})
+            };
             let (chunks, mut chunks_rx) = mpsc::unbounded_channel::<String>();
             let call = this.run(&org, operation, cancel.clone(), Some(chunks));
             tokio::pin!(call);
@@ -628,11 +630,7 @@ impl A2a {
                 tokio::select! {
                     outcome = &mut call => break outcome,
                     Some(chunk) = chunks_rx.recv() => {
-                        let update = json!({"artifactUpdate": {
-                            "taskId": task_id, "contextId": context_id,
-                            "artifact": {"artifactId": "stream", "name": "stream", "parts": [{"text": chunk}]},
-                            "append": sent > 0, "lastChunk": false,
-                        }});
+                        let update = chunk_update(chunk, sent > 0);
                         sent += 1;
                         // A client that went away cancels its call.
                         if events.send(say(update)).await.is_err() {
@@ -643,11 +641,7 @@ impl A2a {
             };
             // Chunks emitted just before the end.
             while let Ok(chunk) = chunks_rx.try_recv() {
-                let update = json!({"artifactUpdate": {
-                    "taskId": task_id, "contextId": context_id,
-                    "artifact": {"artifactId": "stream", "name": "stream", "parts": [{"text": chunk}]},
-                    "append": sent > 0, "lastChunk": false,
-                }});
+                let update = chunk_update(chunk, sent > 0);
                 sent += 1;
                 let _ = events.send(say(update)).await;
             }
