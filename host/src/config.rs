@@ -18,6 +18,11 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Per-call sandbox limits.
     pub sandbox: SandboxSettings,
+    /// Calls one organisation may have in the sandbox (or waiting for it)
+    /// at once, so that one tenant's flood leaves slots to the others;
+    /// more wait `sandbox.queue_wait_ms`, then are refused as `overloaded`.
+    /// Default: a quarter of `sandbox.concurrent_calls_max`.
+    pub calls_per_org_max: Option<u32>,
     /// Largest component accepted, in bytes.
     pub component_bytes_max: u64,
     /// Largest JSON request body, in bytes.
@@ -26,6 +31,17 @@ pub struct Config {
     pub requests_in_flight_max: usize,
     /// Longest an HTTP request may take, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Open TCP connections at most; a connection beyond it is closed at
+    /// once (its client retries), so descriptors and memory stay bounded.
+    pub connections_max: usize,
+    /// Open connections at most from one client address, so one client
+    /// cannot take the whole of `connections_max` (raise it behind a proxy
+    /// that connects from one address).
+    pub connections_per_client_max: usize,
+    /// How long a connection may take to send a request's headers, and how
+    /// long it may stay idle between requests, in milliseconds; then it is
+    /// closed (slow or idle clients hold no descriptor for long).
+    pub header_read_timeout_ms: u64,
     /// Longest an unsynced write (an invocation record) waits for disk.
     pub background_flush_ms: u64,
     /// Ignore cached artifacts and compile every component again (after an
@@ -129,10 +145,14 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: None,
             sandbox: SandboxSettings::default(),
+            calls_per_org_max: None,
             component_bytes_max: 16 << 20,
             body_bytes_max: 1 << 20,
             requests_in_flight_max: 1_024,
             request_timeout_ms: 30_000,
+            connections_max: 8_192,
+            connections_per_client_max: 512,
+            header_read_timeout_ms: 20_000,
             background_flush_ms: 100,
             recompile: false,
             batteries_dir: None,
@@ -190,11 +210,24 @@ impl Config {
         Ok(config)
     }
 
+    /// Calls one organisation may have at once (see `calls_per_org_max`).
+    pub fn calls_per_org(&self) -> usize {
+        self.calls_per_org_max
+            .unwrap_or(self.sandbox.concurrent_calls_max / 4)
+            .max(1) as usize
+    }
+
     /// Checks that every limit is usable.
     pub fn check(&self) -> Result<(), String> {
         let s = &self.sandbox;
         if s.concurrent_calls_max == 0 || s.concurrent_calls_max > 4_096 {
             return Err("sandbox.concurrent_calls_max must be 1 to 4096".into());
+        }
+        if self
+            .calls_per_org_max
+            .is_some_and(|n| n == 0 || n > s.concurrent_calls_max)
+        {
+            return Err("calls_per_org_max must be 1 to sandbox.concurrent_calls_max".into());
         }
         if s.memory_bytes_max < (1 << 20) || s.memory_bytes_max > (4 << 30) {
             return Err("sandbox.memory_bytes_max must be 1 MiB to 4 GiB".into());
@@ -223,6 +256,18 @@ impl Config {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return Err("public_url must start with http:// or https://".into());
+        }
+        if self.connections_max == 0
+            || self.connections_per_client_max == 0
+            || self.connections_per_client_max > self.connections_max
+        {
+            return Err(
+                "connections_max and connections_per_client_max must be positive, the second at most the first"
+                    .into(),
+            );
+        }
+        if !(100..=600_000).contains(&self.header_read_timeout_ms) {
+            return Err("header_read_timeout_ms must be 100 to 600000".into());
         }
         if self.requests_in_flight_max == 0 || self.background_flush_ms == 0 {
             return Err("requests_in_flight_max and background_flush_ms must be positive".into());

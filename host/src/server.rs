@@ -7,6 +7,7 @@ use crate::identity::AdminToken;
 use crate::market::{self, Market};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -39,16 +40,22 @@ impl Server {
         let addr = listener.local_addr()?;
         let stopping = tokio_util::sync::CancellationToken::new();
         let app = api::app_until(market.clone(), stopping.clone());
+        let config = market.config();
+        let limits = api::ConnectionLimits {
+            connections_max: config.connections_max,
+            per_client_max: config.connections_per_client_max,
+            header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+            drain_timeout: Duration::from_millis(config.request_timeout_ms),
+        };
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = signal.await;
-                    // End the agent front doors' open streams, or the
-                    // graceful stop would wait for them.
-                    stopping.cancel();
-                })
-                .await
+            api::serve(listener, app, limits, async move {
+                let _ = signal.await;
+                // End the agent front doors' open streams, or the
+                // graceful stop would wait for them.
+                stopping.cancel();
+            })
+            .await
         });
         tracing::info!(%addr, "mercato is serving");
         Ok(Server {

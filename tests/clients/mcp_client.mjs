@@ -43,6 +43,20 @@ const summarize = await client.callTool(
 );
 seen.summarize = { isError: summarize.isError ?? false, structured: summarize.structuredContent, meta: summarize._meta, progress };
 
+// The caps in the request's own `_meta` (this client speaks the session revision).
+const capped = await client.callTool({
+  name: "summarizer__summarize",
+  arguments: { text: "Capped in the request." },
+  _meta: { "mercato/max_price_micros": 1 },
+});
+seen.capped = { isError: capped.isError ?? false, error: capped._meta?.["mercato/error"] ?? null };
+const uncontracted = await client.callTool({
+  name: "summarizer__summarize",
+  arguments: { text: "Under no contract." },
+  _meta: { "mercato/contract_id": "ctr_nobody" },
+});
+seen.unknown_contract = { isError: uncontracted.isError ?? false, error: uncontracted._meta?.["mercato/error"] ?? null };
+
 const hostile = await client.callTool({ name: "misbehaver__panic", arguments: {} });
 seen.hostile = { isError: hostile.isError ?? false, error: hostile._meta?.["mercato/error"] ?? null };
 

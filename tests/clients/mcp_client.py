@@ -78,6 +78,16 @@ async def main(url: str, key: str, mode: str) -> dict:
         )
         seen["capped"] = {"is_error": result.is_error, "error": (result.meta or {}).get("mercato/error")}
 
+        # The same caps in the request's own `_meta`, on either transport.
+        result = await client.call_tool(
+            "summarizer__summarize", {"text": "Capped in the request."}, meta={"mercato/max_price_micros": 1}
+        )
+        seen["capped_request"] = {"is_error": result.is_error, "error": (result.meta or {}).get("mercato/error")}
+        result = await client.call_tool(
+            "summarizer__summarize", {"text": "Under no contract."}, meta={"mercato/contract_id": "ctr_nobody"}
+        )
+        seen["unknown_contract"] = {"is_error": result.is_error, "error": (result.meta or {}).get("mercato/error")}
+
         result = await client.call_tool("misbehaver__panic", {})
         seen["hostile"] = {"is_error": result.is_error, "error": (result.meta or {}).get("mercato/error")}
 

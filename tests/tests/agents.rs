@@ -91,6 +91,18 @@ async fn check_python_mcp(host: &Host, consumer: &Org, seen: &Value) {
     // A cap in the arguments' `_meta` below the price is the consumer's refusal.
     assert_eq!(seen["capped"]["is_error"], true, "{seen}");
     assert_eq!(seen["capped"]["error"]["error"]["code"], "price_too_low");
+    // The same in the request's `_meta`, on both transports; a contract that
+    // does not exist is an error, never a call without one.
+    assert_eq!(seen["capped_request"]["is_error"], true, "{seen}");
+    assert_eq!(
+        seen["capped_request"]["error"]["error"]["code"], "price_too_low",
+        "{seen}"
+    );
+    assert_eq!(seen["unknown_contract"]["is_error"], true, "{seen}");
+    assert_eq!(
+        seen["unknown_contract"]["error"]["error"]["code"], "not_found",
+        "{seen}"
+    );
     // A provider fault is a tool error, not a protocol error, and free.
     assert_eq!(seen["hostile"]["is_error"], true, "{seen}");
     assert_eq!(seen["hostile"]["error"]["error"]["code"], "guest_trapped");
@@ -225,6 +237,16 @@ async fn the_typescript_mcp_sdk_lists_and_calls() {
         spent(&host, &consumer).await,
         charged,
         "only the priced call is charged"
+    );
+    // Caps in the request's `_meta` on the session transport.
+    assert_eq!(seen["capped"]["isError"], true, "{seen}");
+    assert_eq!(
+        seen["capped"]["error"]["error"]["code"], "price_too_low",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["unknown_contract"]["error"]["error"]["code"], "not_found",
+        "{seen}"
     );
     assert_eq!(seen["hostile"]["isError"], true, "{seen}");
     assert_eq!(

@@ -400,18 +400,32 @@ impl A2a {
                                 })
                                 .transpose()
                         };
-                        let text = |key: &str| data[key].as_str().map(str::to_string);
+                        // A cap or a contract that cannot be read is an
+                        // error, never a call without it.
+                        let text = |key: &str| -> Result<Option<String>, (i64, String)> {
+                            data.get(key)
+                                .filter(|v| !v.is_null())
+                                .map(|v| {
+                                    v.as_str()
+                                        .map(str::to_string)
+                                        .ok_or_else(|| bad(&format!("`{key}` must be a string")))
+                                })
+                                .transpose()
+                        };
                         let capability_id =
                             crate::mcp::capability_id(&capability_id).unwrap_or(capability_id);
                         if self.market.object_schemas(&capability_id).is_err() {
-                            return Err(bad(&format!("no capability `{capability_id}`")));
+                            return Err(bad(&format!(
+                                "no capability `{}`",
+                                crate::market::echoed(&capability_id)
+                            )));
                         }
                         Operation::Invoke(InvokeRequest {
                             capability_id,
                             input,
                             max_price_micros: number("max_price_micros")?,
-                            contract_id: text("contract_id"),
-                            approval_id: text("approval_id"),
+                            contract_id: text("contract_id")?,
+                            approval_id: text("approval_id")?,
                             cancel: None,
                         })
                     }

@@ -62,7 +62,12 @@ async fn capability_card(
 ) -> Result<Json<serde_json::Value>, super::ApiError> {
     a2a.capability_card(&base(&a2a, &headers), &id)
         .map(Json)
-        .ok_or_else(|| super::ApiError::new("not_found", format!("no capability `{id}`")))
+        .ok_or_else(|| {
+            super::ApiError::new(
+                "not_found",
+                format!("no capability `{}`", crate::market::echoed(&id)),
+            )
+        })
 }
 
 async fn rpc(

@@ -50,15 +50,16 @@ pub async fn deposits_create(
         .and_then(|k| k.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
-    Ok(
-        idempotency::once(&market, &headers, &scope, &body, || async {
+    Ok(idempotency::once(&market, &headers, &scope, &body, || {
+        let market = market.clone();
+        async move {
             let balance = market
                 .deposit(&org_id, deposit.amount_micros, &deposit_id)
                 .await?;
             Ok((StatusCode::CREATED, json(&balance)?))
-        })
-        .await,
-    )
+        }
+    })
+    .await)
 }
 
 /// The caller's balances and budget.
@@ -115,15 +116,16 @@ pub async fn disputes_create(
     let Json(dispute) = body?;
     let scope = format!("{}:dispute:{id}", org.org_id);
     let body = json(&dispute)?;
-    Ok(
-        idempotency::once(&market, &headers, &scope, &body, || async {
+    Ok(idempotency::once(&market, &headers, &scope, &body, || {
+        let market = market.clone();
+        async move {
             let record = market
                 .dispute(&org, &id, dispute.input, &dispute.reason)
                 .await?;
             Ok((StatusCode::CREATED, json(&record)?))
-        })
-        .await,
-    )
+        }
+    })
+    .await)
 }
 
 /// An admin's decision.

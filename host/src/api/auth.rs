@@ -16,7 +16,7 @@ pub struct Admin;
 /// An approver of an organisation, authenticated by an approver token.
 pub struct Approver(pub String);
 
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+pub(super) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
@@ -24,9 +24,11 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = header
         .to_str()
         .map_err(|_| ApiError::new("unauthorized", "malformed Authorization header"))?;
+    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` works too.
     value
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::new("unauthorized", "expected Authorization: Bearer <api key>"))
 }

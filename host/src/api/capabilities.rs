@@ -2,6 +2,7 @@
 
 use super::ApiError;
 use super::auth::Caller;
+use super::idempotency;
 use crate::market::{
     CapabilityView, InvocationRecord, InvokeRequest, InvokeResult, Market, Published, Quote, Upload,
 };
@@ -177,45 +178,102 @@ pub async fn capabilities_invoke(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
+    // Streamed or not, a key names the same call.
+    let scope = format!("{}:invoke:{}", org.org_id, request.capability_id);
+    let keyed_body = serde_json::json!({
+        "input": request.input,
+        "max_price_micros": request.max_price_micros,
+        "contract_id": request.contract_id,
+        "approval_id": request.approval_id,
+    });
     if !wants_stream {
-        let scope = format!("{}:invoke:{}", org.org_id, request.capability_id);
-        let body = serde_json::json!({
-            "input": request.input,
-            "max_price_micros": request.max_price_micros,
-            "contract_id": request.contract_id,
-            "approval_id": request.approval_id,
-        });
         return Ok(
-            super::idempotency::once(&market, &headers, &scope, &body, || async {
-                let result = market.invoke(&org, request, None).await?;
-                let body = serde_json::to_value(&result)
-                    .map_err(|_| ApiError::new("internal", "internal error"))?;
-                Ok((StatusCode::OK, body))
+            idempotency::once(&market, &headers, &scope, &keyed_body, || {
+                let market = market.clone();
+                async move {
+                    let result = market.invoke(&org, request, None).await?;
+                    let body = serde_json::to_value(&result)
+                        .map_err(|_| ApiError::new("internal", "internal error"))?;
+                    Ok((StatusCode::OK, body))
+                }
             })
             .await,
         );
     }
+    let keyed = idempotency::claim(&market, &headers, &scope, &keyed_body);
+    let claimed = match keyed {
+        idempotency::Keyed::Refused(response) => return Ok(response),
+        idempotency::Keyed::Replay(seen) => return Ok(stream_replay(seen)),
+        idempotency::Keyed::Fresh {
+            claimed,
+            body_sha256,
+        } => Some((claimed, body_sha256)),
+        idempotency::Keyed::Unkeyed => None,
+    };
     // Validate the id before committing to a 200 stream.
     market.capability(&request.capability_id)?;
+    // Without a key, a client that leaves cancels its call (the hold is
+    // voided, nothing is charged); with one the call runs to its end and
+    // its answer is remembered for the retry.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let leaving = claimed.is_none().then(|| cancel.clone().drop_guard());
+    let request = InvokeRequest {
+        cancel: Some(cancel),
+        ..request
+    };
     let (chunks_tx, chunks_rx) = tokio::sync::mpsc::unbounded_channel();
-    let call = tokio::spawn(async move { market.invoke(&org, request, Some(chunks_tx)).await });
+    let call = tokio::spawn(async move {
+        let result = market.invoke(&org, request, Some(chunks_tx)).await;
+        let answer = result.map_err(ApiError::from).and_then(|result| {
+            serde_json::to_value(&result)
+                .map(|body| (StatusCode::OK, body))
+                .map_err(|_| ApiError::new("internal", "internal error"))
+        });
+        match claimed {
+            Some((claimed, body_sha256)) => {
+                idempotency::remember(&market, claimed, body_sha256, answer).await
+            }
+            None => answer,
+        }
+    });
     let chunks = UnboundedReceiverStream::new(chunks_rx)
         .map(|chunk| Ok(Event::default().event("chunk").data(chunk)));
     let last = futures::stream::once(async move {
         let event = match call.await {
-            Ok(Ok(result)) => Event::default().event("result").json_data(result),
-            Ok(Err(error)) => Event::default()
-                .event("error")
-                .json_data(ApiError::from(error).body()),
+            Ok(Ok((_, body))) => Event::default().event("result").json_data(body),
+            Ok(Err(error)) => Event::default().event("error").json_data(error.body()),
             Err(_) => Event::default()
                 .event("error")
                 .json_data(ApiError::new("internal", "internal error").body()),
         };
+        // The answer was sent: nothing left to cancel.
+        drop(leaving.map(tokio_util::sync::DropGuard::disarm));
         Ok::<_, std::convert::Infallible>(event.unwrap_or_default())
     });
     Ok(Sse::new(chunks.chain(last))
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// A remembered answer sent again as a stream: its one `result` (or
+/// `error`) event; the chunks of the first run are not kept.
+fn stream_replay(seen: crate::market::Remembered) -> Response {
+    let name = if seen.status == 200 {
+        "result"
+    } else {
+        "error"
+    };
+    let event = Event::default()
+        .event(name)
+        .json_data(seen.body)
+        .unwrap_or_default();
+    let events = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(event) });
+    let mut response = Sse::new(events).into_response();
+    response.headers_mut().insert(
+        "idempotent-replay",
+        axum::http::HeaderValue::from_static("true"),
+    );
+    response
 }
 
 /// The record of one call; visible to its consumer and its provider.
@@ -230,6 +288,11 @@ pub async fn transactions_get(
     let record = market
         .invocation(&id)?
         .filter(|r| r.consumer_org_id == org.org_id || r.provider_org_id == org.org_id)
-        .ok_or_else(|| ApiError::new("not_found", format!("no transaction `{id}` of yours")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                "not_found",
+                format!("no transaction `{}` of yours", crate::market::echoed(&id)),
+            )
+        })?;
     Ok(Json(record))
 }

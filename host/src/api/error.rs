@@ -200,7 +200,8 @@ impl From<market::Error> for ApiError {
                 transaction_id,
                 fuel_used,
             } => Some(json!({
-                "reason": format!("{error:?}"),
+                // The guest's text is in the message, once.
+                "kind": error.kind(),
                 "transaction_id": transaction_id,
                 "fuel_used": fuel_used,
                 "charged_micros": 0,

@@ -1,12 +1,20 @@
 //! `Idempotency-Key`: the same key with the same body returns the first
 //! response and never acts twice; the same key with another body is 422.
+//!
+//! One rule for every keyed request, JSON or streamed: once claimed, the
+//! request runs to its end on a task of its own, whether or not its client
+//! stays to hear the answer, and the answer is remembered before the claim
+//! is released. A retry meanwhile is 409 `idempotency_in_progress`; a retry
+//! after it gets the answer (`Idempotent-Replay: true`), never a second run.
+//! A request without a key is cancelled when its client leaves.
 
 use super::ApiError;
-use crate::market::{Claim, KEY_CHARS_MAX, Market, Remembered, now_ms};
+use crate::market::{Claim, Claimed, KEY_CHARS_MAX, Market, Remembered, now_ms};
 use axum::Json;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 /// Codes whose answer may change on retry: never remembered.
 const TRANSIENT: &[&str] = &[
@@ -15,67 +23,86 @@ const TRANSIENT: &[&str] = &[
     "request_timeout",
     "internal",
     "idempotency_in_progress",
+    "cancelled",
 ];
 
-/// Runs `action` at most once per key: with an `Idempotency-Key` header it is
-/// claimed for `scope` (the caller and the route), and the first answer is
-/// stored and replayed.
-pub async fn once<F, Fut>(
-    market: &Market,
-    headers: &HeaderMap,
-    scope: &str,
-    body: &serde_json::Value,
-    action: F,
-) -> Response
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<(StatusCode, serde_json::Value), ApiError>>,
-{
+/// A handler's answer: a status and a JSON body, or an error.
+pub type Answer = Result<(StatusCode, serde_json::Value), ApiError>;
+
+/// What a request's `Idempotency-Key` (if any) says to do.
+pub enum Keyed {
+    /// No key: act, remember nothing.
+    Unkeyed,
+    /// A fresh key, claimed: act, then [`remember`].
+    Fresh {
+        /// The claim, released by [`remember`] (or when dropped).
+        claimed: Claimed,
+        /// What the body hashes to.
+        body_sha256: String,
+    },
+    /// Answered before: send this again.
+    Replay(Remembered),
+    /// Refused: a bad key, a key used with another body, a key in progress.
+    Refused(Response),
+}
+
+/// Claims the request's key, if it has one, for `scope` (the caller and the route).
+pub fn claim(market: &Market, headers: &HeaderMap, scope: &str, body: &serde_json::Value) -> Keyed {
     let Some(key) = headers.get("idempotency-key") else {
-        return answer(action().await);
+        return Keyed::Unkeyed;
     };
     let Some(key) = key
         .to_str()
         .ok()
         .filter(|k| !k.is_empty() && k.chars().count() <= KEY_CHARS_MAX)
     else {
-        return ApiError::new(
-            "invalid_request",
-            format!("Idempotency-Key must be 1 to {KEY_CHARS_MAX} visible characters"),
-        )
-        .into_response();
+        return Keyed::Refused(
+            ApiError::new(
+                "invalid_request",
+                format!("Idempotency-Key must be 1 to {KEY_CHARS_MAX} visible characters"),
+            )
+            .into_response(),
+        );
     };
     let scoped = format!("{scope}:{key}");
     let body_sha256 = hex::encode(Sha256::digest(body.to_string().as_bytes()));
     match market.claim(&scoped, &body_sha256) {
-        Err(e) => return ApiError::from(e).into_response(),
-        Ok(Claim::Replay(seen)) => {
-            let status = StatusCode::from_u16(seen.status).unwrap_or(StatusCode::OK);
-            let mut response = (status, Json(seen.body)).into_response();
-            response.headers_mut().insert(
-                "idempotent-replay",
-                axum::http::HeaderValue::from_static("true"),
-            );
-            return response;
-        }
-        Ok(Claim::Conflict) => {
-            return ApiError::new(
+        Err(e) => Keyed::Refused(ApiError::from(e).into_response()),
+        Ok(Claim::Replay(seen)) => Keyed::Replay(seen),
+        Ok(Claim::Conflict) => Keyed::Refused(
+            ApiError::new(
                 "idempotency_conflict",
                 "this Idempotency-Key was used with a different body",
             )
-            .into_response();
-        }
+            .into_response(),
+        ),
         Ok(Claim::InProgress) => {
-            return ApiError::new(
+            let mut response = ApiError::new(
                 "idempotency_in_progress",
                 "a request with this Idempotency-Key is being handled; retry shortly",
             )
             .into_response();
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+            Keyed::Refused(response)
         }
-        Ok(Claim::Fresh) => {}
+        Ok(Claim::Fresh(claimed)) => Keyed::Fresh {
+            claimed,
+            body_sha256,
+        },
     }
-    let result = action().await;
-    let remembered = match &result {
+}
+
+/// Remembers `answer` for a claimed key (transient failures are not kept:
+/// the claim is only released) and returns it.
+pub async fn remember(
+    market: &Market,
+    claimed: Claimed,
+    body_sha256: String,
+    answer: Answer,
+) -> Answer {
+    let remembered = match &answer {
         Ok((status, body)) => Some((*status, body.clone())),
         Err(e) if !TRANSIENT.contains(&e.code()) => Some((
             super::status_of(e.code()),
@@ -99,13 +126,56 @@ where
             at_ms: now_ms(),
         }
     });
-    if let Err(e) = market.remember(&scoped, remembered).await {
-        return ApiError::from(e).into_response();
-    }
-    answer(result)
+    market.remember(claimed, remembered).await?;
+    answer
 }
 
-fn answer(result: Result<(StatusCode, serde_json::Value), ApiError>) -> Response {
+/// Runs `action` at most once per key (see the module's rule) and answers
+/// with JSON.
+pub async fn once<Fut>(
+    market: &Arc<Market>,
+    headers: &HeaderMap,
+    scope: &str,
+    body: &serde_json::Value,
+    action: impl FnOnce() -> Fut,
+) -> Response
+where
+    Fut: Future<Output = Answer> + Send + 'static,
+{
+    match claim(market, headers, scope, body) {
+        Keyed::Unkeyed => answer(action().await),
+        Keyed::Replay(seen) => replay(seen),
+        Keyed::Refused(response) => response,
+        Keyed::Fresh {
+            claimed,
+            body_sha256,
+        } => {
+            let action = action();
+            let market = market.clone();
+            // Its own task: a client that leaves does not stop it half-way.
+            let task = tokio::spawn(async move {
+                let answer = action.await;
+                remember(&market, claimed, body_sha256, answer).await
+            });
+            match task.await {
+                Ok(result) => answer(result),
+                Err(_) => ApiError::new("internal", "internal error").into_response(),
+            }
+        }
+    }
+}
+
+/// The stored answer again, marked as a replay.
+pub fn replay(seen: Remembered) -> Response {
+    let status = StatusCode::from_u16(seen.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, Json(seen.body)).into_response();
+    response
+        .headers_mut()
+        .insert("idempotent-replay", HeaderValue::from_static("true"));
+    response
+}
+
+fn answer(result: Answer) -> Response {
     match result {
         Ok((status, body)) => (status, Json(body)).into_response(),
         Err(e) => e.into_response(),

@@ -14,6 +14,7 @@ mod capabilities;
 mod discover;
 mod error;
 mod idempotency;
+mod listen;
 mod mcp;
 mod negotiations;
 mod openapi;
@@ -22,6 +23,7 @@ mod orgs;
 mod trust;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail, status_of};
+pub use listen::{ConnectionLimits, serve};
 pub use openapi::ApiDoc;
 
 use crate::market::Market;

@@ -67,15 +67,16 @@ pub async fn negotiations_create(
     let body =
         serde_json::to_value(&propose).map_err(|_| ApiError::new("internal", "internal error"))?;
     let scope = format!("{}:negotiate", org.org_id);
-    Ok(
-        idempotency::once(&market, &headers, &scope, &body, || async {
+    Ok(idempotency::once(&market, &headers, &scope, &body, || {
+        let market = market.clone();
+        async move {
             let result = market
                 .negotiate(&org, &propose.capability_id, propose.terms)
                 .await?;
             answer(StatusCode::CREATED, result)
-        })
-        .await,
-    )
+        }
+    })
+    .await)
 }
 
 /// Answers a countered negotiation: accept the counter-terms, propose new

@@ -85,29 +85,34 @@ impl Market {
     }
 
     /// Before a paid call: above the threshold, a call needs an approved
-    /// approval for exactly this request; without one it is filed.
+    /// approval for exactly this request; without one it is filed. The
+    /// approval used is returned (marked `used`), so that a call that then
+    /// never runs (its hold refused, no slot free) can give it back with
+    /// [`Market::restore_approval`].
     pub(super) fn check_approval(
         &self,
         consumer: &Org,
         request: &InvokeRequest,
         hold_micros: u64,
-    ) -> Result<()> {
+    ) -> Result<Option<Approval>> {
         let Some(threshold) = self
             .settlement
             .budget(&consumer.org_id)
             .approval_above_micros
         else {
-            return Ok(());
+            return Ok(None);
         };
         if hold_micros <= threshold {
-            return Ok(());
+            return Ok(None);
         }
         let hash = input_sha256(&request.input);
         if let Some(id) = &request.approval_id {
             let approval = self
                 .approval(id)?
                 .filter(|a| a.consumer_org_id == consumer.org_id)
-                .ok_or_else(|| Error::NotFound(format!("approval {id} of yours")))?;
+                .ok_or_else(|| {
+                    Error::NotFound(format!("approval `{}` of yours", super::echoed(id)))
+                })?;
             if approval.capability_id != request.capability_id
                 || approval.input_sha256 != hash
                 || approval.max_price_micros != request.max_price_micros
@@ -132,7 +137,7 @@ impl Market {
                     status: "used".into(),
                 });
             }
-            return Ok(());
+            return Ok(Some(used));
         }
         let now = now_ms();
         let approval = Approval {
@@ -161,6 +166,19 @@ impl Market {
         })
     }
 
+    /// Gives back an approval that [`Market::check_approval`] used for a
+    /// call that never ran: it is `approved` again, for the same request.
+    pub(super) fn restore_approval(&self, used: &Approval) {
+        let mut approved = used.clone();
+        approved.status = "approved".into();
+        let restored =
+            self.store
+                .compare_and_swap(Tree::Approvals, &used.approval_id, used, &approved);
+        if !matches!(restored, Ok(true)) {
+            tracing::warn!(approval_id = %used.approval_id, "an unused approval could not be restored");
+        }
+    }
+
     /// An organisation's approvals waiting for a decision.
     pub fn pending_approvals(&self, org_id: &str) -> Result<Vec<Approval>> {
         Ok(self
@@ -183,7 +201,7 @@ impl Market {
         let approval = self
             .approval(approval_id)?
             .filter(|a| a.consumer_org_id == org_id)
-            .ok_or_else(|| Error::NotFound(format!("approval {approval_id}")))?;
+            .ok_or_else(|| Error::NotFound(format!("approval `{}`", super::echoed(approval_id))))?;
         if approval.status != "pending" {
             return Err(Error::ApprovalNotGranted {
                 approval_id: approval_id.into(),
@@ -193,7 +211,7 @@ impl Market {
         let stored = self
             .store
             .get::<Approval>(Tree::Approvals, approval_id)?
-            .ok_or_else(|| Error::NotFound(format!("approval {approval_id}")))?;
+            .ok_or_else(|| Error::NotFound(format!("approval `{}`", super::echoed(approval_id))))?;
         let mut decided = stored.clone();
         decided.status = if approve { "approved" } else { "rejected" }.into();
         if !self

@@ -13,8 +13,9 @@ pub enum Error {
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
-    /// No such capability.
-    #[error("no capability `{0}`")]
+    /// No such thing (a capability, a contract, an approval…), or not the
+    /// caller's: the message names what was looked for.
+    #[error("no {0}")]
     NotFound(String),
     /// A discovery query that cannot run.
     #[error("invalid query: {0}")]
@@ -85,7 +86,7 @@ pub enum Error {
     #[error("the call was cancelled before it finished; nothing was charged")]
     Cancelled,
     /// The capability answered an error.
-    #[error("the capability refused the call: {error:?}")]
+    #[error("the capability refused the call: {}", error.message())]
     Refused {
         /// What it said.
         error: GuestError,
@@ -198,12 +199,40 @@ pub enum Error {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// The organisation already has its whole share of the call slots busy.
+    #[error("your organisation already has {calls_max} calls running; retry when one ends")]
+    TooManyCalls {
+        /// Calls one organisation may have at once.
+        calls_max: usize,
+    },
     /// A background task died.
     #[error("internal: {0}")]
     Internal(String),
 }
 
+/// Ids echoed in messages are cut to this many characters.
+const ECHOED_ID_CHARS_MAX: usize = 100;
+
+/// An id a client sent, fit to echo in a message: at most
+/// [`ECHOED_ID_CHARS_MAX`] characters, control characters dropped.
+pub fn echoed(id: &str) -> String {
+    let mut shown: String = id
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(ECHOED_ID_CHARS_MAX)
+        .collect();
+    if id.chars().count() > ECHOED_ID_CHARS_MAX {
+        shown.push('…');
+    }
+    shown
+}
+
 impl Error {
+    /// No capability listed under `id`.
+    pub fn capability_not_found(id: &str) -> Error {
+        Error::NotFound(format!("capability `{}`", echoed(id)))
+    }
+
     /// The stable error code clients see.
     pub fn code(&self) -> &'static str {
         match self {
@@ -219,6 +248,7 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::Call { failure, .. } => failure.code(),
             Error::Cancelled => "cancelled",
+            Error::TooManyCalls { .. } => "overloaded",
             Error::Refused {
                 error: GuestError::InvalidInput(_),
                 ..

@@ -23,10 +23,30 @@ pub struct Remembered {
     pub at_ms: u64,
 }
 
+/// Keys being handled right now (shared with their [`Claimed`] guards).
+pub(super) type InFlight = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
+/// A key this request holds while it is handled. Dropped without
+/// [`Market::remember`] (a panic, a task aborted at shutdown), it releases
+/// the key, so a key is never "in progress" longer than its request.
+pub struct Claimed {
+    key: String,
+    in_flight: InFlight,
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
 /// What to do with a request that carries a key.
 pub enum Claim {
     /// First time: go ahead, then [`Market::remember`].
-    Fresh,
+    Fresh(Claimed),
     /// Seen with this body: answer this again.
     Replay(Remembered),
     /// Seen with another body.
@@ -50,24 +70,37 @@ impl Market {
         if !in_flight.insert(key.to_string()) {
             return Ok(Claim::InProgress);
         }
-        Ok(Claim::Fresh)
+        drop(in_flight);
+        // Answered between the read above and the claim: replay it.
+        if let Some(seen) = self.store.get::<Remembered>(Tree::Idempotency, key)? {
+            self.in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(key);
+            return Ok(if seen.body_sha256 == body_sha256 {
+                Claim::Replay(seen)
+            } else {
+                Claim::Conflict
+            });
+        }
+        Ok(Claim::Fresh(Claimed {
+            key: key.to_string(),
+            in_flight: self.in_flight.clone(),
+        }))
     }
 
     /// Stores the first response to a claimed key (durable before it
     /// returns) and releases the claim. `None` releases it without storing
     /// (a transient failure the client should retry for real).
-    pub async fn remember(&self, key: &str, response: Option<Remembered>) -> Result<()> {
+    pub async fn remember(&self, claimed: Claimed, response: Option<Remembered>) -> Result<()> {
         let stored = match response {
             Some(r) => {
-                self.store.put(Tree::Idempotency, key, &r)?;
+                self.store.put(Tree::Idempotency, &claimed.key, &r)?;
                 self.store.sync().await
             }
             None => Ok(()),
         };
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        drop(claimed);
         Ok(stored?)
     }
 

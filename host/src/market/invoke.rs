@@ -199,11 +199,11 @@ impl Market {
                 "{} is no longer listed; the contract cannot be honoured",
                 c.capability_id
             )),
-            None => Error::NotFound(request.capability_id.clone()),
+            None => Error::capability_not_found(&request.capability_id),
         })?;
         let capability = listed
             .capability(&id.capability)
-            .ok_or_else(|| Error::NotFound(request.capability_id.clone()))?;
+            .ok_or_else(|| Error::capability_not_found(&request.capability_id))?;
 
         let input_violations = violations(&capability.input_validator, &request.input);
         if !input_violations.is_empty() {
@@ -231,6 +231,15 @@ impl Market {
                 per_minute,
                 retry_after_ms: wait.as_millis() as u64 + 1,
             })?;
+        // The organisation's fair share of the call slots, before any
+        // money is held: a tenant's flood waits behind its own calls.
+        let _share = self
+            .fair
+            .acquire(&consumer.org_id)
+            .await
+            .ok_or(Error::TooManyCalls {
+                calls_max: self.fair.per_org(),
+            })?;
         // A per-call budget caps a call that names no cap of its own.
         let cap = match (
             request.max_price_micros,
@@ -247,9 +256,17 @@ impl Market {
         };
         let metering = self.metering(capability, cap)?;
         let transaction_id = new_transaction_id();
-        if metering.hold_micros > 0 {
-            self.check_approval(consumer, &request, metering.hold_micros)?;
-        }
+        let approval = if metering.hold_micros > 0 {
+            self.check_approval(consumer, &request, metering.hold_micros)?
+        } else {
+            None
+        };
+        // A call that never runs gives its approval back.
+        let unused = |approval: &Option<super::Approval>| {
+            if let Some(approval) = approval {
+                self.restore_approval(approval);
+            }
+        };
         let hold = if metering.hold_micros == 0 {
             None
         } else {
@@ -259,6 +276,9 @@ impl Market {
                 metering.hold_micros,
                 now_ms(),
             );
+            if held.is_err() {
+                unused(&approval);
+            }
             if let Err(crate::settlement::Error::BudgetExhausted {
                 limit,
                 spent,
@@ -295,6 +315,7 @@ impl Market {
             invocation = call => invocation,
             () = cancel.cancelled() => {
                 drop(hold);
+                unused(&approval);
                 self.metrics.invocation("cancelled", 0, 0.0);
                 return Err(Error::Cancelled);
             }
@@ -330,6 +351,7 @@ impl Market {
         let outcome: Result<(serde_json::Value, String)> = match result {
             Err(Failure::Overloaded) => {
                 // Nothing ran: no transaction to record (the hold drops).
+                unused(&approval);
                 self.metrics.invocation("overloaded", 0, 0.0);
                 return Err(Error::Call {
                     failure: Failure::Overloaded,

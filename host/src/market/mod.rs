@@ -11,6 +11,7 @@ mod approvals;
 mod discovery;
 mod error;
 mod events;
+mod fair;
 mod idempotency;
 mod invoke;
 mod load;
@@ -26,9 +27,9 @@ mod views;
 
 pub use approvals::{APPROVAL_TTL_MS, Approval, NewApprover};
 pub use discovery::{DiscoveredCapability, entry_for, schema_fields};
-pub use error::{Error, Result};
+pub use error::{Error, Result, echoed};
 pub use events::Event;
-pub use idempotency::{Claim, KEY_CHARS_MAX, Remembered};
+pub use idempotency::{Claim, Claimed, KEY_CHARS_MAX, Remembered};
 pub use invoke::{InvocationRecord, InvokeRequest};
 pub use money::{Decision, DisputeRecord, Rerun};
 pub use negotiate::{Contract, Negotiation, OFFER_MS, ROUNDS_MAX, Response};
@@ -81,6 +82,7 @@ pub struct Market {
     /// How the discovery index came to be at start (for `/healthz`).
     index_restored: std::sync::OnceLock<crate::discovery::Restored>,
     rates: rate::RateLimiter,
+    fair: fair::FairShares,
     stats: Stats,
     metrics: Metrics,
     config: Config,
@@ -89,7 +91,7 @@ pub struct Market {
     batteries: RwLock<Arc<Batteries>>,
     settlement: Settlement,
     sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-    in_flight: std::sync::Mutex<std::collections::HashSet<String>>,
+    in_flight: idempotency::InFlight,
     reputation: std::sync::Mutex<crate::reputation::Reputation>,
     webhooks: events::Webhooks,
 }
@@ -133,6 +135,10 @@ impl Market {
                 .with_rating_boost(config.discovery_rating_boost),
             index_restored: std::sync::OnceLock::new(),
             rates: rate::RateLimiter::default(),
+            fair: fair::FairShares::new(
+                config.calls_per_org(),
+                Duration::from_millis(config.sandbox.queue_wait_ms),
+            ),
             stats: Stats::default(),
             metrics: Metrics::default(),
             config,
@@ -141,7 +147,7 @@ impl Market {
             batteries: RwLock::new(Arc::new(batteries)),
             settlement,
             sweeper: std::sync::Mutex::new(None),
-            in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
+            in_flight: idempotency::InFlight::default(),
             reputation: std::sync::Mutex::new(crate::reputation::Reputation::default()),
             webhooks: events::Webhooks::default(),
         };
@@ -244,10 +250,10 @@ impl Market {
         let listed = self
             .catalog
             .resolve(&parsed)
-            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+            .ok_or_else(|| Error::capability_not_found(id))?;
         let c = listed
             .capability(&parsed.capability)
-            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+            .ok_or_else(|| Error::capability_not_found(id))?;
         Ok(f(&listed, c))
     }
 

@@ -143,7 +143,7 @@ impl Market {
         deposit_id: &str,
     ) -> Result<Balance> {
         crate::identity::org(&self.store, org_id)?
-            .ok_or_else(|| Error::NotFound(format!("organisation {org_id}")))?;
+            .ok_or_else(|| Error::NotFound(format!("organisation `{}`", super::echoed(org_id))))?;
         Ok(self
             .settlement
             .deposit(
@@ -182,7 +182,12 @@ impl Market {
         let mut record = self
             .invocation(transaction_id)?
             .filter(|r| r.consumer_org_id == consumer.org_id)
-            .ok_or_else(|| Error::NotFound(format!("transaction {transaction_id} of yours")))?;
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "transaction `{}` of yours",
+                    super::echoed(transaction_id)
+                ))
+            })?;
         if record.dispute.is_some() {
             return Err(Error::DisputeExists(transaction_id.into()));
         }
@@ -233,10 +238,10 @@ impl Market {
         let listed = self
             .catalog
             .resolve(&id)
-            .ok_or_else(|| Error::NotFound(record.capability_id.clone()))?;
+            .ok_or_else(|| Error::capability_not_found(&record.capability_id))?;
         let capability = listed
             .capability(&id.capability)
-            .ok_or_else(|| Error::NotFound(record.capability_id.clone()))?;
+            .ok_or_else(|| Error::capability_not_found(&record.capability_id))?;
         let ran = self
             .sandbox
             .invoke(
@@ -284,9 +289,9 @@ impl Market {
         decision: Decision,
         refund_micros: Option<u64>,
     ) -> Result<DisputeRecord> {
-        let mut record = self
-            .invocation(transaction_id)?
-            .ok_or_else(|| Error::NotFound(format!("transaction {transaction_id}")))?;
+        let mut record = self.invocation(transaction_id)?.ok_or_else(|| {
+            Error::NotFound(format!("transaction `{}`", super::echoed(transaction_id)))
+        })?;
         let mut dispute = record
             .dispute
             .clone()

@@ -100,10 +100,10 @@ impl Market {
         let listed = self
             .catalog
             .resolve(&id)
-            .ok_or_else(|| Error::NotFound(capability_id.into()))?;
+            .ok_or_else(|| Error::capability_not_found(capability_id))?;
         let capability = listed
             .capability(&id.capability)
-            .ok_or_else(|| Error::NotFound(capability_id.into()))?;
+            .ok_or_else(|| Error::capability_not_found(capability_id))?;
         let negotiation = Negotiation {
             negotiation_id: new_id("neg"),
             consumer_org_id: consumer.org_id.clone(),
@@ -130,7 +130,12 @@ impl Market {
             .store
             .get::<Negotiation>(Tree::Negotiations, negotiation_id)?
             .filter(|n| n.consumer_org_id == consumer.org_id)
-            .ok_or_else(|| Error::NotFound(format!("negotiation {negotiation_id} of yours")))?;
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "negotiation `{}` of yours",
+                    super::echoed(negotiation_id)
+                ))
+            })?;
         if negotiation.status != "countered" {
             return Err(Error::NegotiationClosed(format!(
                 "negotiation {negotiation_id} is {}",
@@ -172,10 +177,10 @@ impl Market {
         let listed = self
             .catalog
             .resolve(&id)
-            .ok_or_else(|| Error::NotFound(negotiation.capability_id.clone()))?;
+            .ok_or_else(|| Error::capability_not_found(&negotiation.capability_id))?;
         let capability = listed
             .capability(&id.capability)
-            .ok_or_else(|| Error::NotFound(negotiation.capability_id.clone()))?;
+            .ok_or_else(|| Error::capability_not_found(&negotiation.capability_id))?;
         let terms = &capability.record.terms;
         let policy = terms.negotiation.clone().unwrap_or_default();
         negotiation.round += 1;
@@ -284,7 +289,12 @@ impl Market {
         self.store
             .get::<Negotiation>(Tree::Negotiations, negotiation_id)?
             .filter(|n| n.consumer_org_id == consumer.org_id)
-            .ok_or_else(|| Error::NotFound(format!("negotiation {negotiation_id} of yours")))
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "negotiation `{}` of yours",
+                    super::echoed(negotiation_id)
+                ))
+            })
     }
 
     /// A signed contract, for either of its parties.
@@ -292,7 +302,12 @@ impl Market {
         self.store
             .get::<serde_json::Value>(Tree::Contracts, contract_id)?
             .filter(|c| c["consumer_org_id"] == org.org_id || c["provider_org_id"] == org.org_id)
-            .ok_or_else(|| Error::NotFound(format!("contract {contract_id} of yours")))
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "contract `{}` of yours",
+                    super::echoed(contract_id)
+                ))
+            })
     }
 
     /// The contract a call runs under, checked: the caller's, in force, for

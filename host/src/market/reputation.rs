@@ -82,7 +82,12 @@ impl Market {
         let record = self
             .invocation(transaction_id)?
             .filter(|r| r.consumer_org_id == org.org_id || r.provider_org_id == org.org_id)
-            .ok_or_else(|| Error::NotFound(format!("transaction {transaction_id} of yours")))?;
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "transaction `{}` of yours",
+                    super::echoed(transaction_id)
+                ))
+            })?;
         let unpinned = record
             .capability_id
             .split('@')

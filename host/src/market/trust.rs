@@ -27,7 +27,9 @@ impl Market {
         identity::keys::revoke(&self.store, &org.org_id, key_id, now_ms())
             .await
             .map_err(|e| match e {
-                identity::Error::UnknownKey(k) => Error::NotFound(format!("key {k}")),
+                identity::Error::UnknownKey(k) => {
+                    Error::NotFound(format!("key `{}`", super::echoed(&k)))
+                }
                 other => other.into(),
             })
     }
@@ -46,7 +48,7 @@ impl Market {
             None => self
                 .catalog
                 .resolve(&parsed)
-                .ok_or_else(|| Error::NotFound(id.to_string()))?
+                .ok_or_else(|| Error::capability_not_found(id))?
                 .record
                 .version
                 .clone(),
@@ -59,7 +61,9 @@ impl Market {
                     .as_array()
                     .is_some_and(|cs| cs.iter().any(|c| c["capability"] == parsed.capability))
             })
-            .ok_or_else(|| Error::NotFound(format!("attestation report of {id}")))?;
+            .ok_or_else(|| {
+                Error::NotFound(format!("attestation report of `{}`", super::echoed(id)))
+            })?;
         Ok(report)
     }
 }

@@ -357,7 +357,11 @@ impl Mercato {
                 ))
             }
             // Delisted between the lookup and the call.
-            Err(crate::market::Error::NotFound(what)) if what == id => Err(unknown()),
+            Err(crate::market::Error::NotFound(what))
+                if what == format!("capability `{}`", crate::market::echoed(&id)) =>
+            {
+                Err(unknown())
+            }
             Err(error) => failed(Failed::Market(error)),
         }
     }
@@ -399,6 +403,17 @@ impl ServerHandler for Mercato {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let org = caller(&context)?;
+        let mut request = request;
+        // On the session path rmcp moves the request's `_meta` into the
+        // context: read the caps from there as the stateless path reads them
+        // from the request.
+        let moved = context.meta.0.0.clone();
+        if !moved.is_empty() {
+            let meta = request.meta.get_or_insert_with(Default::default);
+            for (key, value) in moved {
+                meta.0.0.entry(key).or_insert(value);
+            }
+        }
         let progress = context
             .meta
             .get_progress_token()

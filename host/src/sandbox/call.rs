@@ -24,6 +24,26 @@ pub enum GuestError {
     Failed(String),
 }
 
+impl GuestError {
+    /// What the guest said (at most [`ERROR_MESSAGE_BYTES_MAX`] bytes).
+    pub fn message(&self) -> &str {
+        match self {
+            GuestError::InvalidInput(m)
+            | GuestError::UnknownCapability(m)
+            | GuestError::Failed(m) => m,
+        }
+    }
+
+    /// Which kind of error it was: `invalid_input`, `unknown_capability`, `failed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GuestError::InvalidInput(_) => "invalid_input",
+            GuestError::UnknownCapability(_) => "unknown_capability",
+            GuestError::Failed(_) => "failed",
+        }
+    }
+}
+
 /// What a call that ran to completion produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallOutput {
@@ -77,9 +97,18 @@ impl Sandbox {
                 .await
         };
         let ran = tokio::time::timeout(self.deadline_with_grace(), call).await;
-        let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        // The guest's own fuel plus what its host calls cost.
+        let fuel_used = fuel
+            .saturating_sub(store.get_fuel().unwrap_or(0))
+            .saturating_add(store.data().host_fuel);
         let result = self
             .settle(ran, &store, fuel)
+            .and_then(|answer| {
+                if fuel_used > fuel {
+                    return Err(Failure::FuelExhausted { fuel });
+                }
+                Ok(answer)
+            })
             .and_then(|answer| match answer {
                 Ok(output) if output.len() as u64 > self.limits.output_bytes_max => {
                     Err(Failure::OutputTooLarge {
@@ -92,7 +121,7 @@ impl Sandbox {
         let fuel_used = if matches!(result, Err(Failure::FuelExhausted { .. })) {
             fuel
         } else {
-            fuel_used
+            fuel_used.min(fuel)
         };
         Invocation {
             result,
@@ -159,6 +188,7 @@ impl Sandbox {
             limits.memory_bytes_max,
             limits.emit_bytes_max,
             limits.log_bytes_max,
+            fuel,
             emitter,
         );
         let mut store = Store::new(&self.engine, state);
@@ -205,6 +235,9 @@ impl Sandbox {
                 bytes_max: self.limits.emit_bytes_max,
             });
         }
+        if state.host_fuel_exhausted {
+            return Err(Failure::FuelExhausted { fuel });
+        }
         match error.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => Err(Failure::FuelExhausted { fuel }),
             Some(Trap::Interrupt) => Err(Failure::DeadlineExceeded {
@@ -226,12 +259,31 @@ impl Sandbox {
     }
 }
 
+/// The most of a guest's error message that is kept (the rest is cut).
+pub const ERROR_MESSAGE_BYTES_MAX: usize = 4_096;
+
+/// A guest's message, cut to [`ERROR_MESSAGE_BYTES_MAX`] bytes at a
+/// character boundary, without control characters other than newlines.
+fn bounded_message(message: String) -> String {
+    let mut kept = String::with_capacity(message.len().min(ERROR_MESSAGE_BYTES_MAX));
+    for c in message.chars() {
+        if c.is_control() && c != '\n' {
+            continue;
+        }
+        if kept.len() + c.len_utf8() > ERROR_MESSAGE_BYTES_MAX {
+            break;
+        }
+        kept.push(c);
+    }
+    kept
+}
+
 fn guest_error(error: super::engine::bindings::mercato::agent::types::Error) -> GuestError {
     use super::engine::bindings::mercato::agent::types::Error as Wit;
     match error {
-        Wit::InvalidInput(m) => GuestError::InvalidInput(m),
-        Wit::UnknownCapability(m) => GuestError::UnknownCapability(m),
-        Wit::Failed(m) => GuestError::Failed(m),
+        Wit::InvalidInput(m) => GuestError::InvalidInput(bounded_message(m)),
+        Wit::UnknownCapability(m) => GuestError::UnknownCapability(bounded_message(m)),
+        Wit::Failed(m) => GuestError::Failed(bounded_message(m)),
     }
 }
 
@@ -250,4 +302,18 @@ fn trap_name(trap: Trap) -> String {
         _ => "other",
     }
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_message_is_cut_to_its_budget_at_a_character_boundary() {
+        let long = "é".repeat(ERROR_MESSAGE_BYTES_MAX);
+        let kept = bounded_message(long);
+        assert_eq!(kept.len(), ERROR_MESSAGE_BYTES_MAX);
+        assert!(kept.chars().all(|c| c == 'é'));
+        assert_eq!(bounded_message("a\u{0}b\nc\u{1b}".into()), "ab\nc");
+    }
 }

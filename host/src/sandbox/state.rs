@@ -12,6 +12,24 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 #[error("emitted output passed its byte budget")]
 pub struct EmitBudgetExceeded;
 
+/// Raised from a host call when the host work it would cost passes the
+/// call's fuel; it traps the guest, and the call ends as `fuel_exhausted`.
+#[derive(Debug, thiserror::Error)]
+#[error("host calls used up the call's fuel")]
+pub struct HostFuelExhausted;
+
+/// Fuel a `log` or `emit` call costs on top of its bytes: the host work of
+/// one call (locking, formatting, a channel send) is worth about this many
+/// guest instructions, so a guest pays for making the host work even with
+/// empty lines or chunks. The price stays deterministic: it depends only on
+/// what the guest asked for.
+pub const HOST_CALL_FUEL: u64 = 1_000;
+/// Fuel per byte a `log` or `emit` call passes to the host.
+pub const HOST_BYTE_FUEL: u64 = 1;
+/// Each log line and each emitted chunk counts at least this many bytes
+/// against its budget, so empty ones are bounded in number too.
+pub const HOST_CALL_BYTES_MIN: u64 = 64;
+
 /// Tables a guest may grow to, in elements.
 const TABLE_ELEMENTS_MAX: usize = 100_000;
 /// A single log line is cut to this many bytes.
@@ -60,6 +78,10 @@ pub struct CallState {
     pub emit_refused: bool,
     logged_bytes: u64,
     log_bytes_max: u64,
+    /// Fuel the host calls (`log`, `emit`) cost so far, and the call's fuel.
+    pub host_fuel: u64,
+    fuel_max: u64,
+    pub host_fuel_exhausted: bool,
     /// Names the guest in log lines.
     label: String,
 }
@@ -70,6 +92,7 @@ impl CallState {
         memory_bytes_max: u64,
         emit_bytes_max: u64,
         log_bytes_max: u64,
+        fuel_max: u64,
         emitter: Option<UnboundedSender<String>>,
     ) -> Self {
         // No preopens, no environment, no arguments, no network; stdin is
@@ -92,6 +115,9 @@ impl CallState {
             emit_refused: false,
             logged_bytes: 0,
             log_bytes_max,
+            host_fuel: 0,
+            fuel_max,
+            host_fuel_exhausted: false,
             label,
         }
     }
@@ -106,8 +132,22 @@ impl WasiView for CallState {
     }
 }
 
+impl CallState {
+    /// Charges one host call of `bytes` to the call's fuel.
+    fn host_call(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        let cost = HOST_CALL_FUEL.saturating_add((bytes as u64).saturating_mul(HOST_BYTE_FUEL));
+        self.host_fuel = self.host_fuel.saturating_add(cost);
+        if self.host_fuel > self.fuel_max {
+            self.host_fuel_exhausted = true;
+            return Err(wasmtime::Error::new(HostFuelExhausted));
+        }
+        Ok(())
+    }
+}
+
 impl Host for CallState {
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        self.host_call(message.len())?;
         let mut line = message;
         if line.len() > LOG_LINE_BYTES_MAX {
             let mut cut = LOG_LINE_BYTES_MAX;
@@ -116,7 +156,9 @@ impl Host for CallState {
             }
             line.truncate(cut);
         }
-        self.logged_bytes = self.logged_bytes.saturating_add(line.len() as u64);
+        self.logged_bytes = self
+            .logged_bytes
+            .saturating_add((line.len() as u64).max(HOST_CALL_BYTES_MIN));
         if self.logged_bytes > self.log_bytes_max {
             return Ok(());
         }
@@ -131,7 +173,10 @@ impl Host for CallState {
     }
 
     fn emit(&mut self, chunk: String) -> wasmtime::Result<()> {
-        self.emitted_bytes = self.emitted_bytes.saturating_add(chunk.len() as u64);
+        self.host_call(chunk.len())?;
+        self.emitted_bytes = self
+            .emitted_bytes
+            .saturating_add((chunk.len() as u64).max(HOST_CALL_BYTES_MIN));
         if self.emitted_bytes > self.emit_bytes_max {
             self.emit_refused = true;
             return Err(wasmtime::Error::new(EmitBudgetExceeded));

@@ -157,6 +157,31 @@ pub struct Store {
     journal: Arc<std::sync::Mutex<Option<Vec<Vec<u8>>>>>,
 }
 
+/// Makes the data directory the owner's alone: every directory in it 0700,
+/// every file 0600 (it holds keys, the books and replayed outputs). Files
+/// written later sit inside a 0700 directory whatever their own mode.
+fn owner_only(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut stack = vec![dir.to_path_buf()];
+        // Bounded: the data directory holds a few dozen entries.
+        while let Some(dir) = stack.pop() {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    stack.push(entry.path());
+                } else if kind.is_file() {
+                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir` and starts its committer, which
     /// flushes unsynced writes at least every `background_flush`.
@@ -174,6 +199,7 @@ impl Store {
             background_flush,
         );
         let (wal, journal) = Wal::open(&dir.join("journal.wal"))?;
+        owner_only(dir)?;
         Ok(Store {
             db,
             trees: Arc::new(trees),

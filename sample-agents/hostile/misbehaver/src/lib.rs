@@ -75,6 +75,12 @@ fn sleep(_: Nothing) -> Result<Count, Error> {
     Ok(Count { n: 0 })
 }
 
+/// Fails with an error message of 8 Mi quote characters (each doubles
+/// when escaped in JSON).
+fn shout(_: Nothing) -> Result<Count, Error> {
+    Err(Error::Failed("\"".repeat(8 << 20)))
+}
+
 /// Declares an output schema that requires `words`, then returns `{"n": 7}`.
 fn lie(_: &str) -> Result<String, Error> {
     Ok(r#"{"n": 7}"#.to_string())
@@ -128,6 +134,8 @@ impl Agent for Misbehaver {
             Capability::new("flood", "Streams 400 MiB.", flood).category("hostile"),
             Capability::new("big-output", "Returns 8 MiB.", big_output).category("hostile"),
             Capability::new("sleep", "Sleeps for an hour.", sleep).category("hostile"),
+            Capability::new("shout", "Fails with an 8 MiB error message.", shout)
+                .category("hostile"),
             Capability::raw(
                 "lie",
                 "Breaks its declared output schema.",
