@@ -768,3 +768,96 @@ async fn small_things_users_see() {
     }
     host.stop().await;
 }
+
+#[tokio::test]
+async fn an_mcp_session_answers_only_its_own_organisation_and_each_has_a_share() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, provider, consumer) = market(test_config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let id = mcp_session(&client, &host.url, &consumer.api_key).await;
+    // Another organisation that learnt the id can neither use nor close it.
+    let intruder = provider;
+    let stolen = client
+        .post(format!("{}/mcp", host.url))
+        .bearer_auth(&intruder.api_key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &id)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+            "params": {"name": "unit-converter__convert", "arguments": convert_input()}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(stolen.status(), StatusCode::NOT_FOUND);
+    let closed = client
+        .delete(format!("{}/mcp", host.url))
+        .bearer_auth(&intruder.api_key)
+        .header("mcp-session-id", &id)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(closed.status(), StatusCode::NOT_FOUND);
+    let mine = Session {
+        client: &client,
+        url: &host.url,
+        key: &consumer.api_key,
+        id: &id,
+    };
+    let answer = session_call(
+        &mine,
+        6,
+        "unit-converter__convert",
+        convert_input(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+
+    // One organisation's sessions are capped; the next initialize is a 503
+    // with Retry-After, never a 500, and others still get theirs.
+    let flooder = host.org("flooder").await;
+    for _ in 0..mercato_host::mcp::SESSIONS_PER_ORG_MAX {
+        mcp_session(&client, &host.url, &flooder.api_key).await;
+    }
+    let refused = client
+        .post(format!("{}/mcp", host.url))
+        .bearer_auth(&flooder.api_key)
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "flooder", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    mcp_session(&client, &host.url, &consumer.api_key).await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn empty_chunks_are_counted_and_cut_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, _provider, consumer) = market(test_config(dir.path())).await;
+    // Each chunk counts at least 64 bytes: 4 MiB of budget is 65,536 empty
+    // chunks, then the call is cut off (before: unbounded until the deadline).
+    let (status, body) = host
+        .invoke(&consumer.api_key, "misbehaver.drip", json!({}), None)
+        .await;
+    assert_error(status, &body, StatusCode::BAD_GATEWAY, "output_too_large");
+    assert_eq!(body["error"]["details"]["charged_micros"], 0, "{body}");
+    let tx = body["error"]["details"]["transaction_id"]
+        .as_str()
+        .expect("transaction");
+    let (_, record) = host
+        .get(&format!("/v1/transactions/{tx}"), Some(&consumer.api_key))
+        .await;
+    // The host calls were metered: 65,536 of them at 1,000 fuel each at least.
+    assert!(
+        record["fuel_used"].as_u64().is_some_and(|f| f >= 65_536 * 1_000),
+        "{record}"
+    );
+    host.stop().await;
+}

@@ -1,34 +1,119 @@
 //! `/mcp`: the bearer key checked, then the fast path for a stateless
 //! `tools/call` ([`crate::mcp::fast`]), and rmcp's Streamable HTTP service
 //! for everything else.
+//!
+//! Sessions (2025-11-25) belong to the organisation that opened them: a
+//! request naming another organisation's session is answered as if the
+//! session did not exist, and an `initialize` is refused with 503 and
+//! `Retry-After` when its organisation has [`SESSIONS_PER_ORG_MAX`] sessions
+//! open or the host [`SESSIONS_MAX`].
 
 use super::auth;
 use crate::identity::Org;
 use crate::market::Market;
-use crate::mcp::{Mercato, Service, fast};
+use crate::mcp::{Bounded, Mercato, SESSIONS_MAX, SESSIONS_PER_ORG_MAX, Service, fast};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Extension, Router};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 struct Door {
     server: Mercato,
     service: Service,
+    sessions: Arc<Bounded>,
+    /// Session id → the organisation that opened it. Bounded by the
+    /// sessions' own cap: entries of closed sessions are pruned as they
+    /// are found.
+    owners: Mutex<HashMap<String, String>>,
     allowed_hosts: Vec<String>,
     body_bytes_max: usize,
+}
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+impl Door {
+    fn owner(&self, session: &str) -> Option<String> {
+        self.owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(session)
+            .cloned()
+    }
+
+    /// Whether `org` may open one more session (closed ones pruned first).
+    async fn room_for(&self, org: &Org) -> bool {
+        if self.sessions.open().await >= SESSIONS_MAX {
+            return false;
+        }
+        let mine: Vec<String> = self
+            .owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, owner)| **owner == org.org_id)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if mine.len() < SESSIONS_PER_ORG_MAX {
+            return true;
+        }
+        let mut open = 0;
+        for id in mine {
+            if self.sessions.is_open(&id).await {
+                open += 1;
+            } else {
+                self.owners
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            }
+        }
+        open < SESSIONS_PER_ORG_MAX
+    }
+}
+
+/// Whether a JSON-RPC body is an `initialize` request.
+fn is_initialize(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Method<'a> {
+        #[serde(borrow)]
+        method: Option<&'a str>,
+    }
+    serde_json::from_slice::<Method>(body).is_ok_and(|m| m.method == Some("initialize"))
+}
+
+fn no_session() -> Response {
+    (StatusCode::NOT_FOUND, "session not found").into_response()
+}
+
+fn sessions_full() -> Response {
+    let mut response = super::ApiError::new(
+        "overloaded",
+        "too many MCP sessions are open; retry later, or use the stateless revision (2026-07-28)",
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("5"),
+    );
+    response
 }
 
 /// The `/mcp` route, over `market`; `stopping` ends open streams.
 pub fn routes(market: Arc<Market>, stopping: CancellationToken) -> Router<Arc<Market>> {
     let config = market.config();
+    let sessions = Arc::new(Bounded::new(SESSIONS_MAX));
     let door = Arc::new(Door {
         server: Mercato::new(market.clone()),
-        service: crate::mcp::service(market.clone(), stopping),
+        service: crate::mcp::service(market.clone(), sessions.clone(), stopping),
+        sessions,
+        owners: Mutex::default(),
         allowed_hosts: config.allowed_hosts.clone(),
         body_bytes_max: config.body_bytes_max as usize,
     });
@@ -46,23 +131,84 @@ async fn entry(
     Extension(org): Extension<Org>,
     request: Request,
 ) -> Response {
-    let request = if request.method() == Method::POST
-        && fast::applies(request.headers())
-        && fast::host_allowed(&door.allowed_hosts, request.headers())
-    {
-        let (parts, body) = request.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, door.body_bytes_max).await else {
-            return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
-        };
-        if let Some(answer) = fast::answer(&door.server, &parts.headers, &bytes, org).await {
-            return ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
-        }
-        Request::from_parts(parts, Body::from(bytes))
-    } else {
-        request
+    let session = request
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(session) = &session {
+        return in_session(&door, &org, session, request).await;
+    }
+    if request.method() != Method::POST {
+        return forward(&door, request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, door.body_bytes_max).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
     };
+    if fast::applies(&parts.headers)
+        && fast::host_allowed(&door.allowed_hosts, &parts.headers)
+        && let Some(answer) = fast::answer(&door.server, &parts.headers, &bytes, org.clone()).await
+    {
+        return ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
+    }
+    let initialize = is_initialize(&bytes);
+    if initialize && !door.room_for(&org).await {
+        return sessions_full();
+    }
+    let response = forward(&door, Request::from_parts(parts, Body::from(bytes))).await;
+    if initialize
+        && let Some(id) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+    {
+        door.owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), org.org_id.clone());
+    }
+    response
+}
+
+/// A request in a session: only its own organisation's.
+async fn in_session(door: &Door, org: &Org, session: &str, request: Request) -> Response {
+    match door.owner(session) {
+        Some(owner) if owner == org.org_id => {}
+        // Another organisation's, or one this door never opened.
+        _ => return no_session(),
+    }
+    let closing = request.method() == Method::DELETE;
+    let response = forward(door, request).await;
+    if closing {
+        door.owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session);
+    }
+    response
+}
+
+async fn forward(door: &Door, request: Request) -> Response {
     match door.service.clone().oneshot(request).await {
         Ok(response) => response.map(Body::new),
         Err(never) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_initialize_opens_a_session() {
+        assert!(is_initialize(
+            br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#
+        ));
+        assert!(!is_initialize(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#
+        ));
+        assert!(!is_initialize(b"[not json"));
+        assert!(!is_initialize(br#"[{"method":"initialize"}]"#));
     }
 }

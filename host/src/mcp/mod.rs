@@ -16,7 +16,7 @@ mod names;
 mod sessions;
 
 pub use names::{capability_id, tool_name};
-pub use sessions::{Bounded, SESSIONS_MAX, SessionError};
+pub use sessions::{Bounded, SESSIONS_MAX, SESSIONS_PER_ORG_MAX, SessionError};
 
 use crate::agents::{self, Failed};
 use crate::identity::Org;
@@ -55,8 +55,13 @@ pub const META_SETTLEMENT: &str = "mercato/settlement";
 /// The Streamable HTTP service `/mcp` mounts.
 pub type Service = StreamableHttpService<Mercato, Bounded>;
 
-/// The service for `/mcp`. `stopping` ends open streams when the host stops.
-pub fn service(market: Arc<Market>, stopping: CancellationToken) -> Service {
+/// The service for `/mcp` over `sessions`. `stopping` ends open streams
+/// when the host stops.
+pub fn service(
+    market: Arc<Market>,
+    sessions: Arc<Bounded>,
+    stopping: CancellationToken,
+) -> Service {
     let config = market.config();
     let mut http = StreamableHttpServerConfig::default()
         .with_sse_keep_alive(Some(Duration::from_secs(15)))
@@ -74,7 +79,7 @@ pub fn service(market: Arc<Market>, stopping: CancellationToken) -> Service {
                 market: market.clone(),
             })
         },
-        Arc::new(Bounded::new(SESSIONS_MAX)),
+        sessions,
         http,
     )
 }

@@ -13,6 +13,9 @@ use rmcp::transport::streamable_http_server::session::{ServerSseMessage, Session
 /// Sessions open at once; an `initialize` beyond them is refused until
 /// one closes or idles out.
 pub const SESSIONS_MAX: usize = 4_096;
+/// Sessions one organisation may have open at once, so that one tenant
+/// cannot take every session from the others.
+pub const SESSIONS_PER_ORG_MAX: usize = 64;
 
 /// Why a session operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,18 @@ impl Bounded {
             inner: LocalSessionManager::default(),
             max,
         }
+    }
+}
+
+impl Bounded {
+    /// Sessions open now.
+    pub async fn open(&self) -> usize {
+        self.inner.sessions.read().await.len()
+    }
+
+    /// Whether session `id` is still open.
+    pub async fn is_open(&self, id: &str) -> bool {
+        self.inner.sessions.read().await.contains_key(id)
     }
 }
 

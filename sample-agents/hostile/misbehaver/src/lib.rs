@@ -75,6 +75,13 @@ fn sleep(_: Nothing) -> Result<Count, Error> {
     Ok(Count { n: 0 })
 }
 
+/// Emits empty chunks forever: each still costs the host a call.
+fn drip(_: Nothing) -> Result<Count, Error> {
+    loop {
+        mercato_sdk::host::emit("");
+    }
+}
+
 /// Fails with an error message of 8 Mi quote characters (each doubles
 /// when escaped in JSON).
 fn shout(_: Nothing) -> Result<Count, Error> {
@@ -134,6 +141,7 @@ impl Agent for Misbehaver {
             Capability::new("flood", "Streams 400 MiB.", flood).category("hostile"),
             Capability::new("big-output", "Returns 8 MiB.", big_output).category("hostile"),
             Capability::new("sleep", "Sleeps for an hour.", sleep).category("hostile"),
+            Capability::new("drip", "Emits empty chunks forever.", drip).category("hostile"),
             Capability::new("shout", "Fails with an 8 MiB error message.", shout)
                 .category("hostile"),
             Capability::raw(
