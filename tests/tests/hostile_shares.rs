@@ -856,8 +856,61 @@ async fn empty_chunks_are_counted_and_cut_off() {
         .await;
     // The host calls were metered: 65,536 of them at 1,000 fuel each at least.
     assert!(
-        record["fuel_used"].as_u64().is_some_and(|f| f >= 65_536 * 1_000),
+        record["fuel_used"]
+            .as_u64()
+            .is_some_and(|f| f >= 65_536 * 1_000),
         "{record}"
     );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn only_a_paid_call_by_another_organisation_can_be_rated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, provider, consumer) = market(test_config(dir.path())).await;
+    let rate = async |org: &Org, call: &Value| {
+        let tx = call["transaction_id"].as_str().expect("transaction");
+        host.post(
+            &format!("/v1/transactions/{tx}/rating"),
+            Some(&org.api_key),
+            json!({"score": 5}),
+        )
+        .await
+    };
+    let text = json!({"text": "Ratings cost money. Every call has a price.", "sentences": 1});
+    // A provider rating its own capability: refused.
+    let (status, own) = host
+        .invoke(
+            &provider.api_key,
+            "summarizer.summarize",
+            text.clone(),
+            Some(100_000),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    let (status, body) = rate(&provider, &own).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "rating_not_allowed");
+    // A free call: refused.
+    let (_, free) = host
+        .invoke(&consumer.api_key, CONVERT, convert_input(), None)
+        .await;
+    let (status, body) = rate(&consumer, &free).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "rating_not_allowed");
+    // A paid call by another organisation: rated once, weighted by its price.
+    let (_, paid) = host
+        .invoke(
+            &consumer.api_key,
+            "summarizer.summarize",
+            text,
+            Some(100_000),
+        )
+        .await;
+    let (status, body) = rate(&consumer, &paid).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["weight_micros"], paid["charged_micros"], "{body}");
+    let (_, view) = host
+        .get("/v1/capabilities/summarizer.summarize", None)
+        .await;
+    assert_eq!(view["reputation"]["ratings"], 1, "{view}");
     host.stop().await;
 }

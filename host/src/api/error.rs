@@ -60,6 +60,7 @@ pub fn status_of(code: &str) -> StatusCode {
         | "signing_key_unknown"
         | "signing_key_revoked" => StatusCode::FORBIDDEN,
         "not_found" => StatusCode::NOT_FOUND,
+        "rating_not_allowed" => StatusCode::FORBIDDEN,
         "version_exists"
         | "version_not_newer"
         | "incompatible_version"

@@ -199,6 +199,9 @@ pub enum Error {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// This call cannot be rated (free, failed, self-dealt or too old).
+    #[error("{0}")]
+    RatingNotAllowed(String),
     /// The organisation already has its whole share of the call slots busy.
     #[error("your organisation already has {calls_max} calls running; retry when one ends")]
     TooManyCalls {
@@ -249,6 +252,7 @@ impl Error {
             Error::Call { failure, .. } => failure.code(),
             Error::Cancelled => "cancelled",
             Error::TooManyCalls { .. } => "overloaded",
+            Error::RatingNotAllowed(_) => "rating_not_allowed",
             Error::Refused {
                 error: GuestError::InvalidInput(_),
                 ..

@@ -27,7 +27,18 @@ pub struct RatingRecord {
     pub comment: String,
     /// When, Unix milliseconds.
     pub at_ms: u64,
+    /// What the rated call was paid (its weight); 1 for ratings made before
+    /// ratings were weighted.
+    #[serde(default = "one_micro")]
+    pub weight_micros: u64,
 }
+
+fn one_micro() -> u64 {
+    1
+}
+
+/// How long after a call it may be rated.
+pub const RATING_WINDOW_MS: u64 = 30 * 86_400_000;
 
 impl Market {
     pub(super) fn load_ratings(&self) -> Result<()> {
@@ -39,6 +50,7 @@ impl Market {
                     Rating {
                         at_ms: r.at_ms,
                         score: r.score,
+                        weight_micros: r.weight_micros,
                     },
                 );
             }
@@ -88,6 +100,25 @@ impl Market {
                     super::echoed(transaction_id)
                 ))
             })?;
+        // Only a call one organisation paid another for can be rated, and
+        // only for a while: free, failed and self-dealt calls cost nothing,
+        // so ratings on them could be stacked for free.
+        if record.consumer_org_id == record.provider_org_id {
+            return Err(Error::RatingNotAllowed(
+                "a call of one's own capability cannot be rated".into(),
+            ));
+        }
+        if record.charged_micros == 0 {
+            return Err(Error::RatingNotAllowed(
+                "only a charged call can be rated".into(),
+            ));
+        }
+        if now_ms() > record.at_ms.saturating_add(RATING_WINDOW_MS) {
+            return Err(Error::RatingNotAllowed(format!(
+                "a call can be rated within {} days",
+                RATING_WINDOW_MS / 86_400_000
+            )));
+        }
         let unpinned = record
             .capability_id
             .split('@')
@@ -113,6 +144,7 @@ impl Market {
             score,
             comment: comment.into(),
             at_ms: now_ms(),
+            weight_micros: record.charged_micros,
         };
         if !self
             .store
@@ -129,6 +161,7 @@ impl Market {
                     Rating {
                         at_ms: rating.at_ms,
                         score,
+                        weight_micros: rating.weight_micros,
                     },
                 );
             }

@@ -23,6 +23,9 @@ pub struct Rating {
     pub at_ms: u64,
     /// 1 to 5.
     pub score: u8,
+    /// What the rated call was paid, in micros: a rating weighs in
+    /// proportion to it, so that ratings cost real money to stack.
+    pub weight_micros: u64,
 }
 
 /// A subject's rating now.
@@ -34,8 +37,8 @@ pub struct Score {
     pub ratings: u64,
 }
 
-/// The time-decayed mean of `ratings` at `now_ms`: each weighs
-/// `0.5^(age / half_life)`. Only relative ages matter to a weighted mean, so
+/// The time-decayed, payment-weighted mean of `ratings` at `now_ms`: each
+/// weighs `weight_micros × 0.5^(age / half_life)` (at least 1 micro). Only relative ages matter to a weighted mean, so
 /// weights are taken relative to the newest rating (exact for one rating, and
 /// no underflow for old histories).
 pub fn decayed_mean(
@@ -48,7 +51,7 @@ pub fn decayed_mean(
     let (mut weighted, mut weights) = (0.0f64, 0.0f64);
     for r in &ratings {
         let age = (newest - r.at_ms) as f64;
-        let weight = 0.5f64.powf(age / half_life_ms.max(1) as f64);
+        let weight = r.weight_micros.max(1) as f64 * 0.5f64.powf(age / half_life_ms.max(1) as f64);
         weighted += weight * f64::from(r.score);
         weights += weight;
     }
@@ -92,10 +95,15 @@ mod tests {
     fn old_ratings_weigh_less_by_half_per_half_life() {
         let day = 86_400_000;
         let ratings = [
-            Rating { at_ms: 0, score: 1 },
+            Rating {
+                at_ms: 0,
+                score: 1,
+                weight_micros: 1,
+            },
             Rating {
                 at_ms: day,
                 score: 5,
+                weight_micros: 1,
             },
         ];
         // At day 1 the old 1 is one half-life old: (0.5 × 1 + 1 × 5) / 1.5.
@@ -106,7 +114,29 @@ mod tests {
         assert!((plain - 3.0).abs() < 1e-9, "{plain}");
         assert_eq!(decayed_mean([], day, day), None);
         let mut r = Reputation::default();
-        r.add("a.b", Rating { at_ms: 0, score: 4 });
+        r.add(
+            "a.b",
+            Rating {
+                at_ms: 0,
+                score: 4,
+                weight_micros: 1,
+            },
+        );
+        // A rating on a call paid 99 times more weighs 99 times more.
+        let paid = [
+            Rating {
+                at_ms: 0,
+                score: 1,
+                weight_micros: 1,
+            },
+            Rating {
+                at_ms: 0,
+                score: 5,
+                weight_micros: 99,
+            },
+        ];
+        let mean = decayed_mean(paid, 0, day).unwrap_or(0.0);
+        assert!((mean - 496.0 / 100.0).abs() < 1e-9, "{mean}");
         assert_eq!(
             r.score("a.b", 0, day),
             Score {
