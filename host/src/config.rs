@@ -82,6 +82,10 @@ pub struct Config {
     /// guard): names or `name:port`. Loopback only by default; a public
     /// deployment lists its own names; `["*"]` accepts any host.
     pub allowed_hosts: Vec<String>,
+    /// Webhook hosts (names or IP literals, as written in the URL) that may
+    /// resolve to loopback, private or link-local addresses. Every other
+    /// webhook must resolve to public addresses only. Empty by default.
+    pub webhook_allowed_hosts: Vec<String>,
     /// The URL clients reach this host at (`https://market.example`), written
     /// into A2A agent cards; without it a card names the host it was asked on.
     pub public_url: Option<String>,
@@ -167,6 +171,7 @@ impl Default for Config {
             discovery_rating_boost: crate::discovery::RATING_BOOST,
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             public_url: None,
+            webhook_allowed_hosts: Vec::new(),
         }
     }
 }
@@ -251,6 +256,9 @@ impl Config {
         }
         if self.allowed_hosts.is_empty() || self.allowed_hosts.len() > 256 {
             return Err("allowed_hosts must list 1 to 256 hosts (or \"*\" for any)".into());
+        }
+        if self.webhook_allowed_hosts.len() > 256 {
+            return Err("webhook_allowed_hosts lists at most 256 hosts".into());
         }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

@@ -33,6 +33,9 @@ pub struct Metrics {
     /// MCP `tools/call` requests answered by the fast path (the rest go
     /// through rmcp).
     pub mcp_fast_calls: Counter,
+    /// Webhook deliveries refused because their target resolved to a
+    /// loopback, private, link-local or multicast address.
+    pub webhooks_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -45,6 +48,7 @@ impl Default for Metrics {
         let artifact_loads = Counter::default();
         let store_syncs = Gauge::<u64, AtomicU64>::default();
         let mcp_fast_calls = Counter::default();
+        let webhooks_refused = Counter::default();
         registry.register(
             "invocations",
             "Capability invocations by outcome",
@@ -72,6 +76,11 @@ impl Default for Metrics {
             "MCP tools/call requests answered without rmcp's per-request service",
             mcp_fast_calls.clone(),
         );
+        registry.register(
+            "webhooks_refused",
+            "Webhook deliveries refused for a non-public target",
+            webhooks_refused.clone(),
+        );
         Metrics {
             registry,
             invocations,
@@ -81,6 +90,7 @@ impl Default for Metrics {
             artifact_loads,
             store_syncs,
             mcp_fast_calls,
+            webhooks_refused,
         }
     }
 }

@@ -14,6 +14,8 @@ async fn money_host(dir: &Path, window_ms: u64) -> Host {
     let mut config = test_config(dir);
     config.dispute_window_ms = window_ms;
     config.settlement_tick_ms = 3_600_000;
+    // The tests' webhook receivers listen on loopback.
+    config.webhook_allowed_hosts = vec!["127.0.0.1".into()];
     Host::start_with(config).await
 }
 

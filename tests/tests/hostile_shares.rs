@@ -914,3 +914,113 @@ async fn only_a_paid_call_by_another_organisation_can_be_rated() {
     assert_eq!(view["reputation"]["ratings"], 1, "{view}");
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_webhook_never_reaches_a_private_address_or_follows_a_redirect() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A receiver on loopback that answers every delivery with a redirect to
+    // a second one; neither may be reached without the operator's leave,
+    // and the second never (redirects are not followed).
+    let hits = Arc::new(AtomicUsize::new(0));
+    let second = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let second_url = format!("http://{}/inner", second.local_addr().expect("addr"));
+    let app = |redirect: Option<String>| {
+        let hits = hits.clone();
+        axum::Router::new().fallback(move || {
+            let hits = hits.clone();
+            let redirect = redirect.clone();
+            async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                match redirect {
+                    Some(to) => axum::response::Redirect::temporary(&to).into_response(),
+                    None => axum::http::StatusCode::NO_CONTENT.into_response(),
+                }
+            }
+        })
+    };
+    use axum::response::IntoResponse;
+    let first = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = format!("http://{}/hook", first.local_addr().expect("addr"));
+    tokio::spawn(axum::serve(first, app(Some(second_url.clone()))).into_future());
+    let inner_hits = Arc::new(AtomicUsize::new(0));
+    let inner_app = {
+        let inner_hits = inner_hits.clone();
+        axum::Router::new().fallback(move || {
+            let inner_hits = inner_hits.clone();
+            async move {
+                inner_hits.fetch_add(1, Ordering::SeqCst);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        })
+    };
+    tokio::spawn(axum::serve(second, inner_app).into_future());
+
+    for allowed in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(dir.path());
+        if allowed {
+            config.webhook_allowed_hosts = vec!["127.0.0.1".into()];
+        }
+        let host = Host::start_with(config).await;
+        let org = host.org_unverified("hooked").await;
+        // An approval threshold files an approval (an event) on the first
+        // priced call, even with no money at all.
+        let response = host
+            .http
+            .put(format!("{}/v1/accounts/me/budget", host.url))
+            .bearer_auth(&org.api_key)
+            .json(&json!({"approval_above_micros": 1, "webhook_url": hook}))
+            .send()
+            .await
+            .expect("budget");
+        assert_eq!(response.status(), StatusCode::OK);
+        let provider = host.org("provider").await;
+        host.publish(&provider, "summarizer").await;
+        let before = hits.load(Ordering::SeqCst);
+        let (status, body) = host
+            .invoke(
+                &org.api_key,
+                "summarizer.summarize",
+                json!({"text": "Hooks are bounded. Every call has a price.", "sentences": 1}),
+                Some(100_000),
+            )
+            .await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::PAYMENT_REQUIRED,
+            "approval_required",
+        );
+        if allowed {
+            // Delivered to the allowed host, answered with a redirect that is
+            // not followed (three attempts, all to the first receiver).
+            for _ in 0..200 {
+                if hits.load(Ordering::SeqCst) >= before + 3 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            assert_eq!(hits.load(Ordering::SeqCst), before + 3);
+        } else {
+            for _ in 0..200 {
+                if host.metric("mercato_webhooks_refused_total").await >= 1.0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            assert_eq!(host.metric("mercato_webhooks_refused_total").await, 1.0);
+            assert_eq!(hits.load(Ordering::SeqCst), before, "loopback was reached");
+        }
+        host.stop().await;
+    }
+    assert_eq!(
+        inner_hits.load(Ordering::SeqCst),
+        0,
+        "a redirect was followed"
+    );
+}

@@ -1,10 +1,20 @@
 //! An organisation's event feed (budget alerts, pauses, approvals waiting),
 //! also POSTed to its webhook with retries.
+//!
+//! A webhook is a URL a tenant chose, fetched by the host: each delivery
+//! resolves it and refuses any target that is not a public address
+//! (loopback, private, link-local, multicast, …) unless the operator listed
+//! its host in `webhook_allowed_hosts`; the connection goes to the addresses
+//! that were checked (no second lookup to rebind), redirects are never
+//! followed, and every attempt is bounded in time.
 
 use super::{Market, Result, now_ms};
 use crate::store::Tree;
+use reqwest::Url;
 use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 use utoipa::ToSchema;
 
 /// Events returned per request.
@@ -30,22 +40,94 @@ pub struct Event {
     pub details: serde_json::Value,
 }
 
+/// How long one delivery attempt may take, and the lookup before it.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Bounded webhook delivery.
 pub(super) struct Webhooks {
-    client: reqwest::Client,
     slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Default for Webhooks {
     fn default() -> Self {
         Webhooks {
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(5))
-                .build()
-                .unwrap_or_default(),
             slots: Arc::new(tokio::sync::Semaphore::new(DELIVERIES_MAX)),
         }
     }
+}
+
+/// Whether `ip` is an address anyone on the internet could be: not
+/// loopback, private, link-local, shared (CGNAT), multicast, broadcast,
+/// documentation, benchmarking or unspecified.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (18..20).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8)
+                || (first == 0x0064 && v6.segments()[1] == 0xff9b))
+        }
+    }
+}
+
+/// Where a webhook may be delivered: the URL and the checked addresses of
+/// its host, or why not.
+async fn target(
+    url: &str,
+    allowed_hosts: &[String],
+) -> Result<(Url, String, Vec<SocketAddr>), String> {
+    let url = Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("not http(s)".into());
+    }
+    let host = url.host_str().ok_or("no host")?.to_string();
+    let port = url.port_or_known_default().ok_or("no port")?;
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(
+        ATTEMPT_TIMEOUT,
+        tokio::net::lookup_host((bare.as_str(), port)),
+    )
+    .await
+    .map_err(|_| "the lookup timed out".to_string())?
+    .map_err(|e| format!("lookup: {e}"))?
+    .take(16)
+    .collect();
+    if addrs.is_empty() {
+        return Err("the host has no address".into());
+    }
+    let with_port = format!("{host}:{port}");
+    let allowed = allowed_hosts
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(&host) || h.eq_ignore_ascii_case(&with_port));
+    if !allowed && let Some(private) = addrs.iter().find(|a| !is_public(a.ip())) {
+        return Err(format!("{} is not a public address", private.ip()));
+    }
+    Ok((url, bare, addrs))
 }
 
 impl Market {
@@ -75,11 +157,30 @@ impl Market {
             tracing::warn!(org = %event.org_id, "webhook deliveries saturated; the feed keeps the event");
             return;
         };
-        let client = self.webhooks.client.clone();
+        let allowed_hosts = self.config.webhook_allowed_hosts.clone();
+        let refused = self.metrics.webhooks_refused.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let (checked, host, addrs) = match target(&url, &allowed_hosts).await {
+                Ok(target) => target,
+                Err(why) => {
+                    refused.inc();
+                    tracing::warn!(org = %event.org_id, %url, %why, "webhook refused");
+                    return;
+                }
+            };
+            // To the addresses checked above, never following a redirect.
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(ATTEMPT_TIMEOUT)
+                .resolve_to_addrs(&host, &addrs)
+                .build();
+            let Ok(client) = client else {
+                tracing::warn!(org = %event.org_id, "webhook client");
+                return;
+            };
             for attempt in 0..=RETRY_DELAYS_MS.len() {
-                let sent = client.post(&url).json(&event).send().await;
+                let sent = client.post(checked.clone()).json(&event).send().await;
                 if sent.as_ref().is_ok_and(|r| r.status().is_success()) {
                     return;
                 }
@@ -104,5 +205,56 @@ impl Market {
         let skip = events.len().saturating_sub(EVENTS_MAX);
         events.drain(..skip);
         Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "2001:db8::1",
+        ] {
+            assert!(!is_public(private.parse().expect("ip")), "{private}");
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+            assert!(is_public(public.parse().expect("ip")), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_webhook_to_a_private_address_is_refused_unless_allowed() {
+        let refused = target("http://127.0.0.1:9/hook", &[]).await;
+        assert!(refused.is_err_and(|e| e.contains("127.0.0.1")));
+        let refused = target("http://[::1]:9/hook", &[]).await;
+        assert!(refused.is_err());
+        let refused = target("http://localhost:9/hook", &[]).await;
+        assert!(refused.is_err());
+        assert!(target("ftp://127.0.0.1/", &[]).await.is_err());
+        let (_, host, addrs) = target("http://127.0.0.1:9/hook", &["127.0.0.1".into()])
+            .await
+            .expect("allowed by the operator");
+        assert_eq!(host, "127.0.0.1");
+        assert_eq!(
+            addrs,
+            vec!["127.0.0.1:9".parse::<SocketAddr>().expect("addr")]
+        );
     }
 }
