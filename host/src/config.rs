@@ -82,6 +82,15 @@ pub struct Config {
     /// guard): names or `name:port`. Loopback only by default; a public
     /// deployment lists its own names; `["*"]` accepts any host.
     pub allowed_hosts: Vec<String>,
+    /// Who may register an organisation without the admin token: `open`
+    /// (anyone, as often as they like), `rate_limited` (anyone, at most
+    /// `signups_per_client_per_minute` from one address; the default) or
+    /// `operator_only` (only with the admin token).
+    pub signup: Signup,
+    /// Anonymous registrations one client address may make per minute
+    /// under `signup = "rate_limited"` (a burst of as many, then as many a
+    /// minute).
+    pub signups_per_client_per_minute: u32,
     /// Webhook hosts (names or IP literals, as written in the URL) that may
     /// resolve to loopback, private or link-local addresses. Every other
     /// webhook must resolve to public addresses only. Empty by default.
@@ -89,6 +98,18 @@ pub struct Config {
     /// The URL clients reach this host at (`https://market.example`), written
     /// into A2A agent cards; without it a card names the host it was asked on.
     pub public_url: Option<String>,
+}
+
+/// Who may register an organisation (see [`Config::signup`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signup {
+    /// Anyone, unlimited.
+    Open,
+    /// Anyone, rate-limited per client address.
+    RateLimited,
+    /// Only the operator (admin token).
+    OperatorOnly,
 }
 
 /// The sandbox limits, as the config file spells them.
@@ -172,6 +193,8 @@ impl Default for Config {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             public_url: None,
             webhook_allowed_hosts: Vec::new(),
+            signup: Signup::RateLimited,
+            signups_per_client_per_minute: 5,
         }
     }
 }
@@ -256,6 +279,11 @@ impl Config {
         }
         if self.allowed_hosts.is_empty() || self.allowed_hosts.len() > 256 {
             return Err("allowed_hosts must list 1 to 256 hosts (or \"*\" for any)".into());
+        }
+        if self.signup == Signup::RateLimited && self.signups_per_client_per_minute == 0 {
+            return Err(
+                "signups_per_client_per_minute must be positive (or signup = \"open\")".into(),
+            );
         }
         if self.webhook_allowed_hosts.len() > 256 {
             return Err("webhook_allowed_hosts lists at most 256 hosts".into());

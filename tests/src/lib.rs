@@ -187,9 +187,12 @@ impl Host {
         body
     }
 
-    /// Registers an organisation only (not verified, no signing key).
+    /// Registers an organisation only (not verified, no signing key), as
+    /// the operator (anonymous registration is rate-limited per address).
     pub async fn org_unverified(&self, name: &str) -> Org {
-        let (status, body) = self.post("/v1/orgs", None, json!({ "name": name })).await;
+        let (status, body) = self
+            .post("/v1/orgs", Some(ADMIN_TOKEN), json!({ "name": name }))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         Org {
             org_id: body["org_id"].as_str().expect("org_id").into(),

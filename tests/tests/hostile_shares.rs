@@ -1024,3 +1024,42 @@ async fn a_webhook_never_reaches_a_private_address_or_follows_a_redirect() {
         "a redirect was followed"
     );
 }
+
+#[tokio::test]
+async fn anonymous_signup_is_rate_limited_per_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::start(dir.path()).await;
+    let signup = async |name: &str| host.post("/v1/orgs", None, json!({ "name": name })).await;
+    for i in 0..5 {
+        let (status, body) = signup(&format!("sybil-{i}")).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = signup("sybil-5").await;
+    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(
+        body["error"]["details"]["retry_after_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms > 0)
+    );
+    // The operator is not limited.
+    let (status, body) = host
+        .post(
+            "/v1/orgs",
+            Some(mercato_tests::ADMIN_TOKEN),
+            json!({ "name": "by-the-operator" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    host.stop().await;
+
+    // Operator-only: anonymous registration is closed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path());
+    config.signup = mercato_host::config::Signup::OperatorOnly;
+    let host = Host::start_with(config).await;
+    let (status, body) = host
+        .post("/v1/orgs", None, json!({ "name": "anyone" }))
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "signup_closed");
+    host.stop().await;
+}

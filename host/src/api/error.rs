@@ -60,7 +60,7 @@ pub fn status_of(code: &str) -> StatusCode {
         | "signing_key_unknown"
         | "signing_key_revoked" => StatusCode::FORBIDDEN,
         "not_found" => StatusCode::NOT_FOUND,
-        "rating_not_allowed" => StatusCode::FORBIDDEN,
+        "rating_not_allowed" | "signup_closed" => StatusCode::FORBIDDEN,
         "version_exists"
         | "version_not_newer"
         | "incompatible_version"
@@ -221,6 +221,10 @@ impl From<market::Error> for ApiError {
                 per_minute,
                 retry_after_ms,
             } => Some(json!({ "per_minute": per_minute, "retry_after_ms": retry_after_ms })),
+            E::SignupRefused {
+                retry_after_ms: Some(retry_after_ms),
+                ..
+            } => Some(json!({ "retry_after_ms": retry_after_ms })),
             E::ComponentTooLarge { bytes, bytes_max } => {
                 Some(json!({ "bytes": bytes, "bytes_max": bytes_max }))
             }

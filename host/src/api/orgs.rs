@@ -55,13 +55,24 @@ impl From<Org> for OrgView {
     }
 }
 
-/// Registers an organisation.
+/// Registers an organisation. Without the admin token this follows the
+/// host's signup policy (by default a few per client address a minute).
 #[utoipa::path(post, path = "/v1/orgs", tag = "orgs", request_body = CreateOrg,
-    responses((status = 201, body = OrgCreated), (status = 400, body = super::ErrorBody)))]
+    responses((status = 201, body = OrgCreated), (status = 400, body = super::ErrorBody),
+              (status = 403, body = super::ErrorBody, description = "registration is operator-only here"),
+              (status = 429, body = super::ErrorBody, description = "too many registrations from this address; see Retry-After")))]
 pub async fn orgs_create(
     State(market): State<Arc<Market>>,
+    admin: Result<Admin, ApiError>,
+    client: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     body: Result<Json<CreateOrg>, JsonRejection>,
 ) -> Result<(StatusCode, Json<OrgCreated>), ApiError> {
+    if admin.is_err() {
+        // Without a known address (a router driven in process) every
+        // caller shares one bucket.
+        let ip = client.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip());
+        market.signup_allowed(ip)?;
+    }
     let Json(body) = body?;
     let new = market.create_org(&body.name).await?;
     Ok((

@@ -199,6 +199,15 @@ pub enum Error {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// Registration without the admin token is closed, or this address
+    /// registered too many organisations lately.
+    #[error("{message}")]
+    SignupRefused {
+        /// Why.
+        message: String,
+        /// When to retry, if ever.
+        retry_after_ms: Option<u64>,
+    },
     /// This call cannot be rated (free, failed, self-dealt or too old).
     #[error("{0}")]
     RatingNotAllowed(String),
@@ -253,6 +262,11 @@ impl Error {
             Error::Cancelled => "cancelled",
             Error::TooManyCalls { .. } => "overloaded",
             Error::RatingNotAllowed(_) => "rating_not_allowed",
+            Error::SignupRefused {
+                retry_after_ms: Some(_),
+                ..
+            } => "rate_limited",
+            Error::SignupRefused { .. } => "signup_closed",
             Error::Refused {
                 error: GuestError::InvalidInput(_),
                 ..

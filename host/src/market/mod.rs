@@ -192,6 +192,35 @@ impl Market {
         &self.metrics
     }
 
+    /// Whether `client` may register an organisation without the admin
+    /// token now, under the configured signup policy.
+    pub fn signup_allowed(&self, client: std::net::IpAddr) -> Result<()> {
+        use crate::config::Signup;
+        match self.config.signup {
+            Signup::Open => Ok(()),
+            Signup::OperatorOnly => Err(Error::SignupRefused {
+                message: "organisations are registered by the operator here".into(),
+                retry_after_ms: None,
+            }),
+            Signup::RateLimited => {
+                let per_minute = self.config.signups_per_client_per_minute;
+                self.rates
+                    .take(
+                        &format!("signup:{client}"),
+                        "signup",
+                        per_minute,
+                        std::time::Instant::now(),
+                    )
+                    .map_err(|wait| Error::SignupRefused {
+                        message: format!(
+                            "this address registered {per_minute} organisations lately; retry later"
+                        ),
+                        retry_after_ms: Some(wait.as_millis() as u64 + 1),
+                    })
+            }
+        }
+    }
+
     /// Registers an organisation; durable before it returns.
     pub async fn create_org(&self, name: &str) -> Result<NewOrg> {
         Ok(identity::create_org(&self.store, name, now_ms()).await?)
