@@ -1063,3 +1063,55 @@ async fn anonymous_signup_is_rate_limited_per_address() {
     assert_error(status, &body, StatusCode::FORBIDDEN, "signup_closed");
     host.stop().await;
 }
+
+#[tokio::test]
+async fn an_a2a_stream_whose_client_leaves_is_never_drained_for_nobody() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, _provider, consumer) = market(test_config(dir.path())).await;
+    // Calls of the dripping guest that ended: cancelled when the client left
+    // first, cut off at the chunk budget when the guest got there first.
+    let ended = async || {
+        host.metrics_text()
+            .await
+            .lines()
+            .filter(|l| {
+                l.starts_with("mercato_invocations_total")
+                    && (l.contains("\"cancelled\"") || l.contains("\"output_too_large\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    for i in 0..3 {
+        let stream = json!({"jsonrpc": "2.0", "id": i, "method": "SendStreamingMessage", "params": {
+            "message": {"messageId": format!("drip-{i}"), "role": "ROLE_USER", "parts": [
+                {"data": {"capability_id": "misbehaver.drip", "input": {}}}]}}});
+        let mut response = host
+            .http
+            .post(format!("{}/a2a", host.url))
+            .bearer_auth(&consumer.api_key)
+            .header("a2a-version", "1.0")
+            .json(&stream)
+            .send()
+            .await
+            .expect("stream");
+        assert_eq!(response.status(), StatusCode::OK);
+        // Read the first event, then leave with the guest still emitting.
+        let first = response.chunk().await.expect("read").expect("an event");
+        assert!(!first.is_empty());
+        drop(response);
+    }
+    // Every call ends (nothing charged) and the host keeps answering.
+    let mut seen = 0.0;
+    for _ in 0..200 {
+        seen = ended().await;
+        if seen >= 3.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(seen, 3.0, "each stream's call ended");
+    let (status, _) = host.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(spent(&host, &consumer).await, 0);
+    host.stop().await;
+}

@@ -646,19 +646,29 @@ impl A2a {
                     Some(chunk) = chunks_rx.recv() => {
                         let update = chunk_update(chunk, sent > 0);
                         sent += 1;
-                        // A client that went away cancels its call.
+                        // A client that went away cancels its call, and its
+                        // chunks are no longer read (the guest's `emit`
+                        // drops them): nothing is drained for nobody.
                         if events.send(say(update)).await.is_err() {
                             cancel.cancel();
+                            chunks_rx.close();
+                            break (&mut call).await;
                         }
                     }
                 }
             };
-            // Chunks emitted just before the end.
-            while let Ok(chunk) = chunks_rx.try_recv() {
+            // Chunks emitted just before the end, while the client listens
+            // (each send waits for room in the bounded stream).
+            while !events.is_closed()
+                && let Ok(chunk) = chunks_rx.try_recv()
+            {
                 let update = chunk_update(chunk, sent > 0);
                 sent += 1;
-                let _ = events.send(say(update)).await;
+                if events.send(say(update)).await.is_err() {
+                    break;
+                }
             }
+            drop(chunks_rx);
             let task = this.finish(&task_id, outcome, &context_id);
             if let Some(artifact) = task["artifacts"].get(0) {
                 let update = json!({"artifactUpdate": {
