@@ -12,6 +12,7 @@
 //! (refused: price, funds, limits, approval) or `CANCELED`.
 //!
 //! Owns: JSON-RPC dispatch, tasks (in memory only, at most [`TASKS_MAX`],
+//! [`TASKS_PER_ORG_MAX`] per organisation,
 //! each for [`TASK_TTL`]; a task keeps its output, never its input), cards,
 //! streaming events. Does not know about: HTTP (the REST module frames
 //! [`Reply`]).
@@ -30,6 +31,9 @@ use wire::code;
 
 /// Tasks kept for `GetTask`; the oldest finished ones go first.
 pub const TASKS_MAX: usize = 10_000;
+/// Tasks one organisation keeps at once: its new tasks evict its own oldest,
+/// never another organisation's.
+pub const TASKS_PER_ORG_MAX: usize = 500;
 /// How long a task is kept (its output in memory, never on disk) for
 /// `GetTask`.
 pub const TASK_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
@@ -86,6 +90,13 @@ impl Tasks {
                 }
             }
         }
+        // An organisation at its share makes room among its own tasks.
+        let mine = |e: &Entry| e.owner == entry.owner;
+        while self.by_id.values().filter(|e| mine(e)).count() >= TASKS_PER_ORG_MAX {
+            if !self.evict_oldest(|e| mine(e)) {
+                break;
+            }
+        }
         while self.by_id.len() >= TASKS_MAX {
             // Evict the oldest final task; if every kept task is running,
             // the oldest of all (its call goes on; only its record goes).
@@ -107,6 +118,31 @@ impl Tasks {
         }
         self.order.push_back(id.clone());
         self.by_id.insert(id, entry);
+    }
+
+    /// Evicts the oldest finished task that `which` picks, or else the oldest
+    /// it picks at all (its call goes on; only its record goes). `false`
+    /// when it picks none.
+    fn evict_oldest(&mut self, which: impl Fn(&Entry) -> bool) -> bool {
+        let picked = |id: &String| self.by_id.get(id).is_some_and(&which);
+        let position = self
+            .order
+            .iter()
+            .position(|id| {
+                picked(id)
+                    && self
+                        .by_id
+                        .get(id)
+                        .is_some_and(|e| wire::is_terminal(state(&e.task)))
+            })
+            .or_else(|| self.order.iter().position(picked));
+        match position.and_then(|p| self.order.remove(p)) {
+            Some(old) => {
+                self.by_id.remove(&old);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -797,6 +833,24 @@ mod tests {
     }
 
     #[test]
+    fn one_organisation_evicts_only_its_own_tasks() {
+        let mut tasks = Tasks::default();
+        let mut other = entry(wire::COMPLETED, std::time::Duration::ZERO);
+        other.owner = "victim".into();
+        tasks.insert("victims".into(), other);
+        for i in 0..TASKS_PER_ORG_MAX + 10 {
+            tasks.insert(
+                format!("t{i}"),
+                entry(wire::COMPLETED, std::time::Duration::ZERO),
+            );
+        }
+        assert!(tasks.by_id.contains_key("victims"), "another's task stays");
+        assert_eq!(tasks.by_id.len(), TASKS_PER_ORG_MAX + 1);
+        assert!(!tasks.by_id.contains_key("t9"));
+        assert!(tasks.by_id.contains_key("t10"));
+    }
+
+    #[test]
     fn at_the_cap_the_oldest_finished_task_goes_first() {
         let mut tasks = Tasks::default();
         tasks.insert(
@@ -804,10 +858,9 @@ mod tests {
             entry(wire::WORKING, std::time::Duration::ZERO),
         );
         for i in 0..TASKS_MAX {
-            tasks.insert(
-                format!("t{i}"),
-                entry(wire::COMPLETED, std::time::Duration::ZERO),
-            );
+            let mut e = entry(wire::COMPLETED, std::time::Duration::ZERO);
+            e.owner = format!("o{}", i % 100);
+            tasks.insert(format!("t{i}"), e);
         }
         assert_eq!(tasks.by_id.len(), TASKS_MAX);
         assert!(tasks.by_id.contains_key("running"));
