@@ -1115,3 +1115,32 @@ async fn an_a2a_stream_whose_client_leaves_is_never_drained_for_nobody() {
     assert_eq!(spent(&host, &consumer).await, 0);
     host.stop().await;
 }
+
+#[tokio::test]
+async fn refused_bytes_are_compiled_once_and_every_compilation_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::start(dir.path()).await;
+    let org = host.org("uploader").await;
+    let metric = "mercato_component_compilations_total";
+    let before = host.metric(metric).await;
+    let core_module = b"\0asm\x01\0\0\0".to_vec();
+    let mut messages = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = host
+            .upload(
+                &org,
+                core_module.clone(),
+                mercato_tests::manifest("unit-converter"),
+            )
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_component");
+        messages.push(body["error"]["message"].clone());
+    }
+    assert!(messages.windows(2).all(|w| w[0] == w[1]), "{messages:?}");
+    assert_eq!(
+        host.metric(metric).await,
+        before + 1.0,
+        "a refused compilation counts, and the same bytes are not compiled again"
+    );
+    host.stop().await;
+}

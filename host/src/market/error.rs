@@ -208,6 +208,9 @@ pub enum Error {
         /// When to retry, if ever.
         retry_after_ms: Option<u64>,
     },
+    /// Every compilation slot stayed busy for the whole wait.
+    #[error("the host is compiling other components; retry shortly")]
+    CompilerBusy,
     /// This call cannot be rated (free, failed, self-dealt or too old).
     #[error("{0}")]
     RatingNotAllowed(String),
@@ -262,6 +265,7 @@ impl Error {
             Error::Cancelled => "cancelled",
             Error::TooManyCalls { .. } => "overloaded",
             Error::RatingNotAllowed(_) => "rating_not_allowed",
+            Error::CompilerBusy => "overloaded",
             Error::SignupRefused {
                 retry_after_ms: Some(_),
                 ..

@@ -9,6 +9,61 @@ use crate::store::Tree;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
+/// How long an upload waits for a compilation slot.
+const COMPILE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Compilations at once (each takes a core while it runs).
+pub(super) const COMPILES_AT_ONCE: usize = 2;
+/// How long a refused component's digest is remembered.
+const REFUSAL_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+/// Refused digests remembered at most (the oldest are forgotten first).
+const REFUSALS_MAX: usize = 1_024;
+
+/// Digests of components the compiler refused lately, with the refusal.
+#[derive(Default)]
+pub(super) struct CompileRefusals {
+    refused: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, crate::sandbox::Error)>,
+    >,
+}
+
+impl CompileRefusals {
+    fn recall(&self, sha256: &str) -> Option<crate::sandbox::Error> {
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        refused
+            .get(sha256)
+            .filter(|(at, _)| at.elapsed() < REFUSAL_TTL)
+            .map(|(_, error)| error.clone())
+    }
+
+    /// Remembers a refusal that the same bytes would meet again (not a
+    /// host fault, which a retry may not meet).
+    fn remember(&self, sha256: &str, error: &crate::sandbox::Error) {
+        use crate::sandbox::Error as E;
+        if !matches!(
+            error,
+            E::InvalidComponent(_) | E::ForbiddenImports(_) | E::WrongWorld(_)
+        ) {
+            return;
+        }
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if refused.len() >= REFUSALS_MAX {
+            refused.retain(|_, (at, _)| at.elapsed() < REFUSAL_TTL);
+            if refused.len() >= REFUSALS_MAX
+                && let Some(oldest) = refused
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(k, _)| k.clone())
+            {
+                refused.remove(&oldest);
+            }
+        }
+        refused.insert(
+            sha256.to_string(),
+            (std::time::Instant::now(), error.clone()),
+        );
+    }
+}
+
 impl Market {
     fn artifact_key(&self, component_sha256: &str) -> String {
         format!("{component_sha256}:{}", self.sandbox.fingerprint())
@@ -59,12 +114,31 @@ impl Market {
                     ))
                 })?,
         };
-        let sandbox = self.sandbox.clone();
-        let (compiled, artifact) = tokio::task::spawn_blocking(move || sandbox.compile(&wasm))
+        // The same bytes refused a moment ago are refused again without
+        // compiling (a refusal is a property of the bytes and this engine).
+        if let Some(refusal) = self.compile_refusals.recall(component_sha256) {
+            return Err(refusal.into());
+        }
+        // At most a few compilations at once, each on a blocking thread; more
+        // wait a while, then are refused as `overloaded`.
+        let _turn = tokio::time::timeout(COMPILE_WAIT, self.compile_slots.clone().acquire_owned())
             .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(Error::CompilerBusy)?;
+        let sandbox = self.sandbox.clone();
+        let compiled = tokio::task::spawn_blocking(move || sandbox.compile(&wasm))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        // Every compilation counts, refused or not.
         self.metrics.compilations.inc();
-        Ok((compiled, Some(artifact)))
+        match compiled {
+            Ok((compiled, artifact)) => Ok((compiled, Some(artifact))),
+            Err(refusal) => {
+                self.compile_refusals.remember(component_sha256, &refusal);
+                Err(refusal.into())
+            }
+        }
     }
 
     /// Keeps a compiled artifact, prefixed by its own SHA-256, under the

@@ -83,6 +83,8 @@ pub struct Market {
     index_restored: std::sync::OnceLock<crate::discovery::Restored>,
     rates: rate::RateLimiter,
     fair: fair::FairShares,
+    compile_slots: Arc<tokio::sync::Semaphore>,
+    compile_refusals: load::CompileRefusals,
     stats: Stats,
     metrics: Metrics,
     config: Config,
@@ -135,6 +137,8 @@ impl Market {
                 .with_rating_boost(config.discovery_rating_boost),
             index_restored: std::sync::OnceLock::new(),
             rates: rate::RateLimiter::default(),
+            compile_slots: Arc::new(tokio::sync::Semaphore::new(load::COMPILES_AT_ONCE)),
+            compile_refusals: load::CompileRefusals::default(),
             fair: fair::FairShares::new(
                 config.calls_per_org(),
                 Duration::from_millis(config.sandbox.queue_wait_ms),

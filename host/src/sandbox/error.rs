@@ -4,7 +4,7 @@
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A component the sandbox will not run, or an internal fault.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The bytes are not a WebAssembly component (or do not validate).
     #[error("not a valid WebAssembly component: {0}")]
