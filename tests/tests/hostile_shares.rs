@@ -1144,3 +1144,19 @@ async fn refused_bytes_are_compiled_once_and_every_compilation_counts() {
     );
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_huge_random_request_traps_before_the_host_builds_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, _provider, consumer) = market(test_config(dir.path())).await;
+    let (status, body) = host
+        .invoke(&consumer.api_key, "misbehaver.dice", json!({}), None)
+        .await;
+    assert_error(status, &body, StatusCode::BAD_GATEWAY, "guest_trapped");
+    assert_eq!(body["error"]["details"]["charged_micros"], 0, "{body}");
+    let (status, _) = host
+        .invoke(&consumer.api_key, CONVERT, convert_input(), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    host.stop().await;
+}

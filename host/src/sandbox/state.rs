@@ -30,6 +30,11 @@ pub const HOST_BYTE_FUEL: u64 = 1;
 /// against its budget, so empty ones are bounded in number too.
 pub const HOST_CALL_BYTES_MIN: u64 = 64;
 
+/// The most random bytes one `wasi:random` call may ask for (std asks
+/// for a few dozen; wasmtime's default of 64 MiB let one call cost the host
+/// 64 MiB before the guest's memory limit could refuse it).
+pub const RANDOM_BYTES_MAX: u64 = 64 << 10;
+
 /// Tables a guest may grow to, in elements.
 const TABLE_ELEMENTS_MAX: usize = 100_000;
 /// A single log line is cut to this many bytes.
@@ -101,6 +106,9 @@ impl CallState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            // The host builds random bytes before the guest's memory limit
+            // can refuse them: a request past this traps instead.
+            .max_random_size(RANDOM_BYTES_MAX)
             .build();
         CallState {
             wasi,

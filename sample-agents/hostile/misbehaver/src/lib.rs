@@ -75,6 +75,14 @@ fn sleep(_: Nothing) -> Result<Count, Error> {
     Ok(Count { n: 0 })
 }
 
+/// Asks the host for 16 MiB of random bytes at once (`wasi:random`).
+fn dice(_: Nothing) -> Result<Count, Error> {
+    let bytes = wasip2::random::random::get_random_bytes(16 << 20);
+    Ok(Count {
+        n: bytes.len() as u64,
+    })
+}
+
 /// Emits empty chunks forever: each still costs the host a call.
 fn drip(_: Nothing) -> Result<Count, Error> {
     loop {
@@ -141,6 +149,8 @@ impl Agent for Misbehaver {
             Capability::new("flood", "Streams 400 MiB.", flood).category("hostile"),
             Capability::new("big-output", "Returns 8 MiB.", big_output).category("hostile"),
             Capability::new("sleep", "Sleeps for an hour.", sleep).category("hostile"),
+            Capability::new("dice", "Asks for 16 MiB of random bytes.", dice)
+                .category("hostile"),
             Capability::new("drip", "Emits empty chunks forever.", drip).category("hostile"),
             Capability::new("shout", "Fails with an 8 MiB error message.", shout)
                 .category("hostile"),
