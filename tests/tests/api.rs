@@ -135,6 +135,7 @@ async fn openapi_documents_every_route_the_router_serves() {
         ("post", "/v1/negotiations/{id}/respond"),
         ("get", "/v1/contracts/{id}"),
         ("get", "/v1/accounts/me/events"),
+        ("get", "/v1/accounts/me/webhook-secret"),
         ("post", "/v1/orgs/{id}/approvers"),
         ("get", "/v1/approvals"),
         ("post", "/v1/approvals/{id}"),

@@ -923,23 +923,35 @@ async fn a_webhook_never_reaches_a_private_address_or_follows_a_redirect() {
     // a second one; neither may be reached without the operator's leave,
     // and the second never (redirects are not followed).
     let hits = Arc::new(AtomicUsize::new(0));
+    // The last delivery's signature header and body.
+    let signed = Arc::new(std::sync::Mutex::new(None::<(String, Vec<u8>)>));
     let second = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let second_url = format!("http://{}/inner", second.local_addr().expect("addr"));
     let app = |redirect: Option<String>| {
         let hits = hits.clone();
-        axum::Router::new().fallback(move || {
-            let hits = hits.clone();
-            let redirect = redirect.clone();
-            async move {
-                hits.fetch_add(1, Ordering::SeqCst);
-                match redirect {
-                    Some(to) => axum::response::Redirect::temporary(&to).into_response(),
-                    None => axum::http::StatusCode::NO_CONTENT.into_response(),
+        let signed = signed.clone();
+        axum::Router::new().fallback(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let hits = hits.clone();
+                let redirect = redirect.clone();
+                let signed = signed.clone();
+                async move {
+                    let signature = headers
+                        .get("mercato-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    *signed.lock().expect("lock") = Some((signature, body.to_vec()));
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    match redirect {
+                        Some(to) => axum::response::Redirect::temporary(&to).into_response(),
+                        None => axum::http::StatusCode::NO_CONTENT.into_response(),
+                    }
                 }
-            }
-        })
+            },
+        )
     };
     use axum::response::IntoResponse;
     let first = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -1006,6 +1018,24 @@ async fn a_webhook_never_reaches_a_private_address_or_follows_a_redirect() {
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
             assert_eq!(hits.load(Ordering::SeqCst), before + 3);
+            // Each delivery is signed with the organisation's secret.
+            let (_, secret) = host
+                .get("/v1/accounts/me/webhook-secret", Some(&org.api_key))
+                .await;
+            let secret = secret["webhook_secret"].as_str().expect("secret");
+            assert!(secret.starts_with("whsec_"));
+            let (signature, body) = signed.lock().expect("lock").clone().expect("a delivery");
+            let at_ms: u64 = signature
+                .strip_prefix("t=")
+                .and_then(|rest| rest.split(',').next())
+                .and_then(|t| t.parse().ok())
+                .expect("t=");
+            assert_eq!(
+                signature,
+                mercato_host::market::webhook_signature(secret, at_ms, &body)
+            );
+            let event: Value = serde_json::from_slice(&body).expect("JSON");
+            assert_eq!(event["kind"], "approval_requested");
         } else {
             for _ in 0..200 {
                 if host.metric("mercato_webhooks_refused_total").await >= 1.0 {

@@ -306,6 +306,18 @@ pub async fn approvals_decide(
     Ok(Json(market.decide_approval(&org_id, &id, approve).await?))
 }
 
+/// The caller's webhook signing secret: every delivery to its webhook
+/// carries `Mercato-Signature: t=<unix ms>,v1=<hex>`, the HMAC-SHA256 under
+/// this secret of `<t>.<body>`.
+#[utoipa::path(get, path = "/v1/accounts/me/webhook-secret", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = crate::market::WebhookSecret), (status = 401, body = super::ErrorBody)))]
+pub async fn webhook_secret_get(
+    State(market): State<Arc<Market>>,
+    Caller(org): Caller,
+) -> Json<crate::market::WebhookSecret> {
+    Json(market.webhook_secret(&org.org_id))
+}
+
 /// The caller's latest events: budget alerts, pauses, approvals requested.
 #[utoipa::path(get, path = "/v1/accounts/me/events", tag = "accounts", security(("bearer" = [])),
     responses((status = 200, body = [crate::market::Event])))]

@@ -108,6 +108,10 @@ pub fn app_until(market: Arc<Market>, stopping: CancellationToken) -> Router {
         )
         .route("/v1/accounts/me", get(accounts::accounts_me))
         .route("/v1/accounts/me/events", get(accounts::events_list))
+        .route(
+            "/v1/accounts/me/webhook-secret",
+            get(accounts::webhook_secret_get),
+        )
         .route("/v1/orgs/{id}/approvers", post(accounts::approvers_create))
         .route("/v1/approvals", get(accounts::approvals_list))
         .route("/v1/approvals/{id}", post(accounts::approvals_decide))

@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi};
         accounts::disputes_decide,
         accounts::deposits_create,
         accounts::accounts_me,
+        accounts::webhook_secret_get,
         accounts::budget_put,
         accounts::ledger_audit,
         accounts::ratings_create,

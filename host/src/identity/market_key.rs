@@ -95,6 +95,19 @@ impl MarketKey {
         signing::sign_document(&self.key, document)
     }
 
+    /// The secret an organisation's webhook deliveries are signed with:
+    /// derived from the marketplace key and the organisation id, so it
+    /// needs no storage of its own (it changes when the marketplace key
+    /// does). `whsec_` + 64 hex digits.
+    pub fn webhook_secret(&self, org_id: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(b"mercato-webhook-secret-v1\n");
+        hash.update(self.key.to_bytes());
+        hash.update(org_id.as_bytes());
+        format!("whsec_{}", hex::encode(hash.finalize()))
+    }
+
     /// The signature of a document whose canonical bytes (RFC 8785, without
     /// its `signature` member) the caller already has: the hot path's
     /// receipts serialise a struct whose fields are in canonical order.

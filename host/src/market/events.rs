@@ -40,8 +40,35 @@ pub struct Event {
     pub details: serde_json::Value,
 }
 
+/// The header each delivery is signed in: `t=<unix ms>,v1=<hex>`, where
+/// the hex is HMAC-SHA256 under the organisation's webhook secret of
+/// `<t>.<body>` (a receiver recomputes it and refuses stale `t`).
+pub const SIGNATURE_HEADER: &str = "mercato-signature";
+
+/// The `Mercato-Signature` value for `body` sent at `at_ms` under `secret`.
+pub fn webhook_signature(secret: &str, at_ms: u64, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(at_ms.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={at_ms},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
 /// How long one delivery attempt may take, and the lookup before it.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a receiver checks that a delivery came from this host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct WebhookSecret {
+    /// The organisation's signing secret (`whsec_…`); keep it private.
+    pub webhook_secret: String,
+    /// The header each delivery carries.
+    pub header: String,
+    /// How the header is made.
+    pub scheme: String,
+}
 
 /// Bounded webhook delivery.
 pub(super) struct Webhooks {
@@ -158,6 +185,7 @@ impl Market {
             return;
         };
         let allowed_hosts = self.config.webhook_allowed_hosts.clone();
+        let secret = self.market_key.webhook_secret(&event.org_id);
         let refused = self.metrics.webhooks_refused.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -179,8 +207,19 @@ impl Market {
                 tracing::warn!(org = %event.org_id, "webhook client");
                 return;
             };
+            let Ok(body) = serde_json::to_vec(&event) else {
+                return;
+            };
             for attempt in 0..=RETRY_DELAYS_MS.len() {
-                let sent = client.post(checked.clone()).json(&event).send().await;
+                // Signed at each attempt: `t` is when it was sent.
+                let signature = webhook_signature(&secret, now_ms(), &body);
+                let sent = client
+                    .post(checked.clone())
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(SIGNATURE_HEADER, signature)
+                    .body(body.clone())
+                    .send()
+                    .await;
                 if sent.as_ref().is_ok_and(|r| r.status().is_success()) {
                     return;
                 }
@@ -192,6 +231,15 @@ impl Market {
                 }
             }
         });
+    }
+
+    /// How `org_id`'s receivers check its deliveries.
+    pub fn webhook_secret(&self, org_id: &str) -> WebhookSecret {
+        WebhookSecret {
+            webhook_secret: self.market_key.webhook_secret(org_id),
+            header: "Mercato-Signature".into(),
+            scheme: "t=<unix ms>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>".into(),
+        }
     }
 
     /// The latest events of an organisation, newest last.
@@ -237,6 +285,23 @@ mod tests {
         for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
             assert!(is_public(public.parse().expect("ip")), "{public}");
         }
+    }
+
+    #[test]
+    fn a_signature_is_hmac_sha256_of_the_time_and_the_body() {
+        // Stable for the same inputs; the time and the key both change it.
+        let signature = webhook_signature("Jefe", 0, b"what do ya want for nothing?");
+        assert_eq!(signature.len(), "t=0,v1=".len() + 64);
+        let again = webhook_signature("Jefe", 0, b"what do ya want for nothing?");
+        assert_eq!(signature, again);
+        assert_ne!(
+            signature,
+            webhook_signature("Jefe", 1, b"what do ya want for nothing?")
+        );
+        assert_ne!(
+            signature,
+            webhook_signature("jefe", 0, b"what do ya want for nothing?")
+        );
     }
 
     #[tokio::test]

@@ -28,7 +28,7 @@ mod views;
 pub use approvals::{APPROVAL_TTL_MS, Approval, NewApprover};
 pub use discovery::{DiscoveredCapability, entry_for, schema_fields};
 pub use error::{Error, Result, echoed};
-pub use events::Event;
+pub use events::{Event, WebhookSecret, webhook_signature};
 pub use idempotency::{Claim, Claimed, KEY_CHARS_MAX, Remembered};
 pub use invoke::{InvocationRecord, InvokeRequest};
 pub use money::{Decision, DisputeRecord, Rerun};
