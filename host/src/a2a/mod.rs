@@ -17,26 +17,21 @@
 //! streaming events. Does not know about: HTTP (the REST module frames
 //! [`Reply`]).
 
+mod tasks;
 pub mod wire;
+
+use tasks::{Entry, Tasks, owned, state};
+pub use tasks::{TASK_TTL, TASKS_MAX, TASKS_PER_ORG_MAX};
 
 use crate::agents::{self, Failed};
 use crate::identity::Org;
 use crate::market::{CapabilityView, InvokeRequest, Market, now_ms};
 use serde_json::{Map, Value, json};
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use wire::code;
 
-/// Tasks kept for `GetTask`; the oldest finished ones go first.
-pub const TASKS_MAX: usize = 10_000;
-/// Tasks one organisation keeps at once: its new tasks evict its own oldest,
-/// never another organisation's.
-pub const TASKS_PER_ORG_MAX: usize = 500;
-/// How long a task is kept (its output in memory, never on disk) for
-/// `GetTask`.
-pub const TASK_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 /// Skills listed on the marketplace's card (the rest are found with a
 /// text message, which discovers).
 pub const SKILLS_MAX: usize = 500;
@@ -59,104 +54,6 @@ pub enum Reply {
     Json(Value),
     /// JSON-RPC responses as server-sent events, the last one final.
     Stream(mpsc::Receiver<Value>),
-}
-
-struct Entry {
-    owner: String,
-    task: Value,
-    cancel: CancellationToken,
-    /// Set once the task's final state is written.
-    finished: watch::Sender<bool>,
-    created: std::time::Instant,
-}
-
-#[derive(Default)]
-struct Tasks {
-    by_id: HashMap<String, Entry>,
-    order: VecDeque<String>,
-}
-
-impl Tasks {
-    fn insert(&mut self, id: String, entry: Entry) {
-        // Expired tasks go first, oldest first (the order is creation order).
-        while let Some(oldest) = self.order.front() {
-            match self.by_id.get(oldest) {
-                Some(e) if e.created.elapsed() < TASK_TTL => break,
-                Some(e) if !wire::is_terminal(state(&e.task)) => break,
-                _ => {
-                    if let Some(old) = self.order.pop_front() {
-                        self.by_id.remove(&old);
-                    }
-                }
-            }
-        }
-        // An organisation at its share makes room among its own tasks.
-        let mine = |e: &Entry| e.owner == entry.owner;
-        while self.by_id.values().filter(|e| mine(e)).count() >= TASKS_PER_ORG_MAX {
-            if !self.evict_oldest(|e| mine(e)) {
-                break;
-            }
-        }
-        while self.by_id.len() >= TASKS_MAX {
-            // Evict the oldest final task; if every kept task is running,
-            // the oldest of all (its call goes on; only its record goes).
-            let position = self
-                .order
-                .iter()
-                .position(|id| {
-                    self.by_id
-                        .get(id)
-                        .is_none_or(|e| wire::is_terminal(state(&e.task)))
-                })
-                .unwrap_or(0);
-            match self.order.remove(position) {
-                Some(old) => {
-                    self.by_id.remove(&old);
-                }
-                None => break,
-            }
-        }
-        self.order.push_back(id.clone());
-        self.by_id.insert(id, entry);
-    }
-
-    /// Evicts the oldest finished task that `which` picks, or else the oldest
-    /// it picks at all (its call goes on; only its record goes). `false`
-    /// when it picks none.
-    fn evict_oldest(&mut self, which: impl Fn(&Entry) -> bool) -> bool {
-        let picked = |id: &String| self.by_id.get(id).is_some_and(&which);
-        let position = self
-            .order
-            .iter()
-            .position(|id| {
-                picked(id)
-                    && self
-                        .by_id
-                        .get(id)
-                        .is_some_and(|e| wire::is_terminal(state(&e.task)))
-            })
-            .or_else(|| self.order.iter().position(picked));
-        match position.and_then(|p| self.order.remove(p)) {
-            Some(old) => {
-                self.by_id.remove(&old);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// The caller's task `id`; another organisation's reads as missing.
-fn owned<'t>(tasks: &'t Tasks, org: &Org, id: &str) -> Result<&'t Entry, (i64, String)> {
-    tasks
-        .by_id
-        .get(id)
-        .filter(|e| e.owner == org.org_id)
-        .ok_or((code::TASK_NOT_FOUND, format!("no task `{id}` of yours")))
-}
-
-fn state(task: &Value) -> &str {
-    task["status"]["state"].as_str().unwrap_or("")
 }
 
 /// The A2A agent behind `/a2a`.
@@ -788,83 +685,4 @@ fn card(name: &str, description: &str, url: &str, base: &str, skills: Vec<Value>
     card.insert("preferredTransport".into(), json!("JSONRPC"));
     card.insert("protocolVersion".into(), json!("0.3.0"));
     Value::Object(card)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(state: &str, age: std::time::Duration) -> Entry {
-        Entry {
-            owner: "o".into(),
-            task: json!({"status": {"state": state}}),
-            cancel: CancellationToken::new(),
-            finished: watch::Sender::new(false),
-            created: std::time::Instant::now() - age,
-        }
-    }
-
-    #[test]
-    fn expired_finished_tasks_go_and_running_ones_stay() {
-        let mut tasks = Tasks::default();
-        let old = TASK_TTL + std::time::Duration::from_secs(1);
-        tasks.insert("done".into(), entry(wire::COMPLETED, old));
-        tasks.insert(
-            "fresh".into(),
-            entry(wire::COMPLETED, std::time::Duration::ZERO),
-        );
-        tasks.insert(
-            "new".into(),
-            entry(wire::WORKING, std::time::Duration::ZERO),
-        );
-        assert!(!tasks.by_id.contains_key("done"), "expired");
-        assert!(tasks.by_id.contains_key("fresh") && tasks.by_id.contains_key("new"));
-
-        let mut tasks = Tasks::default();
-        tasks.insert("running".into(), entry(wire::WORKING, old));
-        tasks.insert(
-            "next".into(),
-            entry(wire::WORKING, std::time::Duration::ZERO),
-        );
-        assert!(
-            tasks.by_id.contains_key("running"),
-            "a running task is not expired"
-        );
-    }
-
-    #[test]
-    fn one_organisation_evicts_only_its_own_tasks() {
-        let mut tasks = Tasks::default();
-        let mut other = entry(wire::COMPLETED, std::time::Duration::ZERO);
-        other.owner = "victim".into();
-        tasks.insert("victims".into(), other);
-        for i in 0..TASKS_PER_ORG_MAX + 10 {
-            tasks.insert(
-                format!("t{i}"),
-                entry(wire::COMPLETED, std::time::Duration::ZERO),
-            );
-        }
-        assert!(tasks.by_id.contains_key("victims"), "another's task stays");
-        assert_eq!(tasks.by_id.len(), TASKS_PER_ORG_MAX + 1);
-        assert!(!tasks.by_id.contains_key("t9"));
-        assert!(tasks.by_id.contains_key("t10"));
-    }
-
-    #[test]
-    fn at_the_cap_the_oldest_finished_task_goes_first() {
-        let mut tasks = Tasks::default();
-        tasks.insert(
-            "running".into(),
-            entry(wire::WORKING, std::time::Duration::ZERO),
-        );
-        for i in 0..TASKS_MAX {
-            let mut e = entry(wire::COMPLETED, std::time::Duration::ZERO);
-            e.owner = format!("o{}", i % 100);
-            tasks.insert(format!("t{i}"), e);
-        }
-        assert_eq!(tasks.by_id.len(), TASKS_MAX);
-        assert!(tasks.by_id.contains_key("running"));
-        assert!(!tasks.by_id.contains_key("t0"));
-        assert!(tasks.by_id.contains_key(&format!("t{}", TASKS_MAX - 1)));
-    }
 }
