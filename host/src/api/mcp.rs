@@ -28,9 +28,9 @@ struct Door {
     server: Mercato,
     service: Service,
     sessions: Arc<Bounded>,
-    /// Session id → the organisation that opened it. Bounded by the
-    /// sessions' own cap: entries of closed sessions are pruned as they
-    /// are found.
+    /// Session id → the organisation that opened it. Entries of closed
+    /// sessions are pruned when their organisation reaches its cap, and all
+    /// of them once the map holds twice [`SESSIONS_MAX`].
     owners: Mutex<HashMap<String, String>>,
     allowed_hosts: Vec<String>,
     body_bytes_max: usize,
@@ -51,6 +51,24 @@ impl Door {
     async fn room_for(&self, org: &Org) -> bool {
         if self.sessions.open().await >= SESSIONS_MAX {
             return false;
+        }
+        // Sessions that idled out leave their entries behind: past twice
+        // the open sessions' cap, every closed one is dropped.
+        let known: Vec<String> = {
+            let owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+            if owners.len() < 2 * SESSIONS_MAX {
+                Vec::new()
+            } else {
+                owners.keys().cloned().collect()
+            }
+        };
+        for id in known {
+            if !self.sessions.is_open(&id).await {
+                self.owners
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            }
         }
         let mine: Vec<String> = self
             .owners
