@@ -299,6 +299,20 @@ impl Host {
         body
     }
 
+    /// Sets `org`'s budget (`PUT /v1/accounts/me/budget`): the status and body.
+    pub async fn put_budget(&self, org: &Org, budget: Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .put(format!("{}/v1/accounts/me/budget", self.url))
+            .bearer_auth(&org.api_key)
+            .json(&budget)
+            .send()
+            .await
+            .expect("put budget");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Invokes a capability.
     pub async fn invoke(
         &self,

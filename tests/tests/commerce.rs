@@ -195,22 +195,7 @@ async fn budgets_cap_each_call_and_pause_a_consumer_for_the_day() {
     let provider = host.org("provider").await;
     let consumer = host.org("consumer").await;
     host.publish(&provider, "pii-redactor").await;
-    let put = |budget: Value| {
-        let host = &host;
-        let key = consumer.api_key.clone();
-        async move {
-            let response = host
-                .http
-                .put(format!("{}/v1/accounts/me/budget", host.url))
-                .bearer_auth(key)
-                .json(&budget)
-                .send()
-                .await
-                .expect("put");
-            let status = response.status();
-            (status, response.json::<Value>().await.expect("json"))
-        }
-    };
+    let put = |budget: Value| host.put_budget(&consumer, budget);
     let (status, body) = put(json!({ "per_call_max_micros": 0 })).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
     let (status, body) =
@@ -552,19 +537,6 @@ async fn five_hundred_concurrent_calls_leave_every_balance_equal_to_its_receipts
     host.stop().await;
 }
 
-async fn put_budget(host: &Host, org: &Org, budget: Value) -> (StatusCode, Value) {
-    let response = host
-        .http
-        .put(format!("{}/v1/accounts/me/budget", host.url))
-        .bearer_auth(&org.api_key)
-        .json(&budget)
-        .send()
-        .await
-        .expect("put");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn calls_above_the_approval_threshold_wait_for_an_approver() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -572,7 +544,9 @@ async fn calls_above_the_approval_threshold_wait_for_an_approver() {
     let provider = host.org("provider").await;
     let consumer = host.org("consumer").await;
     host.publish(&provider, "pii-redactor").await;
-    let (status, _) = put_budget(&host, &consumer, json!({ "approval_above_micros": 3_000 })).await;
+    let (status, _) = host
+        .put_budget(&consumer, json!({ "approval_above_micros": 3_000 }))
+        .await;
     assert_eq!(status, StatusCode::OK);
 
     // Small calls run; a call that may cost more waits.
@@ -701,14 +675,16 @@ async fn budget_alerts_reach_the_feed_and_the_webhook_after_a_retry() {
     let provider = host.org("provider").await;
     let consumer = host.org("consumer").await;
     host.publish(&provider, "pii-redactor").await;
-    let (status, body) = put_budget(&host, &consumer, json!({ "alert_percents": [10] })).await;
+    let (status, body) = host
+        .put_budget(&consumer, json!({ "alert_percents": [10] }))
+        .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
-    let (status, _) = put_budget(
-        &host,
-        &consumer,
-        json!({ "daily_max_micros": 10_000, "alert_percents": [10, 90], "webhook_url": hook }),
-    )
-    .await;
+    let (status, _) = host
+        .put_budget(
+            &consumer,
+            json!({ "daily_max_micros": 10_000, "alert_percents": [10, 90], "webhook_url": hook }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
 
     // ~2,020 micros: past 10% of 10,000.

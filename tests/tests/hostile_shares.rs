@@ -52,17 +52,20 @@ where
     started.elapsed()
 }
 
+/// An `initialize` request of the 2025-11-25 revision from client `name`.
+fn initialize(id: u32, name: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": name, "version": "1"}}})
+}
+
 /// Opens a 2025-11-25 MCP session over HTTP; returns its id.
 async fn mcp_session(client: &reqwest::Client, url: &str, key: &str) -> String {
     let response = client
         .post(format!("{url}/mcp"))
         .bearer_auth(key)
         .header("accept", "application/json, text/event-stream")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "hostile-suite", "version": "1"}}}),
-        )
+        .json(&initialize(1, "hostile-suite"))
         .send()
         .await
         .expect("initialize");
@@ -263,14 +266,9 @@ async fn stdio_bridge_calls(url: &str, key: &str) -> Duration {
             .expect("a line");
         Some(serde_json::from_str(&line).expect("JSON-RPC"))
     };
-    let init = ask(
-        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "hostile-suite", "version": "1"}}}),
-        true,
-    )
-    .await
-    .expect("initialize answer");
+    let init = ask(initialize(0, "hostile-suite"), true)
+        .await
+        .expect("initialize answer");
     assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
     ask(
         json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
@@ -341,19 +339,6 @@ async fn the_session_transport_honours_price_caps_and_refuses_unknown_contracts(
     host.stop().await;
 }
 
-/// Sets a consumer's budget (an approval threshold) through the API.
-async fn budget(host: &Host, org: &Org, budget: Value) {
-    let response = host
-        .http
-        .put(format!("{}/v1/accounts/me/budget", host.url))
-        .bearer_auth(&org.api_key)
-        .json(&budget)
-        .send()
-        .await
-        .expect("budget");
-    assert_eq!(response.status(), StatusCode::OK);
-}
-
 #[tokio::test]
 async fn an_approval_survives_a_hold_that_failed() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -361,7 +346,10 @@ async fn an_approval_survives_a_hold_that_failed() {
     // A consumer with little money and an approval threshold of 1 micro.
     let consumer = host.org_unverified("thrifty").await;
     host.deposit(&consumer, 1_000).await;
-    budget(&host, &consumer, json!({"approval_above_micros": 1})).await;
+    let (status, body) = host
+        .put_budget(&consumer, json!({"approval_above_micros": 1}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let input =
         json!({"text": "Approvals are spent once. Every call has a price.", "sentences": 1});
     let cap = 200_000;
@@ -823,11 +811,7 @@ async fn an_mcp_session_answers_only_its_own_organisation_and_each_has_a_share()
         .post(format!("{}/mcp", host.url))
         .bearer_auth(&flooder.api_key)
         .header("accept", "application/json, text/event-stream")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "flooder", "version": "1"}}}),
-        )
+        .json(&initialize(1, "flooder"))
         .send()
         .await
         .expect("initialize");
@@ -982,15 +966,13 @@ async fn a_webhook_never_reaches_a_private_address_or_follows_a_redirect() {
         let org = host.org_unverified("hooked").await;
         // An approval threshold files an approval (an event) on the first
         // priced call, even with no money at all.
-        let response = host
-            .http
-            .put(format!("{}/v1/accounts/me/budget", host.url))
-            .bearer_auth(&org.api_key)
-            .json(&json!({"approval_above_micros": 1, "webhook_url": hook}))
-            .send()
-            .await
-            .expect("budget");
-        assert_eq!(response.status(), StatusCode::OK);
+        let (status, body) = host
+            .put_budget(
+                &org,
+                json!({"approval_above_micros": 1, "webhook_url": hook}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
         let provider = host.org("provider").await;
         host.publish(&provider, "summarizer").await;
         let before = hits.load(Ordering::SeqCst);
