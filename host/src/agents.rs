@@ -22,6 +22,9 @@ pub enum Failed {
     Arguments(String),
     /// The operation ran and was refused or failed: the REST error body.
     Market(market::Error),
+    /// The operation ran (now, or before for the same idempotency key) and
+    /// was refused or failed: its REST error body, already made.
+    Answered(Value),
 }
 
 impl From<market::Error> for Failed {
@@ -161,6 +164,8 @@ pub fn is_refusal(code: &str) -> bool {
             | "contract_invalid"
             | "not_found"
             | "overloaded"
+            | "idempotency_conflict"
+            | "idempotency_in_progress"
     )
 }
 

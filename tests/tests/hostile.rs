@@ -1,6 +1,7 @@
 //! Hostile agents: each attack ends in its own error code, nothing is charged
-//! (except running out of the fuel the caller's own cap bought, which is
-//! charged as documented), and the host goes on serving the next request.
+//! (except what the consumer asked for: running out of the fuel its own cap
+//! bought, or of time while the guest computed, charged for the fuel burned
+//! as documented), and the host goes on serving the next request.
 
 use mercato_tests::{Host, Org, assert_error, component, sample_file, test_config};
 use reqwest::StatusCode;
@@ -36,8 +37,9 @@ async fn assert_still_serving(host: &Host, org: &Org) {
 }
 
 /// The failed call was recorded and charged nothing (its hold voided), or,
-/// for `fuel_exhausted`, charged what the fuel it burned costs.
-async fn assert_not_charged(host: &Host, org: &Org, body: &Value, code: &str) {
+/// when `paid` (the consumer's own limits ended it), charged what the fuel
+/// it burned costs.
+async fn assert_settled(host: &Host, org: &Org, body: &Value, code: &str, paid: bool) {
     let details = &body["error"]["details"];
     let tx = details["transaction_id"].as_str().expect("transaction id");
     let (status, record) = host
@@ -49,9 +51,14 @@ async fn assert_not_charged(host: &Host, org: &Org, body: &Value, code: &str) {
         record["charged_micros"], details["charged_micros"],
         "{body}"
     );
-    if code == "fuel_exhausted" {
-        assert!(
-            details["charged_micros"].as_u64().is_some_and(|c| c > 0),
+    if paid {
+        let fuel_used = details["fuel_used"].as_u64().expect("fuel used");
+        // spin: no price, 1,000 micros per Mfuel, a 1% fee (rounded up).
+        let cost = fuel_used.div_ceil(1_000);
+        assert_eq!(record["cost_micros"], cost, "{record}");
+        assert_eq!(
+            details["charged_micros"],
+            cost + cost.div_ceil(100),
             "{body}"
         );
         assert_eq!(record["settlement"], "escrowed");
@@ -70,7 +77,17 @@ async fn assert_not_charged(host: &Host, org: &Org, body: &Value, code: &str) {
     );
 }
 
-async fn attack(capability: &str, max_price: Option<u64>, status: StatusCode, code: &str) -> Value {
+/// Whether the consumer pays for an attack's end.
+const PAID: bool = true;
+const FREE: bool = false;
+
+async fn attack(
+    capability: &str,
+    max_price: Option<u64>,
+    status: StatusCode,
+    code: &str,
+    paid: bool,
+) -> Value {
     let (_dir, host, org) = hostile_host().await;
     let (got, body) = host
         .invoke(
@@ -81,7 +98,7 @@ async fn attack(capability: &str, max_price: Option<u64>, status: StatusCode, co
         )
         .await;
     assert_error(got, &body, status, code);
-    assert_not_charged(&host, &org, &body, code).await;
+    assert_settled(&host, &org, &body, code, paid).await;
     assert_still_serving(&host, &org).await;
     host.stop().await;
     body
@@ -97,6 +114,7 @@ async fn infinite_loop_with_a_price_cap_runs_out_of_fuel() {
         Some(1_000),
         StatusCode::PAYMENT_REQUIRED,
         "fuel_exhausted",
+        PAID,
     )
     .await;
     assert_eq!(body["error"]["details"]["fuel_used"], 990_000);
@@ -110,9 +128,15 @@ async fn infinite_loop_without_a_cap_hits_the_deadline() {
         None,
         StatusCode::GATEWAY_TIMEOUT,
         "deadline_exceeded",
+        PAID,
     )
     .await;
     assert_eq!(body["error"]["details"]["deadline_ms"], 1_000);
+    // The guest computed for the whole second: the fuel it burned is paid for.
+    assert!(
+        body["error"]["details"]["fuel_used"].as_u64() > Some(1_000_000),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -122,31 +146,60 @@ async fn sleeping_in_a_host_call_hits_the_deadline() {
         None,
         StatusCode::GATEWAY_TIMEOUT,
         "deadline_exceeded",
+        FREE,
     )
     .await;
 }
 
 #[tokio::test]
 async fn memory_bomb_hits_the_memory_limit() {
-    let body = attack("hog-memory", None, StatusCode::BAD_GATEWAY, "memory_limit").await;
+    let body = attack(
+        "hog-memory",
+        None,
+        StatusCode::BAD_GATEWAY,
+        "memory_limit",
+        FREE,
+    )
+    .await;
     assert_eq!(body["error"]["details"]["memory_bytes_max"], 64 << 20);
 }
 
 #[tokio::test]
 async fn deep_recursion_overflows_the_stack() {
-    let body = attack("recurse", None, StatusCode::BAD_GATEWAY, "guest_trapped").await;
+    let body = attack(
+        "recurse",
+        None,
+        StatusCode::BAD_GATEWAY,
+        "guest_trapped",
+        FREE,
+    )
+    .await;
     assert_eq!(body["error"]["details"]["trap"], "stack_overflow");
 }
 
 #[tokio::test]
 async fn panic_is_a_trap() {
-    let body = attack("panic", None, StatusCode::BAD_GATEWAY, "guest_trapped").await;
+    let body = attack(
+        "panic",
+        None,
+        StatusCode::BAD_GATEWAY,
+        "guest_trapped",
+        FREE,
+    )
+    .await;
     assert_eq!(body["error"]["details"]["trap"], "unreachable");
 }
 
 #[tokio::test]
 async fn streaming_hundreds_of_megabytes_is_cut_off() {
-    let body = attack("flood", None, StatusCode::BAD_GATEWAY, "output_too_large").await;
+    let body = attack(
+        "flood",
+        None,
+        StatusCode::BAD_GATEWAY,
+        "output_too_large",
+        FREE,
+    )
+    .await;
     assert_eq!(body["error"]["details"]["bytes_max"], 4 << 20);
 }
 
@@ -157,6 +210,7 @@ async fn a_huge_output_is_refused() {
         None,
         StatusCode::BAD_GATEWAY,
         "output_too_large",
+        FREE,
     )
     .await;
     assert_eq!(body["error"]["details"]["bytes_max"], 1 << 20);
@@ -169,6 +223,7 @@ async fn output_breaking_the_declared_schema_is_refused() {
         None,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_output",
+        FREE,
     )
     .await;
     let violations = body["error"]["details"]["violations"]

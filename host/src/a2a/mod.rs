@@ -28,7 +28,7 @@ use crate::identity::Org;
 use crate::market::{CapabilityView, InvokeRequest, Market, now_ms};
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wire::code;
 
@@ -64,8 +64,12 @@ pub struct A2a {
 
 /// What a message asks for.
 enum Operation {
-    Invoke(InvokeRequest),
-    Marketplace { action: String, arguments: Value },
+    /// A call, keyed by its message's `messageId` (when usable as a key).
+    Invoke(InvokeRequest, Option<String>),
+    Marketplace {
+        action: String,
+        arguments: Value,
+    },
 }
 
 fn new_id() -> String {
@@ -90,9 +94,24 @@ fn status(state: &str, message: Option<Value>) -> Value {
     status
 }
 
+/// A settled call as a task's outcome: its output and settlement (and
+/// whether it was replayed for a message sent again).
+fn settled(result: crate::market::InvokeResult, replay: bool) -> Value {
+    let (output, settlement) = agents::split(result);
+    let mut value = json!({"output": output, "mercato/settlement": settlement});
+    if replay {
+        value["mercato/idempotent_replay"] = true.into();
+    }
+    value
+}
+
 /// The JSON-RPC error for a failure that is the request's fault, if it is.
 fn params_error(failed: &Failed) -> Option<String> {
     match failed {
+        Failed::Answered(body) if body["error"]["code"] == "invalid_input" => Some(format!(
+            "the input breaks the capability's input schema: {}",
+            body["error"]["details"]["violations"]
+        )),
         Failed::Arguments(message) => Some(message.clone()),
         Failed::Market(crate::market::Error::InvalidQuery(message)) => Some(message.clone()),
         Failed::Market(crate::market::Error::InvalidInput { violations }) => Some(format!(
@@ -257,7 +276,7 @@ impl A2a {
     /// holding one (`{"task": …}`), which [`wire::to_v03`] unwraps for v0.3.
     fn get(&self, org: &Org, params: &Value) -> Result<Value, (i64, String)> {
         let id = Self::task_id(params)?;
-        Ok(owned(&self.tasks(), org, id)?.task.clone())
+        Ok(owned(&self.tasks(), org, id)?.task())
     }
 
     /// Cancels a running task and waits (bounded) for its call to stop, so
@@ -274,7 +293,7 @@ impl A2a {
         let mut finished = {
             let tasks = self.tasks();
             let entry = owned(&tasks, org, id)?;
-            let current = state(&entry.task);
+            let current = entry.state();
             if wire::is_terminal(current) {
                 return Err(not_cancelable(current));
             }
@@ -282,7 +301,7 @@ impl A2a {
             entry.finished.subscribe()
         };
         let _ = tokio::time::timeout(CANCEL_WAIT, finished.wait_for(|done| *done)).await;
-        let task = owned(&self.tasks(), org, id)?.task.clone();
+        let task = owned(&self.tasks(), org, id)?.task();
         match state(&task) {
             wire::CANCELED => Ok(task),
             // Still stopping (past the wait): it will end `CANCELED`.
@@ -353,14 +372,27 @@ impl A2a {
                                 crate::market::echoed(&capability_id)
                             )));
                         }
-                        Operation::Invoke(InvokeRequest {
-                            capability_id,
-                            input,
-                            max_price_micros: number("max_price_micros")?,
-                            contract_id: text("contract_id")?,
-                            approval_id: text("approval_id")?,
-                            cancel: None,
-                        })
+                        // A2A messages are unique by `messageId`: a message
+                        // sent again is a retry, answered once.
+                        let key = message["messageId"]
+                            .as_str()
+                            .filter(|k| {
+                                !k.is_empty()
+                                    && k.chars().count() <= crate::market::KEY_CHARS_MAX
+                                    && !k.chars().any(char::is_control)
+                            })
+                            .map(str::to_string);
+                        Operation::Invoke(
+                            InvokeRequest {
+                                capability_id,
+                                input,
+                                max_price_micros: number("max_price_micros")?,
+                                contract_id: text("contract_id")?,
+                                approval_id: text("approval_id")?,
+                                cancel: None,
+                            },
+                            key,
+                        )
                     }
                     "negotiate" | "discover" | "quote" => {
                         let mut arguments = data.as_object().cloned().unwrap_or_default();
@@ -413,13 +445,7 @@ impl A2a {
         let cancel = CancellationToken::new();
         self.tasks().insert(
             task_id.clone(),
-            Entry {
-                owner: org.org_id.clone(),
-                task,
-                cancel: cancel.clone(),
-                finished: watch::Sender::new(false),
-                created: std::time::Instant::now(),
-            },
+            Entry::new(org.org_id.clone(), &task, cancel.clone()),
         );
         (task_id, context_id, cancel)
     }
@@ -429,28 +455,34 @@ impl A2a {
     /// returns the task as kept.
     fn finish(&self, task_id: &str, outcome: Result<Value, Failed>, context_id: &str) -> Value {
         let mut tasks = self.tasks();
-        let Some(entry) = tasks.by_id.get_mut(task_id) else {
+        let Some(entry) = tasks.get(task_id) else {
             return Value::Null;
         };
         entry.finished.send_replace(true);
-        match outcome {
+        tasks.update(task_id, |task| match outcome {
             Ok(value) => {
                 let (output, settlement) = match value.get("mercato/settlement") {
                     Some(settlement) => (value["output"].clone(), Some(settlement.clone())),
                     None => (value.clone(), None),
                 };
-                entry.task["artifacts"] = json!([{
+                task["artifacts"] = json!([{
                     "artifactId": "output",
                     "name": "output",
                     "parts": [{"data": output}],
                 }]);
                 if let Some(settlement) = settlement {
-                    entry.task["metadata"] = json!({"mercato/settlement": settlement});
+                    task["metadata"] = json!({"mercato/settlement": settlement});
                 }
-                entry.task["status"] = status(wire::COMPLETED, None);
+                if value.get("mercato/idempotent_replay").is_some() {
+                    task["metadata"]["mercato/idempotent_replay"] = true.into();
+                }
+                task["status"] = status(wire::COMPLETED, None);
             }
             Err(Failed::Market(crate::market::Error::Cancelled)) => {
-                entry.task["status"] = status(wire::CANCELED, None);
+                task["status"] = status(wire::CANCELED, None);
+            }
+            Err(Failed::Answered(body)) if body["error"]["code"] == "cancelled" => {
+                task["status"] = status(wire::CANCELED, None);
             }
             Err(failed) => {
                 let (body, message) = match failed {
@@ -460,6 +492,10 @@ impl A2a {
                     ),
                     Failed::Market(e) => {
                         let body = agents::error_body(e);
+                        let message = body["error"]["message"].as_str().unwrap_or("").to_string();
+                        (body, message)
+                    }
+                    Failed::Answered(body) => {
                         let message = body["error"]["message"].as_str().unwrap_or("").to_string();
                         (body, message)
                     }
@@ -474,12 +510,10 @@ impl A2a {
                     wire::FAILED
                 };
                 let parts = vec![json!({"text": message}), json!({"data": body})];
-                entry.task["status"] =
-                    status(state, Some(agent_message(context_id, task_id, parts)));
-                entry.task["metadata"] = json!({"mercato/error": body});
+                task["status"] = status(state, Some(agent_message(context_id, task_id, parts)));
+                task["metadata"] = json!({"mercato/error": body});
             }
-        }
-        entry.task.clone()
+        })
     }
 
     async fn run(
@@ -487,14 +521,41 @@ impl A2a {
         org: &Org,
         operation: Operation,
         cancel: CancellationToken,
-        emitter: Option<mpsc::UnboundedSender<String>>,
+        emitter: Option<mpsc::Sender<String>>,
     ) -> Result<Value, Failed> {
         match operation {
-            Operation::Invoke(mut request) => {
+            Operation::Invoke(mut request, key) => {
                 request.cancel = Some(cancel);
-                let result = self.market.invoke(org, request, emitter).await?;
-                let (output, settlement) = agents::split(result);
-                Ok(json!({"output": output, "mercato/settlement": settlement}))
+                let Some(key) = key else {
+                    let result = self.market.invoke(org, request, emitter).await?;
+                    return Ok(settled(result, false));
+                };
+                let body = |e: crate::api::ApiError| {
+                    Failed::Answered(serde_json::to_value(e.body()).unwrap_or_default())
+                };
+                use crate::api::Once;
+                let (answer, replay) = match crate::api::invoke_once(
+                    &self.market,
+                    org,
+                    request,
+                    &key,
+                    emitter,
+                )
+                .await
+                {
+                    Err(refused) => return Err(body(refused)),
+                    Ok(Once::Ran(Err(error))) => return Err(body(error)),
+                    Ok(Once::Ran(Ok((_, answer)))) => (answer, false),
+                    Ok(Once::Replayed(seen)) if seen.status != 200 => {
+                        return Err(Failed::Answered(seen.body));
+                    }
+                    Ok(Once::Replayed(seen)) => (seen.body, true),
+                };
+                serde_json::from_value(answer)
+                    .map(|result| settled(result, replay))
+                    .map_err(|e| {
+                        Failed::Arguments(format!("a remembered answer is unreadable: {e}"))
+                    })
             }
             Operation::Marketplace { action, arguments } => match action.as_str() {
                 "discover" => agents::discover(&self.market, arguments).await,
@@ -525,12 +586,12 @@ impl A2a {
         };
         if immediately {
             tokio::spawn(work);
-            let task = self.tasks().by_id.get(&task_id).map(|e| e.task.clone());
+            let task = self.tasks().get(&task_id).map(Entry::task);
             return Ok(json!({ "task": task }));
         }
         let (task, invalid) = work.await;
         if let Some(message) = invalid {
-            self.tasks().by_id.remove(&task_id);
+            self.tasks().remove(&task_id);
             return Err((code::INVALID_PARAMS, message));
         }
         Ok(json!({ "task": task }))
@@ -557,7 +618,7 @@ impl A2a {
                 };
                 wire::result(&id, result)
             };
-            let first = this.tasks().by_id.get(&task_id).map(|e| e.task.clone());
+            let first = this.tasks().get(&task_id).map(Entry::task);
             if events.send(say(json!({"task": first}))).await.is_err() {
                 cancel.cancel();
             }
@@ -569,7 +630,7 @@ impl A2a {
                     "append": append, "lastChunk": false,
                 }})
             };
-            let (chunks, mut chunks_rx) = mpsc::unbounded_channel::<String>();
+            let (chunks, mut chunks_rx) = crate::market::chunk_channel();
             let call = this.run(&org, operation, cancel.clone(), Some(chunks));
             tokio::pin!(call);
             let mut sent = 0usize;

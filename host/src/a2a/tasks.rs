@@ -1,7 +1,10 @@
 //! The A2A tasks kept in memory for `GetTask` and `CancelTask`: bounded in
-//! number ([`TASKS_MAX`]), per organisation ([`TASKS_PER_ORG_MAX`], whose new
-//! tasks evict only its own) and in time ([`TASK_TTL`]). A task keeps its
-//! output, never its input; a task being evicted does not stop its call.
+//! number ([`TASKS_MAX`]), in bytes ([`TASK_BYTES_MAX`]), per organisation
+//! ([`TASKS_PER_ORG_MAX`], [`TASK_BYTES_PER_ORG_MAX`]: its new tasks evict
+//! only its own) and in time ([`TASK_TTL`]). A task keeps its output, never
+//! its input, as compact JSON text (a parsed document of many small values
+//! costs the host many times its size); a task being evicted does not stop
+//! its call.
 
 use super::wire::{self, code};
 use crate::identity::Org;
@@ -15,6 +18,10 @@ pub const TASKS_MAX: usize = 10_000;
 /// Tasks one organisation keeps at once: its new tasks evict its own oldest,
 /// never another organisation's.
 pub const TASKS_PER_ORG_MAX: usize = 500;
+/// Bytes of task documents (outputs included) kept in all.
+pub const TASK_BYTES_MAX: usize = 256 << 20;
+/// Bytes of task documents one organisation keeps.
+pub const TASK_BYTES_PER_ORG_MAX: usize = 32 << 20;
 /// How long a task is kept (its output in memory, never on disk) for
 /// `GetTask`.
 pub const TASK_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
@@ -24,86 +31,190 @@ pub const TASK_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60
 pub(super) struct Entry {
     /// The organisation that sent it (the only one that sees it).
     pub(super) owner: String,
-    /// The task as `GetTask` answers it.
-    pub(super) task: Value,
+    /// The task as `GetTask` answers it, as compact JSON text.
+    document: Box<str>,
+    /// Its `status.state`.
+    state: String,
     /// Cancels its call.
     pub(super) cancel: CancellationToken,
     /// Set once the task's final state is written.
     pub(super) finished: watch::Sender<bool>,
     /// When it was opened.
-    pub(super) created: std::time::Instant,
+    created: std::time::Instant,
 }
 
-/// The tasks by id, and their ids in creation order.
+impl Entry {
+    pub(super) fn new(owner: String, task: &Value, cancel: CancellationToken) -> Self {
+        Entry {
+            owner,
+            document: task.to_string().into_boxed_str(),
+            state: state(task).to_string(),
+            cancel,
+            finished: watch::Sender::new(false),
+            created: std::time::Instant::now(),
+        }
+    }
+
+    /// The task document.
+    pub(super) fn task(&self) -> Value {
+        serde_json::from_str(&self.document).unwrap_or(Value::Null)
+    }
+
+    /// Its `status.state`.
+    pub(super) fn state(&self) -> &str {
+        &self.state
+    }
+
+    fn bytes(&self) -> usize {
+        self.document.len()
+    }
+
+    fn is_final(&self) -> bool {
+        wire::is_terminal(&self.state)
+    }
+}
+
+/// What one organisation keeps.
+#[derive(Default, Clone, Copy)]
+struct Kept {
+    tasks: usize,
+    bytes: usize,
+}
+
+/// The tasks by id, their ids in creation order, and what each
+/// organisation keeps.
 #[derive(Default)]
 pub(super) struct Tasks {
-    pub(super) by_id: HashMap<String, Entry>,
+    by_id: HashMap<String, Entry>,
     order: VecDeque<String>,
+    kept: HashMap<String, Kept>,
+    bytes: usize,
 }
 
 impl Tasks {
     pub(super) fn insert(&mut self, id: String, entry: Entry) {
-        // Expired tasks go first, oldest first (the order is creation order).
-        while let Some(oldest) = self.order.front() {
-            match self.by_id.get(oldest) {
-                Some(e) if e.created.elapsed() < TASK_TTL => break,
-                Some(e) if !wire::is_terminal(state(&e.task)) => break,
-                _ => {
-                    if let Some(old) = self.order.pop_front() {
-                        self.by_id.remove(&old);
-                    }
-                }
-            }
-        }
+        self.expire();
         // An organisation at its share makes room among its own tasks.
-        let mine = |e: &Entry| e.owner == entry.owner;
-        while self.by_id.values().filter(|e| mine(e)).count() >= TASKS_PER_ORG_MAX {
-            if !self.evict_oldest(|e| mine(e)) {
+        let owner = entry.owner.clone();
+        while self.kept_by(&owner).tasks >= TASKS_PER_ORG_MAX {
+            if !self.evict_oldest(|e| e.owner == owner, None) {
                 break;
             }
         }
         while self.by_id.len() >= TASKS_MAX {
-            // Evict the oldest final task; if every kept task is running,
-            // the oldest of all (its call goes on; only its record goes).
-            let position = self
-                .order
-                .iter()
-                .position(|id| {
-                    self.by_id
-                        .get(id)
-                        .is_none_or(|e| wire::is_terminal(state(&e.task)))
-                })
-                .unwrap_or(0);
-            match self.order.remove(position) {
-                Some(old) => {
-                    self.by_id.remove(&old);
-                }
-                None => break,
+            if !self.evict_oldest(|_| true, None) {
+                break;
             }
         }
+        self.account(&entry, true);
         self.order.push_back(id.clone());
         self.by_id.insert(id, entry);
+        self.fit(&owner, None);
+    }
+
+    /// The entry `id`, whoever owns it.
+    pub(super) fn get(&self, id: &str) -> Option<&Entry> {
+        self.by_id.get(id)
+    }
+
+    /// Forgets task `id`.
+    pub(super) fn remove(&mut self, id: &str) {
+        if let Some(entry) = self.by_id.remove(id) {
+            self.account(&entry, false);
+            self.order.retain(|kept| kept != id);
+        }
+    }
+
+    /// Replaces task `id`'s document with what `change` makes of it, then
+    /// makes room (among its owner's tasks first) for what it grew by.
+    /// Returns the new document (`Null` when the task is gone).
+    pub(super) fn update(&mut self, id: &str, change: impl FnOnce(&mut Value)) -> Value {
+        let Some(entry) = self.by_id.get(id) else {
+            return Value::Null;
+        };
+        let mut task = entry.task();
+        change(&mut task);
+        let owner = entry.owner.clone();
+        if let Some(entry) = self.by_id.remove(id) {
+            self.account(&entry, false);
+            let mut entry = entry;
+            entry.document = task.to_string().into_boxed_str();
+            entry.state = state(&task).to_string();
+            self.account(&entry, true);
+            self.by_id.insert(id.to_string(), entry);
+        }
+        self.fit(&owner, Some(id));
+        task
+    }
+
+    fn kept_by(&self, owner: &str) -> Kept {
+        self.kept.get(owner).copied().unwrap_or_default()
+    }
+
+    fn account(&mut self, entry: &Entry, added: bool) {
+        let kept = self.kept.entry(entry.owner.clone()).or_default();
+        if added {
+            kept.tasks += 1;
+            kept.bytes += entry.bytes();
+            self.bytes += entry.bytes();
+        } else {
+            kept.tasks = kept.tasks.saturating_sub(1);
+            kept.bytes = kept.bytes.saturating_sub(entry.bytes());
+            self.bytes = self.bytes.saturating_sub(entry.bytes());
+            if kept.tasks == 0 {
+                self.kept.remove(&entry.owner);
+            }
+        }
+    }
+
+    /// Evicts `owner`'s oldest tasks past its byte share, then anyone's past
+    /// the total, never `keep`.
+    fn fit(&mut self, owner: &str, keep: Option<&str>) {
+        while self.kept_by(owner).bytes > TASK_BYTES_PER_ORG_MAX {
+            if !self.evict_oldest(|e| e.owner == owner, keep) {
+                break;
+            }
+        }
+        while self.bytes > TASK_BYTES_MAX {
+            if !self.evict_oldest(|_| true, keep) {
+                break;
+            }
+        }
+    }
+
+    /// Expired tasks go first, oldest first (the order is creation order).
+    fn expire(&mut self) {
+        while let Some(oldest) = self.order.front() {
+            match self.by_id.get(oldest) {
+                Some(e) if e.created.elapsed() < TASK_TTL => break,
+                Some(e) if !e.is_final() => break,
+                _ => {
+                    if let Some(old) = self.order.pop_front()
+                        && let Some(entry) = self.by_id.remove(&old)
+                    {
+                        self.account(&entry, false);
+                    }
+                }
+            }
+        }
     }
 
     /// Evicts the oldest finished task that `which` picks, or else the oldest
-    /// it picks at all (its call goes on; only its record goes). `false`
-    /// when it picks none.
-    fn evict_oldest(&mut self, which: impl Fn(&Entry) -> bool) -> bool {
-        let picked = |id: &String| self.by_id.get(id).is_some_and(&which);
+    /// it picks at all (its call goes on; only its record goes), never
+    /// `keep`. `false` when it picks none.
+    fn evict_oldest(&mut self, which: impl Fn(&Entry) -> bool, keep: Option<&str>) -> bool {
+        let picked =
+            |id: &String| Some(id.as_str()) != keep && self.by_id.get(id).is_some_and(&which);
         let position = self
             .order
             .iter()
-            .position(|id| {
-                picked(id)
-                    && self
-                        .by_id
-                        .get(id)
-                        .is_some_and(|e| wire::is_terminal(state(&e.task)))
-            })
+            .position(|id| picked(id) && self.by_id.get(id).is_some_and(Entry::is_final))
             .or_else(|| self.order.iter().position(picked));
         match position.and_then(|p| self.order.remove(p)) {
             Some(old) => {
-                self.by_id.remove(&old);
+                if let Some(entry) = self.by_id.remove(&old) {
+                    self.account(&entry, false);
+                }
                 true
             }
             None => false,
@@ -130,13 +241,10 @@ mod tests {
     use serde_json::json;
 
     fn entry(state: &str, age: std::time::Duration) -> Entry {
-        Entry {
-            owner: "o".into(),
-            task: json!({"status": {"state": state}}),
-            cancel: CancellationToken::new(),
-            finished: watch::Sender::new(false),
-            created: std::time::Instant::now() - age,
-        }
+        let task = json!({"status": {"state": state}});
+        let mut entry = Entry::new("o".into(), &task, CancellationToken::new());
+        entry.created = std::time::Instant::now() - age;
+        entry
     }
 
     #[test]
@@ -201,5 +309,42 @@ mod tests {
         assert!(tasks.by_id.contains_key("running"));
         assert!(!tasks.by_id.contains_key("t0"));
         assert!(tasks.by_id.contains_key(&format!("t{}", TASKS_MAX - 1)));
+    }
+
+    #[test]
+    fn outputs_are_kept_compact_and_bounded_in_bytes_per_organisation() {
+        let mut tasks = Tasks::default();
+        let mut other = entry(wire::COMPLETED, std::time::Duration::ZERO);
+        other.owner = "victim".into();
+        tasks.insert("victims".into(), other);
+        // 1 MiB outputs of many small values: kept as text, about their size.
+        let output: Vec<u8> = vec![7; 512 << 10];
+        let n = TASK_BYTES_PER_ORG_MAX / (1 << 20) + 8;
+        for i in 0..n {
+            let id = format!("t{i}");
+            tasks.insert(id.clone(), entry(wire::WORKING, std::time::Duration::ZERO));
+            let task = tasks.update(&id, |task| {
+                task["artifacts"] = json!([{"parts": [{"data": output}]}]);
+                task["status"]["state"] = json!(wire::COMPLETED);
+            });
+            assert_eq!(state(&task), wire::COMPLETED);
+            assert!(tasks.get(&id).is_some(), "the task just finished stays");
+        }
+        let kept = tasks.kept_by("o");
+        assert!(kept.bytes <= TASK_BYTES_PER_ORG_MAX, "{} bytes", kept.bytes);
+        assert!(kept.tasks < n && kept.tasks > n / 2, "{} tasks", kept.tasks);
+        assert!(!tasks.by_id.contains_key("t0"), "the oldest went first");
+        assert!(tasks.by_id.contains_key("victims"), "another's task stays");
+        assert_eq!(
+            tasks.bytes,
+            tasks.by_id.values().map(Entry::bytes).sum::<usize>()
+        );
+        let kept_task = tasks.get(&format!("t{}", n - 1)).expect("kept").task();
+        assert_eq!(kept_task["artifacts"][0]["parts"][0]["data"][0], 7);
+        tasks.remove(&format!("t{}", n - 1));
+        assert_eq!(
+            tasks.bytes,
+            tasks.by_id.values().map(Entry::bytes).sum::<usize>()
+        );
     }
 }

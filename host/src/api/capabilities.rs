@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::wrappers::ReceiverStream;
 use utoipa::ToSchema;
 
 /// The multipart upload, as documented for OpenAPI.
@@ -179,13 +179,7 @@ pub async fn capabilities_invoke(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
     // Streamed or not, a key names the same call.
-    let scope = format!("{}:invoke:{}", org.org_id, request.capability_id);
-    let keyed_body = serde_json::json!({
-        "input": request.input,
-        "max_price_micros": request.max_price_micros,
-        "contract_id": request.contract_id,
-        "approval_id": request.approval_id,
-    });
+    let (scope, keyed_body) = idempotency::invoke_scope(&org, &request);
     if !wants_stream {
         return Ok(
             idempotency::once(&market, &headers, &scope, &keyed_body, || {
@@ -221,7 +215,7 @@ pub async fn capabilities_invoke(
         cancel: Some(cancel),
         ..request
     };
-    let (chunks_tx, chunks_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (chunks_tx, chunks_rx) = crate::market::chunk_channel();
     let call = tokio::spawn(async move {
         let result = market.invoke(&org, request, Some(chunks_tx)).await;
         let answer = result.map_err(ApiError::from).and_then(|result| {
@@ -236,8 +230,8 @@ pub async fn capabilities_invoke(
             None => answer,
         }
     });
-    let chunks = UnboundedReceiverStream::new(chunks_rx)
-        .map(|chunk| Ok(Event::default().event("chunk").data(chunk)));
+    let chunks =
+        ReceiverStream::new(chunks_rx).map(|chunk| Ok(Event::default().event("chunk").data(chunk)));
     let last = futures::stream::once(async move {
         let event = match call.await {
             Ok(Ok((_, body))) => Event::default().event("result").json_data(body),

@@ -111,6 +111,11 @@ impl ApiError {
         self.code
     }
 
+    /// Its details, if any.
+    pub fn details(&self) -> Option<&serde_json::Value> {
+        self.details.as_ref()
+    }
+
     /// The JSON body.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
@@ -150,7 +155,7 @@ fn failure_details(failure: &Failure) -> serde_json::Value {
         }
         Failure::Trapped { trap } => json!({ "trap": trap }),
         Failure::OutputTooLarge { bytes_max } => json!({ "bytes_max": bytes_max }),
-        Failure::Overloaded => json!({}),
+        Failure::Overloaded => json!({ "retry_after_ms": 1_000 }),
     }
 }
 

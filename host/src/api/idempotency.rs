@@ -9,7 +9,8 @@
 //! A request without a key is cancelled when its client leaves.
 
 use super::ApiError;
-use crate::market::{Claim, Claimed, KEY_CHARS_MAX, Market, Remembered, now_ms};
+use crate::identity::Org;
+use crate::market::{Claim, Claimed, InvokeRequest, KEY_CHARS_MAX, Market, Remembered, now_ms};
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -51,46 +52,108 @@ pub fn claim(market: &Market, headers: &HeaderMap, scope: &str, body: &serde_jso
     let Some(key) = headers.get("idempotency-key") else {
         return Keyed::Unkeyed;
     };
-    let Some(key) = key
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.chars().count() <= KEY_CHARS_MAX)
-    else {
-        return Keyed::Refused(
-            ApiError::new(
-                "invalid_request",
-                format!("Idempotency-Key must be 1 to {KEY_CHARS_MAX} visible characters"),
-            )
-            .into_response(),
-        );
-    };
+    match claim_key(market, key.to_str().unwrap_or_default(), scope, body) {
+        Ok(keyed) => keyed,
+        Err(e) => Keyed::Refused(e.into_response()),
+    }
+}
+
+/// Claims `key` for `scope`: [`Keyed::Fresh`] or [`Keyed::Replay`], or the
+/// error that refuses it (a bad key, a key used with another body, a key in
+/// progress: retry after a second).
+fn claim_key(
+    market: &Market,
+    key: &str,
+    scope: &str,
+    body: &serde_json::Value,
+) -> Result<Keyed, ApiError> {
+    if key.is_empty() || key.chars().count() > KEY_CHARS_MAX || key.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            "invalid_request",
+            format!("an idempotency key must be 1 to {KEY_CHARS_MAX} visible characters"),
+        ));
+    }
     let scoped = format!("{scope}:{key}");
     let body_sha256 = hex::encode(Sha256::digest(body.to_string().as_bytes()));
-    match market.claim(&scoped, &body_sha256) {
-        Err(e) => Keyed::Refused(ApiError::from(e).into_response()),
-        Ok(Claim::Replay(seen)) => Keyed::Replay(seen),
-        Ok(Claim::Conflict) => Keyed::Refused(
-            ApiError::new(
-                "idempotency_conflict",
-                "this Idempotency-Key was used with a different body",
-            )
-            .into_response(),
-        ),
-        Ok(Claim::InProgress) => {
-            let mut response = ApiError::new(
-                "idempotency_in_progress",
-                "a request with this Idempotency-Key is being handled; retry shortly",
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
-            Keyed::Refused(response)
-        }
-        Ok(Claim::Fresh(claimed)) => Keyed::Fresh {
+    match market.claim(&scoped, &body_sha256)? {
+        Claim::Replay(seen) => Ok(Keyed::Replay(seen)),
+        Claim::Conflict => Err(ApiError::new(
+            "idempotency_conflict",
+            "this idempotency key was used with a different request",
+        )),
+        Claim::InProgress => Err(ApiError::new(
+            "idempotency_in_progress",
+            "a request with this idempotency key is being handled; retry shortly",
+        )
+        .with_details(serde_json::json!({ "retry_after_ms": 1_000 }))),
+        Claim::Fresh(claimed) => Ok(Keyed::Fresh {
             claimed,
             body_sha256,
-        },
+        }),
+    }
+}
+
+/// The key space and body of an invoke: the same call through REST (with
+/// `Idempotency-Key`), MCP (`_meta` `mercato/idempotency_key`) or A2A (the
+/// message's `messageId`) under the same key is the same call.
+pub fn invoke_scope(org: &Org, request: &InvokeRequest) -> (String, serde_json::Value) {
+    let scope = format!("{}:invoke:{}", org.org_id, request.capability_id);
+    let body = serde_json::json!({
+        "input": request.input,
+        "max_price_micros": request.max_price_micros,
+        "contract_id": request.contract_id,
+        "approval_id": request.approval_id,
+    });
+    (scope, body)
+}
+
+/// What a keyed call through an agent door came to.
+pub enum Once {
+    /// It ran now: its answer (remembered, unless transient).
+    Ran(Answer),
+    /// It ran before: the remembered answer.
+    Replayed(Remembered),
+}
+
+/// Invokes at most once per `key` for an agent door (MCP, A2A), by the
+/// module's rule: a fresh key runs to its end on a task of its own (the
+/// request's cancellation still cancels it; a cancelled call is not
+/// remembered) and its answer is remembered as REST remembers it.
+pub async fn invoke_once(
+    market: &Arc<Market>,
+    org: &Org,
+    request: InvokeRequest,
+    key: &str,
+    emitter: Option<tokio::sync::mpsc::Sender<String>>,
+) -> Result<Once, ApiError> {
+    let (scope, body) = invoke_scope(org, &request);
+    let (claimed, body_sha256) = match claim_key(market, key, &scope, &body)? {
+        Keyed::Replay(seen) => return Ok(Once::Replayed(seen)),
+        Keyed::Fresh {
+            claimed,
+            body_sha256,
+        } => (claimed, body_sha256),
+        Keyed::Unkeyed | Keyed::Refused(_) => {
+            return Err(ApiError::new("internal", "internal error"));
+        }
+    };
+    let market = market.clone();
+    let org = org.clone();
+    let task = tokio::spawn(async move {
+        let answer = market
+            .invoke(&org, request, emitter)
+            .await
+            .map_err(ApiError::from)
+            .and_then(|result| {
+                serde_json::to_value(&result)
+                    .map(|body| (StatusCode::OK, body))
+                    .map_err(|_| ApiError::new("internal", "internal error"))
+            });
+        remember(&market, claimed, body_sha256, answer).await
+    });
+    match task.await {
+        Ok(answer) => Ok(Once::Ran(answer)),
+        Err(_) => Err(ApiError::new("internal", "internal error")),
     }
 }
 

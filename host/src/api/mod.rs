@@ -14,6 +14,7 @@ mod capabilities;
 mod discover;
 mod error;
 mod idempotency;
+pub use idempotency::{Once, invoke_once};
 mod listen;
 mod mcp;
 mod negotiations;

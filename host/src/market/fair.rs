@@ -72,6 +72,15 @@ impl FairShares {
         }
     }
 
+    /// Calls `org_id` has in flight (holding a share).
+    pub fn in_flight(&self, org_id: &str) -> usize {
+        self.shares
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(org_id)
+            .map_or(0, |s| self.per_org.saturating_sub(s.available_permits()))
+    }
+
     /// Organisations with calls in flight or waiting.
     #[cfg(test)]
     fn tenants(&self) -> usize {

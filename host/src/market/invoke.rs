@@ -1,6 +1,7 @@
 //! Invoking a capability: validate, price, hold, run, validate, capture or
 //! void, record with a signed receipt.
 
+use super::blame::{Blame, blame};
 use super::views::InvokeResult;
 use super::{Error, Market, Result, now_ms};
 use crate::identity::Org;
@@ -11,7 +12,7 @@ use crate::settlement::Hold;
 use crate::store::Tree;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
 
 /// A call as a front door hands it over.
@@ -132,6 +133,15 @@ fn new_transaction_id() -> String {
     format!("tx_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// Chunks a call's stream holds for a consumer that has not read them yet;
+/// past these the guest waits in `emit` (its deadline still running).
+pub const CHUNKS_BUFFERED: usize = 16;
+
+/// The channel a front door gives [`Market::invoke`] for a call's chunks.
+pub fn chunk_channel() -> (Sender<String>, tokio::sync::mpsc::Receiver<String>) {
+    tokio::sync::mpsc::channel(CHUNKS_BUFFERED)
+}
+
 /// The fuel a call gets and the most it may be charged.
 struct Metering {
     fuel_limit: u64,
@@ -181,7 +191,7 @@ impl Market {
         &self,
         consumer: &Org,
         request: InvokeRequest,
-        emitter: Option<UnboundedSender<String>>,
+        emitter: Option<Sender<String>>,
     ) -> Result<InvokeResult> {
         let named = CapabilityId::parse(&request.capability_id)?;
         let contract = request
@@ -240,6 +250,9 @@ impl Market {
             .ok_or(Error::TooManyCalls {
                 calls_max: self.fair.per_org(),
             })?;
+        // How many calls of its own the consumer runs beside this one (at
+        // its start and at its end: a flood overlaps itself), for `blame`.
+        let own_calls_at_start = self.fair.in_flight(&consumer.org_id);
         // A per-call budget caps a call that names no cap of its own.
         let cap = match (
             request.max_price_micros,
@@ -310,6 +323,7 @@ impl Market {
             result,
             fuel_used,
             duration,
+            timing,
         } = tokio::select! {
             biased;
             invocation = call => invocation,
@@ -348,18 +362,33 @@ impl Market {
             }),
         };
 
-        let outcome: Result<(serde_json::Value, String)> = match result {
-            Err(Failure::Overloaded) => {
-                // Nothing ran: no transaction to record (the hold drops).
-                unused(&approval);
-                self.metrics.invocation("overloaded", 0, 0.0);
-                return Err(Error::Call {
-                    failure: Failure::Overloaded,
-                    transaction_id: None,
-                    fuel_used: 0,
-                    charged_micros: 0,
-                });
+        if matches!(result, Err(Failure::Overloaded)) {
+            // No slot: nothing ran, no transaction to record (the hold drops).
+            unused(&approval);
+            self.metrics.invocation("overloaded", 0, 0.0);
+            return Err(Error::Call {
+                failure: Failure::Overloaded,
+                transaction_id: None,
+                fuel_used: 0,
+                charged_micros: 0,
+            });
+        }
+        let mut blamed = blame(
+            &result,
+            timing,
+            duration,
+            own_calls_at_start.max(self.fair.in_flight(&consumer.org_id)),
+            self.workers,
+        );
+        // A deadline the host's load caused is an overload: not charged,
+        // not the provider's, retried by the client.
+        let result = match result {
+            Err(Failure::DeadlineExceeded { .. }) if blamed == Blame::Host => {
+                Err(Failure::Overloaded)
             }
+            result => result,
+        };
+        let outcome: Result<(serde_json::Value, String)> = match result {
             Err(failure) => Err(Error::Call {
                 failure,
                 transaction_id: Some(transaction_id.clone()),
@@ -375,8 +404,11 @@ impl Market {
                 self.checked_output(capability, text, &transaction_id, fuel_used)
             }
         };
+        if matches!(outcome, Err(Error::InvalidOutput { .. })) {
+            blamed = Blame::Provider;
+        }
         let retention = contract.as_ref().map(|c| c.terms.retention);
-        self.conclude(capability, hold, record, outcome, duration)
+        self.conclude(capability, hold, record, outcome, blamed, duration)
             .await
             .map(|mut result| {
                 result.retention = retention;
@@ -391,19 +423,13 @@ impl Market {
         hold: Option<Hold>,
         mut record: InvocationRecord,
         outcome: Result<(serde_json::Value, String)>,
+        blamed: Blame,
         duration: std::time::Duration,
     ) -> Result<InvokeResult> {
         let terms = &capability.record.terms;
-        // What the consumer pays for: a valid output, or running out of the
-        // fuel its own cap bought (the work was done as asked). Provider
-        // faults (traps, memory, deadline, invalid output) and refusals pay nothing.
-        // A call slower than its contract's SLA is not charged.
-        let chargeable = match &outcome {
-            _ if record.sla_missed => false,
-            Ok(_) => true,
-            Err(Error::Call { failure, .. }) => matches!(failure, Failure::FuelExhausted { .. }),
-            Err(_) => false,
-        };
+        // The consumer pays for what it asked for (see `blame`); a call
+        // slower than its contract's SLA is not charged.
+        let chargeable = blamed == Blame::Consumer && !record.sla_missed;
         record.outcome = match &outcome {
             Ok(_) => "ok".into(),
             Err(e) => e.code().into(),
@@ -468,13 +494,18 @@ impl Market {
             }
         }
 
-        let successes = self.stats.record(
-            &record.capability_id,
-            record.outcome == "ok",
-            record.fuel_used,
-            record.duration_ms,
-            record.duration_ms <= terms.latency_ms_max && !record.sla_missed,
-        );
+        // The host's overload says nothing about the provider.
+        let successes = if blamed == Blame::Host {
+            0
+        } else {
+            self.stats.record(
+                &record.capability_id,
+                record.outcome == "ok",
+                record.fuel_used,
+                record.duration_ms,
+                record.duration_ms <= terms.latency_ms_max && !record.sla_missed,
+            )
+        };
         // Discovery filters by expected cost: refresh it as observations
         // accumulate (at 1, 2, 4, ... successes, then every 1,024).
         if record.outcome == "ok"

@@ -8,6 +8,7 @@
 //! codes to statuses) or `wasmtime`/`sled` (behind `sandbox` and `store`).
 
 mod approvals;
+mod blame;
 mod discovery;
 mod error;
 mod events;
@@ -30,7 +31,7 @@ pub use discovery::{DiscoveredCapability, entry_for, schema_fields};
 pub use error::{Error, Result, echoed};
 pub use events::{Event, WebhookSecret, webhook_signature};
 pub use idempotency::{Claim, Claimed, KEY_CHARS_MAX, Remembered};
-pub use invoke::{InvocationRecord, InvokeRequest};
+pub use invoke::{CHUNKS_BUFFERED, InvocationRecord, InvokeRequest, chunk_channel};
 pub use money::{Decision, DisputeRecord, Rerun};
 pub use negotiate::{Contract, Negotiation, OFFER_MS, ROUNDS_MAX, Response};
 pub use publish::{Upload, structure_checks};
@@ -83,6 +84,8 @@ pub struct Market {
     index_restored: std::sync::OnceLock<crate::discovery::Restored>,
     rates: rate::RateLimiter,
     fair: fair::FairShares,
+    /// Threads that run guests (the runtime's workers, one per core).
+    workers: usize,
     compile_slots: Arc<tokio::sync::Semaphore>,
     compile_refusals: load::CompileRefusals,
     stats: Stats,
@@ -143,6 +146,7 @@ impl Market {
                 config.calls_per_org(),
                 Duration::from_millis(config.sandbox.queue_wait_ms),
             ),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             stats: Stats::default(),
             metrics: Metrics::default(),
             config,

@@ -20,7 +20,7 @@ pub use sessions::{Bounded, SESSIONS_MAX, SESSIONS_PER_ORG_MAX, SessionError};
 
 use crate::agents::{self, Failed};
 use crate::identity::Org;
-use crate::market::{CapabilityView, InvokeRequest, Market};
+use crate::market::{CapabilityView, InvokeRequest, InvokeResult, Market};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     InitializeResult, JsonObject, ListToolsResult, MetaObject, PaginatedRequestParams,
@@ -45,6 +45,13 @@ pub const META_MAX_PRICE: &str = "mercato/max_price_micros";
 pub const META_CONTRACT: &str = "mercato/contract_id";
 /// See [`META_MAX_PRICE`]: an approval for a call above the threshold.
 pub const META_APPROVAL: &str = "mercato/approval_id";
+/// See [`META_MAX_PRICE`]: the call's idempotency key. A retry with the same
+/// key and arguments gets the first answer (marked with
+/// [`META_REPLAY`]) and is never charged twice; the key space is REST's
+/// `Idempotency-Key` for the same capability.
+pub const META_IDEMPOTENCY_KEY: &str = "mercato/idempotency_key";
+/// The `_meta` flag of an answer replayed for an idempotency key.
+pub const META_REPLAY: &str = "mercato/idempotent_replay";
 
 /// The `_meta` key of a tool error's REST error body (`{"error": {code, …}}`).
 pub const META_ERROR: &str = "mercato/error";
@@ -245,16 +252,8 @@ fn failed(error: Failed) -> Result<CallToolResponse, ErrorData> {
         // A tool error: the REST error body as text and under `_meta`
         // `mercato/error`, not as `structuredContent` (clients check that
         // against the tool's output schema even on errors).
-        Failed::Market(error) => {
-            let body = agents::error_body(error);
-            let mut meta = MetaObject::new();
-            meta.0.insert(META_ERROR.into(), body.clone());
-            Ok(
-                CallToolResult::error(vec![ContentBlock::text(body.to_string())])
-                    .with_meta(Some(meta))
-                    .into(),
-            )
-        }
+        Failed::Market(error) => tool_error(agents::error_body(error), false),
+        Failed::Answered(body) => tool_error(body, false),
     }
 }
 
@@ -301,6 +300,11 @@ impl Mercato {
             meta_value(&request.meta, &request.arguments, META_APPROVAL),
             META_APPROVAL,
         )?;
+        let tool = request.name.to_string();
+        let key = meta_string(
+            meta_value(&request.meta, &request.arguments, META_IDEMPOTENCY_KEY),
+            META_IDEMPOTENCY_KEY,
+        )?;
         let mut arguments = request.arguments.unwrap_or_default();
         arguments.remove("_meta");
         let input = if takes_object {
@@ -312,7 +316,7 @@ impl Mercato {
         };
         let (emitter, forward) = match progress {
             Some((token, peer)) => {
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+                let (tx, mut rx) = crate::market::chunk_channel();
                 let forward = tokio::spawn(async move {
                     let mut sent = 0u32;
                     while let Some(chunk) = rx.recv().await {
@@ -336,40 +340,116 @@ impl Mercato {
             approval_id: approval,
             cancel: Some(cancel),
         };
-        let result = self.market.invoke(&org, call, emitter).await;
+        let answer = match key {
+            Some(key) => {
+                Keyed(crate::api::invoke_once(&self.market, &org, call, &key, emitter).await)
+            }
+            None => Fresh(self.market.invoke(&org, call, emitter).await),
+        };
         // Every chunk is sent before the result (the emitter closed with the call).
         if let Some(forward) = forward {
             let _ = forward.await;
         }
-        match result {
-            Ok(result) => {
-                let (output, settlement) = agents::split(result);
-                let mut meta = MetaObject::new();
-                meta.0.insert(META_SETTLEMENT.into(), settlement);
-                let text = output.to_string();
-                let mut answer = CallToolResult::success(vec![ContentBlock::text(text)]);
-                answer.structured_content = Some(if gives_object {
-                    output
-                } else {
-                    json!({ "output": output })
-                });
-                Ok(answer.with_meta(Some(meta)).into())
-            }
-            Err(crate::market::Error::InvalidInput { violations }) => {
-                Err(ErrorData::invalid_params(
+        let keyed = match answer {
+            Fresh(result) => return fresh_answer(result, &id, &tool, gives_object),
+            Keyed(keyed) => keyed,
+        };
+        use crate::api::Once;
+        let (body, replay) = match keyed {
+            Err(refused) => return tool_error(error_value(&refused), false),
+            Ok(Once::Ran(Err(error))) if error.code() == "invalid_input" => {
+                return Err(ErrorData::invalid_params(
                     "the arguments break the tool's input schema",
-                    Some(json!({ "violations": violations })),
-                ))
+                    error.details().cloned(),
+                ));
             }
-            // Delisted between the lookup and the call.
-            Err(crate::market::Error::NotFound(what))
-                if what == format!("capability `{}`", crate::market::echoed(&id)) =>
-            {
-                Err(unknown())
-            }
-            Err(error) => failed(Failed::Market(error)),
+            Ok(Once::Ran(Err(error))) => return tool_error(error_value(&error), false),
+            Ok(Once::Ran(Ok((_, body)))) => (body, false),
+            Ok(Once::Replayed(seen)) if seen.status != 200 => return tool_error(seen.body, true),
+            Ok(Once::Replayed(seen)) => (seen.body, true),
+        };
+        match serde_json::from_value::<InvokeResult>(body) {
+            Ok(result) => success(result, gives_object, replay),
+            Err(_) => Err(ErrorData::internal_error(
+                "a remembered answer is unreadable",
+                None,
+            )),
         }
     }
+}
+
+/// A call's answer before it is framed: run without a key, or with one.
+enum Answer {
+    Fresh(crate::market::Result<InvokeResult>),
+    Keyed(Result<crate::api::Once, crate::api::ApiError>),
+}
+use Answer::{Fresh, Keyed};
+
+/// The tool result of a call run without a key.
+fn fresh_answer(
+    result: crate::market::Result<InvokeResult>,
+    id: &str,
+    tool: &str,
+    gives_object: bool,
+) -> Result<CallToolResponse, ErrorData> {
+    match result {
+        Ok(result) => success(result, gives_object, false),
+        Err(crate::market::Error::InvalidInput { violations }) => Err(ErrorData::invalid_params(
+            "the arguments break the tool's input schema",
+            Some(json!({ "violations": violations })),
+        )),
+        // Delisted between the lookup and the call.
+        Err(crate::market::Error::NotFound(what))
+            if what == format!("capability `{}`", crate::market::echoed(id)) =>
+        {
+            Err(ErrorData::invalid_params(
+                format!("unknown tool `{tool}`"),
+                None,
+            ))
+        }
+        Err(error) => failed(Failed::Market(error)),
+    }
+}
+
+/// A successful call as a tool result: the output (structured when the
+/// tool's output schema is an object) and the settlement under `_meta`.
+fn success(
+    result: InvokeResult,
+    gives_object: bool,
+    replay: bool,
+) -> Result<CallToolResponse, ErrorData> {
+    let (output, settlement) = agents::split(result);
+    let mut meta = MetaObject::new();
+    meta.0.insert(META_SETTLEMENT.into(), settlement);
+    if replay {
+        meta.0.insert(META_REPLAY.into(), true.into());
+    }
+    let text = output.to_string();
+    let mut answer = CallToolResult::success(vec![ContentBlock::text(text)]);
+    answer.structured_content = Some(if gives_object {
+        output
+    } else {
+        json!({ "output": output })
+    });
+    Ok(answer.with_meta(Some(meta)).into())
+}
+
+/// A REST error body as a tool error.
+fn tool_error(body: Value, replay: bool) -> Result<CallToolResponse, ErrorData> {
+    let mut meta = MetaObject::new();
+    meta.0.insert(META_ERROR.into(), body.clone());
+    if replay {
+        meta.0.insert(META_REPLAY.into(), true.into());
+    }
+    Ok(
+        CallToolResult::error(vec![ContentBlock::text(body.to_string())])
+            .with_meta(Some(meta))
+            .into(),
+    )
+}
+
+fn error_value(error: &crate::api::ApiError) -> Value {
+    serde_json::to_value(error.body()).unwrap_or_default()
 }
 
 impl ServerHandler for Mercato {

@@ -2,12 +2,13 @@
 //! whatever happened to a named outcome.
 
 use super::engine::EPOCH_TICK;
-use super::state::CallState;
+use super::state::{CallState, HostFuelExhausted};
+use super::timing::{Timed, Timing};
 use super::{Compiled, Failure, Sandbox};
 use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::sync::mpsc::UnboundedSender;
-use wasmtime::{Store, Trap};
+use tokio::sync::mpsc::Sender;
+use wasmtime::{CallHook, Store, Trap};
 
 /// Fuel a guest burns between yields to the async runtime, so a busy guest
 /// shares its worker thread (about 0.1 ms of straight-line code).
@@ -62,6 +63,8 @@ pub struct Invocation {
     pub fuel_used: u64,
     /// Wall time from slot to result.
     pub duration: Duration,
+    /// Where that time went.
+    pub timing: Timing,
 }
 
 impl Sandbox {
@@ -74,7 +77,7 @@ impl Sandbox {
         capability: &str,
         input: &str,
         fuel: u64,
-        emitter: Option<UnboundedSender<String>>,
+        emitter: Option<Sender<String>>,
     ) -> Invocation {
         let fuel = fuel.min(self.limits.fuel_per_call_max);
         let _slot = match self.slot().await {
@@ -84,6 +87,7 @@ impl Sandbox {
                     result: Err(failure),
                     fuel_used: 0,
                     duration: Duration::ZERO,
+                    timing: Timing::default(),
                 };
             }
         };
@@ -96,11 +100,20 @@ impl Sandbox {
                 .call_invoke(&mut store, capability, input)
                 .await
         };
-        let ran = tokio::time::timeout(self.deadline_with_grace(), call).await;
-        // The guest's own fuel plus what its host calls cost.
+        let mut call = Timed::new(call);
+        let ran = tokio::time::timeout(self.deadline_with_grace(), &mut call).await;
+        let timing = call.timing();
+        drop(call);
+        let timing = Timing {
+            consumer_wait: store.data().consumer_wait(),
+            ..timing
+        };
+        // The guest's own fuel plus what its host calls cost (the call hook
+        // took that out of the store's fuel as each host call returned).
+        // Work of a host call the deadline cut short is owed as well.
         let fuel_used = fuel
             .saturating_sub(store.get_fuel().unwrap_or(0))
-            .saturating_add(store.data().host_fuel);
+            .saturating_add(store.data().meter.take());
         let result = self
             .settle(ran, &store, fuel)
             .and_then(|answer| {
@@ -127,6 +140,7 @@ impl Sandbox {
             result,
             fuel_used,
             duration: started.elapsed(),
+            timing,
         }
     }
 
@@ -180,7 +194,7 @@ impl Sandbox {
         &self,
         label: &str,
         fuel: u64,
-        emitter: Option<UnboundedSender<String>>,
+        emitter: Option<Sender<String>>,
     ) -> Store<CallState> {
         let limits = &self.limits;
         let state = CallState::new(
@@ -188,11 +202,26 @@ impl Sandbox {
             limits.memory_bytes_max,
             limits.emit_bytes_max,
             limits.log_bytes_max,
-            fuel,
             emitter,
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
+        // As each host call returns, the host work it asked for (WASI
+        // included) comes out of the guest's fuel; past it, the guest traps.
+        store.call_hook(|mut store, hook| {
+            if !matches!(hook, CallHook::ReturningFromHost) {
+                return Ok(());
+            }
+            let fuel = store.get_fuel()?;
+            match store.data_mut().charge(fuel) {
+                Some(left) if left == fuel => Ok(()),
+                Some(left) => store.set_fuel(left),
+                None => {
+                    store.set_fuel(0)?;
+                    Err(wasmtime::Error::new(HostFuelExhausted))
+                }
+            }
+        });
         // Fuel, the yield interval and the deadline are valid settings for an
         // engine built by `engine_config`; a failure here is a host bug that
         // would surface as every call failing, which the tests catch.

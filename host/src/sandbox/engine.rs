@@ -1,6 +1,6 @@
 //! The engine, the linker, compiling and loading components, and `describe()`.
 
-use super::state::CallState;
+use super::state::{CallState, TABLE_ELEMENTS_MAX};
 use super::{Error, Result, SandboxLimits, imports};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+    Config, Enabled, Engine, InstanceAllocationStrategy, OperatorCost, OptLevel,
+    PoolingAllocationConfig,
 };
 
 /// Bindings generated from `wit/`.
@@ -17,7 +18,11 @@ pub(super) mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "mercato:agent/agent",
-        imports: { default: trappable },
+        imports: {
+            // A consumer that does not read its stream holds the guest here.
+            "mercato:agent/host.emit": async | trappable,
+            default: trappable,
+        },
         exports: { default: async },
     });
 }
@@ -28,7 +33,11 @@ pub(super) mod negotiating {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "mercato:agent/negotiating-agent",
-        imports: { default: trappable },
+        imports: {
+            // A consumer that does not read its stream holds the guest here.
+            "mercato:agent/host.emit": async | trappable,
+            default: trappable,
+        },
         exports: { default: async },
     });
 }
@@ -127,6 +136,9 @@ fn engine_config(limits: &SandboxLimits) -> Config {
         .total_memories(slots * 4)
         .total_tables(slots * 4)
         .total_stacks(slots)
+        // Tables reserve `table_elements` pointers each (address space,
+        // touched only as they grow): the pool's cap is the limiter's cap.
+        .table_elements(TABLE_ELEMENTS_MAX)
         .max_memory_size(usize::try_from(limits.memory_bytes_max).unwrap_or(usize::MAX))
         // Returning a slot with `madvise` costs a TLB shootdown on every core
         // (measured: a third of all CPU time under load). Reset the pages a
@@ -137,8 +149,14 @@ fn engine_config(limits: &SandboxLimits) -> Config {
         .table_keep_resident(RESIDENT_BYTES)
         .async_stack_keep_resident(RESIDENT_BYTES)
         .decommit_batch_size(DECOMMIT_BATCH);
+    // wasmtime bills `table.grow` per element *requested*, before the limiter
+    // decides: a refused request for 2^31 elements cost 2^31 fuel. The limiter
+    // bills the elements it grants instead (`Limiter::table_growing`).
+    let mut cost = OperatorCost::new();
+    cost.variable.table_grow_per_element = 0;
     let mut config = Config::new();
     config
+        .operator_cost(cost)
         .wasm_component_model(true)
         .consume_fuel(true)
         .epoch_interruption(true)
@@ -306,4 +324,52 @@ fn first_line(e: &wasmtime::Error) -> String {
         .chars()
         .take(500)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::{Instance, Module, Store};
+
+    /// A core module whose `grow` adds elements to its table.
+    const GROWER: &str = r#"(module
+        (table $t 1 funcref)
+        (func (export "grow") (param i32) (result i32)
+            (table.grow $t (ref.null func) (local.get 0))))"#;
+
+    #[test]
+    fn a_table_grows_to_the_hosts_cap_and_a_refused_growth_costs_no_fuel() {
+        let engine = Engine::new(&engine_config(&SandboxLimits::default())).expect("engine");
+        let wasm = wat::parse_str(GROWER).expect("wat");
+        let module = Module::new(&engine, wasm).expect("module");
+        let state = CallState::new("grower".into(), 64 << 20, 1 << 20, 1 << 10, None);
+        let mut store = Store::new(&engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_fuel(1_000_000).expect("fuel");
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = Instance::new(&mut store, &module, &[]).expect("instance");
+        store.data().meter.take();
+        let grow = instance
+            .get_typed_func::<i32, i32>(&mut store, "grow")
+            .expect("grow");
+        // Past the pooling allocator's default of 20,000, up to the cap.
+        let cap = i32::try_from(TABLE_ELEMENTS_MAX).expect("fits");
+        assert_eq!(grow.call(&mut store, cap - 2).expect("grown"), 1);
+        // Granted growth is billed per element, through the meter.
+        assert_eq!(
+            store.data().meter.take(),
+            u64::try_from(cap - 2).expect("fits")
+        );
+        let before = store.get_fuel().expect("fuel");
+        assert_eq!(grow.call(&mut store, 1).expect("to the cap"), cap - 1);
+        // Refused growth (one past the cap, and 2^31 - 1) answers -1 and
+        // costs what the call costs, not the elements that were not added.
+        assert_eq!(grow.call(&mut store, 1).expect("refused"), -1);
+        assert_eq!(grow.call(&mut store, i32::MAX).expect("refused"), -1);
+        store.data().meter.take();
+        let spent = before - store.get_fuel().expect("fuel");
+        assert!(spent < 100, "three grow calls cost {spent} fuel");
+        // The table is still usable at its cap.
+        assert_eq!(grow.call(&mut store, 0).expect("size"), cap);
+    }
 }

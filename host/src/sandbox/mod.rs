@@ -24,10 +24,13 @@ mod engine;
 mod error;
 mod imports;
 mod state;
+mod timing;
 
 pub use call::{CallOutput, GuestError, Invocation};
 pub use engine::{AgentDescription, CapabilityDescription, Compiled, ExampleDescription, Sandbox};
 pub use error::{Error, Failure, Result};
+pub use state::{HOST_BYTE_FUEL, HOST_CALL_FUEL, RANDOM_WORD_FUEL};
+pub use timing::Timing;
 
 /// Limits that hold for every call, set once per process.
 #[derive(Debug, Clone)]

@@ -83,6 +83,25 @@ fn dice(_: Nothing) -> Result<Count, Error> {
     })
 }
 
+/// How many random draws to make.
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(crate = "mercato_sdk::serde")]
+#[schemars(crate = "mercato_sdk::schemars")]
+struct Draws {
+    /// Requests of 64 KiB each.
+    n: u64,
+}
+
+/// Asks for 64 KiB of random bytes `n` times: each request within the
+/// host's limit, the loop as long as the caller likes.
+fn roll(input: Draws) -> Result<Count, Error> {
+    let mut bytes = 0u64;
+    for _ in 0..input.n {
+        bytes += black_box(wasip2::random::random::get_random_bytes(64 << 10)).len() as u64;
+    }
+    Ok(Count { n: bytes })
+}
+
 /// Emits empty chunks forever: each still costs the host a call.
 fn drip(_: Nothing) -> Result<Count, Error> {
     loop {
@@ -150,6 +169,8 @@ impl Agent for Misbehaver {
             Capability::new("big-output", "Returns 8 MiB.", big_output).category("hostile"),
             Capability::new("sleep", "Sleeps for an hour.", sleep).category("hostile"),
             Capability::new("dice", "Asks for 16 MiB of random bytes.", dice)
+                .category("hostile"),
+            Capability::new("roll", "Asks for 64 KiB of random bytes n times.", roll)
                 .category("hostile"),
             Capability::new("drip", "Emits empty chunks forever.", drip).category("hostile"),
             Capability::new("shout", "Fails with an 8 MiB error message.", shout)
