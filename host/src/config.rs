@@ -44,6 +44,16 @@ pub struct Config {
     pub header_read_timeout_ms: u64,
     /// Longest an unsynced write (an invocation record) waits for disk.
     pub background_flush_ms: u64,
+    /// Wall time compiling one component may take, in milliseconds; past it
+    /// the compiler is stopped and the upload refused
+    /// (`component_too_complex`).
+    pub compile_ms_max: u64,
+    /// The `mercato` executable that compiles uploads in a child process
+    /// (`mercato compile-component`), so that a compilation past its budget
+    /// or abandoned by its upload is killed and its memory returned.
+    /// `mercato serve` uses its own executable when this is unset; a host
+    /// embedded in another program compiles in-process unless it is set.
+    pub compiler_exe: Option<PathBuf>,
     /// Ignore cached artifacts and compile every component again (after an
     /// upgrade, or when a cache is suspect). Fresh artifacts replace the old.
     pub recompile: bool,
@@ -179,6 +189,8 @@ impl Default for Config {
             connections_per_client_max: 512,
             header_read_timeout_ms: 20_000,
             background_flush_ms: 100,
+            compile_ms_max: 60_000,
+            compiler_exe: None,
             recompile: false,
             batteries_dir: None,
             attestation_ms_max: 20_000,

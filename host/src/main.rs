@@ -39,6 +39,13 @@ async fn main() -> Result<()> {
         Command::Keys {
             command: KeysCommand::Generate { out },
         } => generate_key(out),
+        Command::CompileComponent {
+            memory_bytes_max,
+            concurrent_calls_max,
+        } => std::process::exit(mercato_host::sandbox::compile_child(
+            *memory_bytes_max,
+            *concurrent_calls_max,
+        )),
         Command::Attest {
             component,
             manifest,
@@ -114,6 +121,10 @@ async fn serve(
         config.listen = addr;
     }
     config.recompile |= recompile;
+    // Compile uploads in a child of this very binary (stoppable).
+    if config.compiler_exe.is_none() {
+        config.compiler_exe = std::env::current_exe().ok();
+    }
     if embedding_model.is_some() {
         config.embedding_model = embedding_model;
     }

@@ -30,7 +30,8 @@ pub fn sample_file(path: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// The config tests run with: a 1 s deadline so hostile calls end quickly.
+/// The config tests run with: a 1 s deadline so hostile calls end quickly,
+/// uploads compiled in a child process.
 pub fn test_config(data_dir: &Path) -> Config {
     let mut config = Config {
         data_dir: data_dir.to_path_buf(),
@@ -39,7 +40,17 @@ pub fn test_config(data_dir: &Path) -> Config {
         ..Config::default()
     };
     config.sandbox.deadline_ms = 1_000;
+    // Uploads compile in a child process, as under `mercato serve`.
+    config.compiler_exe = compiler_under_test();
     config
+}
+
+/// The `mercato-under-test` binary cargo builds beside the integration
+/// tests (`target/<profile>/`), which compiles components as `mercato` does.
+pub fn compiler_under_test() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("mercato-under-test");
+    bin.is_file().then_some(bin)
 }
 
 /// A running host and a client for it.

@@ -188,3 +188,81 @@ async fn a_stream_nobody_reads_holds_its_guest_not_the_hosts_memory() {
     drop(streams);
     host.stop().await;
 }
+
+/// Child processes of this test process still running `compile-component`.
+fn compilers_running() -> usize {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let dir = e.path();
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: the parent is the 4th field after the name.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string));
+            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            parent.as_deref() == Some(me.as_str())
+                && String::from_utf8_lossy(&cmdline).contains("compile-component")
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_compilation_past_its_budget_is_stopped_and_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path());
+    assert!(
+        config.compiler_exe.is_some(),
+        "the tests compile in a child process"
+    );
+    config.compile_ms_max = 1;
+    let host = Host::start_with(config).await;
+    let provider = host.org("provider").await;
+    let compilations = "mercato_component_compilations_total";
+    let (status, body) = host
+        .upload(
+            &provider,
+            mercato_tests::component("unit-converter"),
+            mercato_tests::manifest("unit-converter"),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "component_too_complex",
+    );
+    assert_eq!(host.metric(compilations).await, 1.0);
+    // The compiler was killed, not left to finish on the host's cores.
+    let mut left = compilers_running();
+    for _ in 0..50 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left = compilers_running();
+    }
+    assert_eq!(left, 0, "a compiler outlived its budget");
+    // The same bytes are refused again without compiling.
+    let (status, body) = host
+        .upload(
+            &provider,
+            mercato_tests::component("unit-converter"),
+            mercato_tests::manifest("unit-converter"),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "component_too_complex",
+    );
+    assert_eq!(host.metric(compilations).await, 1.0);
+    // Another component, within a normal budget elsewhere, still publishes
+    // here through the child compiler (the other suites all do).
+    host.stop().await;
+}

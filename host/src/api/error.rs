@@ -79,9 +79,11 @@ pub fn status_of(code: &str) -> StatusCode {
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "component_too_large" | "body_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "invalid_output" | "capability_failed" | "attestation_failed" | "idempotency_conflict" => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        "invalid_output"
+        | "capability_failed"
+        | "attestation_failed"
+        | "idempotency_conflict"
+        | "component_too_complex" => StatusCode::UNPROCESSABLE_ENTITY,
         "guest_trapped" | "memory_limit" | "output_too_large" => StatusCode::BAD_GATEWAY,
         "overloaded" => StatusCode::SERVICE_UNAVAILABLE,
         "deadline_exceeded" | "request_timeout" => StatusCode::GATEWAY_TIMEOUT,

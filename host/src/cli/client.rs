@@ -132,6 +132,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
     let base = cli.server.trim_end_matches('/');
     match &cli.command {
         Command::Serve { .. }
+        | Command::CompileComponent { .. }
         | Command::McpStdio
         | Command::Attest { .. }
         | Command::Verify { .. }

@@ -79,6 +79,17 @@ pub enum Command {
         #[arg(long)]
         embedding_model: Option<PathBuf>,
     },
+    /// Compile a component read on stdin into an artifact on stdout (the
+    /// host runs this in a child process for each upload).
+    #[command(hide = true, name = "compile-component")]
+    CompileComponent {
+        /// The host's `sandbox.memory_bytes_max`.
+        #[arg(long)]
+        memory_bytes_max: u64,
+        /// The host's `sandbox.concurrent_calls_max`.
+        #[arg(long)]
+        concurrent_calls_max: u32,
+    },
     /// Serve MCP over stdio for desktop MCP clients, relaying every message
     /// to --server's `/mcp` with --api-key (your calls are charged to you).
     McpStdio,

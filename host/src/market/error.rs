@@ -285,6 +285,7 @@ impl Error {
             Error::Sandbox(sandbox::Error::InvalidComponent(_)) => "invalid_component",
             Error::Sandbox(sandbox::Error::ForbiddenImports(_)) => "forbidden_imports",
             Error::Sandbox(sandbox::Error::WrongWorld(_)) => "wrong_world",
+            Error::Sandbox(sandbox::Error::CompileBudget { .. }) => "component_too_complex",
             Error::Sandbox(sandbox::Error::Describe(_) | sandbox::Error::InvalidDescription(_)) => {
                 "invalid_description"
             }

@@ -8,6 +8,7 @@ use crate::sandbox::Compiled;
 use crate::store::Tree;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How long an upload waits for a compilation slot.
 const COMPILE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -41,7 +42,10 @@ impl CompileRefusals {
         use crate::sandbox::Error as E;
         if !matches!(
             error,
-            E::InvalidComponent(_) | E::ForbiddenImports(_) | E::WrongWorld(_)
+            E::InvalidComponent(_)
+                | E::ForbiddenImports(_)
+                | E::WrongWorld(_)
+                | E::CompileBudget { .. }
         ) {
             return;
         }
@@ -126,10 +130,38 @@ impl Market {
             .ok()
             .and_then(Result::ok)
             .ok_or(Error::CompilerBusy)?;
-        let sandbox = self.sandbox.clone();
-        let compiled = tokio::task::spawn_blocking(move || sandbox.compile(&wasm))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let budget = Duration::from_millis(self.config.compile_ms_max);
+        let compiled = match &self.config.compiler_exe {
+            // In a child process: stopped at the budget, or when this
+            // future is dropped (the upload gave up).
+            Some(exe) => match self.sandbox.compile_isolated(exe, &wasm, budget).await {
+                Ok(artifact) => {
+                    let sandbox = self.sandbox.clone();
+                    tokio::task::spawn_blocking(move || {
+                        sandbox.load(&artifact).map(|compiled| (compiled, artifact))
+                    })
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?
+                }
+                Err(refusal) => Err(refusal),
+            },
+            // In this process (a host embedded without its binary): the
+            // upload stops waiting at the budget; the thread finishes, still
+            // holding its compile turn.
+            None => {
+                let sandbox = self.sandbox.clone();
+                let compiling = tokio::task::spawn_blocking(move || {
+                    let _turn = _turn;
+                    sandbox.compile(&wasm)
+                });
+                match tokio::time::timeout(budget, compiling).await {
+                    Ok(compiled) => compiled.map_err(|e| Error::Internal(e.to_string()))?,
+                    Err(_) => Err(crate::sandbox::Error::CompileBudget {
+                        ms: self.config.compile_ms_max,
+                    }),
+                }
+            }
+        };
         // Every compilation counts, refused or not.
         self.metrics.compilations.inc();
         match compiled {

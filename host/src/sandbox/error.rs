@@ -3,8 +3,9 @@
 /// The sandbox's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A component the sandbox will not run, or an internal fault.
-#[derive(Debug, Clone, thiserror::Error)]
+/// A component the sandbox will not run, or an internal fault. (Serialised
+/// when a compiler child process reports a refusal to its parent.)
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Error {
     /// The bytes are not a WebAssembly component (or do not validate).
     #[error("not a valid WebAssembly component: {0}")]
@@ -24,6 +25,12 @@ pub enum Error {
     /// `describe()` answered something unusable.
     #[error("describe() answered an invalid description: {0}")]
     InvalidDescription(String),
+    /// Compiling took longer than its budget (the compiler was stopped).
+    #[error("compiling the component took longer than its {ms} ms budget")]
+    CompileBudget {
+        /// The budget.
+        ms: u64,
+    },
     /// A host-side fault (thread pool gone, engine misconfigured).
     #[error("sandbox fault: {0}")]
     Internal(String),
@@ -31,7 +38,7 @@ pub enum Error {
 
 /// Why a guest call did not produce a result. Each is the guest's doing (or
 /// the host's load), never a host bug, and each has a stable code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Failure {
     /// The call used all the fuel it was given.
     #[error("the call used all {fuel} fuel it was given")]

@@ -23,12 +23,14 @@ mod call;
 mod engine;
 mod error;
 mod imports;
+mod isolated;
 mod state;
 mod timing;
 
 pub use call::{CallOutput, GuestError, Invocation};
 pub use engine::{AgentDescription, CapabilityDescription, Compiled, ExampleDescription, Sandbox};
 pub use error::{Error, Failure, Result};
+pub use isolated::{EXIT_REFUSED, SUBCOMMAND, compile_child};
 pub use state::{HOST_BYTE_FUEL, HOST_CALL_FUEL, RANDOM_WORD_FUEL};
 pub use timing::Timing;
 
