@@ -101,6 +101,11 @@ pub struct Config {
     /// under `signup = "rate_limited"` (a burst of as many, then as many a
     /// minute).
     pub signups_per_client_per_minute: u32,
+    /// What an organisation that is neither verified nor funded may create
+    /// per minute (a burst of as many): approver tokens, negotiations,
+    /// approval requests and idempotency keys, each kept on disk (and an
+    /// approval request announced). 0: no limit.
+    pub unproven_creations_per_minute: u32,
     /// Webhook hosts (names or IP literals, as written in the URL) that may
     /// resolve to loopback, private or link-local addresses. Every other
     /// webhook must resolve to public addresses only. Empty by default.
@@ -207,6 +212,7 @@ impl Default for Config {
             webhook_allowed_hosts: Vec::new(),
             signup: Signup::RateLimited,
             signups_per_client_per_minute: 5,
+            unproven_creations_per_minute: 10,
         }
     }
 }

@@ -1172,3 +1172,78 @@ async fn a_huge_random_request_traps_before_the_host_builds_it() {
     assert_eq!(status, StatusCode::OK);
     host.stop().await;
 }
+
+#[tokio::test]
+async fn an_unverified_unfunded_organisation_creates_little_and_asks_no_approver() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, _provider, _consumer) = market(test_config(dir.path())).await;
+    let stranger = host.org_unverified("stranger").await;
+    let approvers = format!("/v1/orgs/{}/approvers", stranger.org_id);
+    // A burst of stored objects (10 a minute by default), then 429.
+    let mut created = 0;
+    let mut refused = None;
+    for _ in 0..40 {
+        let (status, body) = host
+            .post(&approvers, Some(&stranger.api_key), json!({}))
+            .await;
+        if status == StatusCode::CREATED {
+            created += 1;
+        } else {
+            refused = Some((status, body));
+            break;
+        }
+    }
+    assert_eq!(created, 10, "a burst of 10, then refused");
+    let (status, body) = refused.expect("refused");
+    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(body["error"]["details"]["retry_after_ms"].as_u64() > Some(0));
+    // Keys and negotiations draw on the same share.
+    let (status, body) = host
+        .http
+        .post(format!("{}/v1/capabilities/{CONVERT}/invoke", host.url))
+        .bearer_auth(&stranger.api_key)
+        .header("idempotency-key", "k1")
+        .json(&json!({"input": convert_input()}))
+        .send()
+        .await
+        .map(|r| (r.status(), r))
+        .expect("invoke");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(body.headers().get("retry-after").is_some(), "a Retry-After");
+    // The same call without a key stores nothing and runs (free capability).
+    let (status, _) = host
+        .invoke(&stranger.api_key, CONVERT, convert_input(), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Approval requests draw on the same share: with it spent, an approval
+    // threshold asks no approver, and nothing reaches the feed.
+    let (status, body) = host
+        .put_budget(&stranger, json!({"approval_above_micros": 1}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = host
+        .invoke(
+            &stranger.api_key,
+            "summarizer.summarize",
+            json!({"text": "Empty accounts ask nobody. Twice.", "sentences": 1}),
+            Some(10_000),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let (_, events) = host
+        .get("/v1/accounts/me/events", Some(&stranger.api_key))
+        .await;
+    assert!(
+        !events.to_string().contains("approval_requested"),
+        "{events}"
+    );
+
+    // Funded, it is no longer limited.
+    host.deposit(&stranger, 1_000_000).await;
+    let (status, body) = host
+        .post(&approvers, Some(&stranger.api_key), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    host.stop().await;
+}

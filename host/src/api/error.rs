@@ -232,6 +232,10 @@ impl From<market::Error> for ApiError {
                 retry_after_ms: Some(retry_after_ms),
                 ..
             } => Some(json!({ "retry_after_ms": retry_after_ms })),
+            E::UnprovenLimit {
+                per_minute,
+                retry_after_ms,
+            } => Some(json!({ "retry_after_ms": retry_after_ms, "per_minute": per_minute })),
             E::ComponentTooLarge { bytes, bytes_max } => {
                 Some(json!({ "bytes": bytes, "bytes_max": bytes_max }))
             }

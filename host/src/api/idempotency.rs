@@ -73,6 +73,8 @@ fn claim_key(
             format!("an idempotency key must be 1 to {KEY_CHARS_MAX} visible characters"),
         ));
     }
+    // An organisation's scopes start with its id (the operator's do not).
+    let org_id = scope.split(':').next().filter(|p| p.starts_with("org_"));
     let scoped = format!("{scope}:{key}");
     let body_sha256 = hex::encode(Sha256::digest(body.to_string().as_bytes()));
     match market.claim(&scoped, &body_sha256)? {
@@ -86,10 +88,17 @@ fn claim_key(
             "a request with this idempotency key is being handled; retry shortly",
         )
         .with_details(serde_json::json!({ "retry_after_ms": 1_000 }))),
-        Claim::Fresh(claimed) => Ok(Keyed::Fresh {
-            claimed,
-            body_sha256,
-        }),
+        Claim::Fresh(claimed) => {
+            // A fresh key is stored for 48 h: counted for an organisation
+            // that is neither verified nor funded (refused, the claim goes).
+            if let Some(org_id) = org_id {
+                market.creation_allowed(org_id)?;
+            }
+            Ok(Keyed::Fresh {
+                claimed,
+                body_sha256,
+            })
+        }
     }
 }
 

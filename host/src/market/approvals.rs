@@ -52,6 +52,7 @@ fn input_sha256(input: &serde_json::Value) -> String {
 impl Market {
     /// Issues an approver token for `org`.
     pub async fn create_approver(&self, org: &Org) -> Result<NewApprover> {
+        self.creation_allowed(&org.org_id)?;
         let mut secret = [0u8; 32];
         rand::fill(&mut secret);
         let token = format!("map_{}", hex::encode(secret));
@@ -139,6 +140,9 @@ impl Market {
             }
             return Ok(Some(used));
         }
+        // A request is stored and announced (feed, webhook): counted for an
+        // organisation that is neither verified nor funded.
+        self.creation_allowed(&consumer.org_id)?;
         let now = now_ms();
         let approval = Approval {
             approval_id: format!("apr_{}", uuid::Uuid::now_v7().simple()),

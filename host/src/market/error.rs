@@ -208,6 +208,19 @@ pub enum Error {
         /// When to retry, if ever.
         retry_after_ms: Option<u64>,
     },
+    /// An organisation that is neither verified nor funded created its
+    /// share of stored objects lately.
+    #[error(
+        "an organisation that is neither verified nor funded may create {per_minute} \
+         approver tokens, negotiations, approval requests or idempotency keys a minute; retry \
+         later, or deposit funds"
+    )]
+    UnprovenLimit {
+        /// The limit.
+        per_minute: u32,
+        /// When to retry.
+        retry_after_ms: u64,
+    },
     /// Every compilation slot stayed busy for the whole wait.
     #[error("the host is compiling other components; retry shortly")]
     CompilerBusy,
@@ -266,6 +279,7 @@ impl Error {
             Error::TooManyCalls { .. } => "overloaded",
             Error::RatingNotAllowed(_) => "rating_not_allowed",
             Error::CompilerBusy => "overloaded",
+            Error::UnprovenLimit { .. } => "rate_limited",
             Error::SignupRefused {
                 retry_after_ms: Some(_),
                 ..

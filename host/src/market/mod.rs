@@ -229,6 +229,37 @@ impl Market {
         }
     }
 
+    /// Whether `org_id` may store one more object (an approver token, a
+    /// negotiation, an approval request, an idempotency key): always when it is verified or has
+    /// money with the marketplace; otherwise at most
+    /// `unproven_creations_per_minute`.
+    pub fn creation_allowed(&self, org_id: &str) -> Result<()> {
+        let per_minute = self.config.unproven_creations_per_minute;
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let balance = self.settlement.balance(org_id, now_ms());
+        let funded = balance.available_micros > 0
+            || balance.pending_micros > 0
+            || balance.escrowed_out_micros > 0
+            || balance.escrowed_in_micros > 0;
+        if funded || identity::org(&self.store, org_id)?.is_some_and(|o| o.verified_at_ms.is_some())
+        {
+            return Ok(());
+        }
+        self.rates
+            .take(
+                &format!("unproven:{org_id}"),
+                "create",
+                per_minute,
+                std::time::Instant::now(),
+            )
+            .map_err(|wait| Error::UnprovenLimit {
+                per_minute,
+                retry_after_ms: wait.as_millis() as u64 + 1,
+            })
+    }
+
     /// Registers an organisation; durable before it returns.
     pub async fn create_org(&self, name: &str) -> Result<NewOrg> {
         Ok(identity::create_org(&self.store, name, now_ms()).await?)

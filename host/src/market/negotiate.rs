@@ -96,6 +96,7 @@ impl Market {
         capability_id: &str,
         proposal: Proposal,
     ) -> Result<(Negotiation, Option<serde_json::Value>)> {
+        self.creation_allowed(&consumer.org_id)?;
         let id = CapabilityId::parse(capability_id)?;
         let listed = self
             .catalog
