@@ -21,6 +21,7 @@ mod negotiate;
 mod publish;
 mod rate;
 mod reattest;
+mod receipt;
 mod reputation;
 mod stats;
 mod trust;
