@@ -564,16 +564,26 @@ async fn one_tenants_flood_leaves_the_others_their_share() {
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut ok = 0;
+    let mut latencies = Vec::new();
     for _ in 0..20 {
+        let started = Instant::now();
         let (status, body) = host
             .invoke(&victim.api_key, CONVERT, convert_input(), None)
             .await;
+        latencies.push(started.elapsed());
         if status == StatusCode::OK {
             ok += 1;
         } else {
             assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "overloaded");
         }
     }
+    latencies.sort();
+    // Before fair shares the victim's successes took a median of 1.9 s.
+    assert!(
+        latencies[latencies.len() / 2] < Duration::from_millis(500),
+        "the victim's median latency during the flood: {:?}",
+        latencies[latencies.len() / 2]
+    );
     let mut refused = 0;
     for call in flood {
         if call.await.expect("task").expect("answer") == StatusCode::SERVICE_UNAVAILABLE {
