@@ -45,6 +45,18 @@ pub fn test_config(data_dir: &Path) -> Config {
     config
 }
 
+/// A JSON-RPC answer sent as JSON, or as the last `data:` line of an SSE
+/// stream (MCP over Streamable HTTP answers either way).
+pub fn jsonrpc_answer(text: &str) -> Value {
+    let json_text = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("data:"))
+        .unwrap_or(text)
+        .trim();
+    serde_json::from_str(json_text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
 /// The `mercato-under-test` binary cargo builds beside the integration
 /// tests (`target/<profile>/`), which compiles components as `mercato` does.
 pub fn compiler_under_test() -> Option<PathBuf> {

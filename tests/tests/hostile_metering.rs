@@ -211,6 +211,23 @@ fn compilers_running() -> usize {
         .count()
 }
 
+/// Uploads the converter and expects `component_too_complex`.
+async fn refused_as_too_complex(host: &Host, provider: &Org) {
+    let (status, body) = host
+        .upload(
+            provider,
+            mercato_tests::component("unit-converter"),
+            mercato_tests::manifest("unit-converter"),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "component_too_complex",
+    );
+}
+
 #[tokio::test]
 async fn a_compilation_past_its_budget_is_stopped_and_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -223,19 +240,7 @@ async fn a_compilation_past_its_budget_is_stopped_and_refused() {
     let host = Host::start_with(config).await;
     let provider = host.org("provider").await;
     let compilations = "mercato_component_compilations_total";
-    let (status, body) = host
-        .upload(
-            &provider,
-            mercato_tests::component("unit-converter"),
-            mercato_tests::manifest("unit-converter"),
-        )
-        .await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "component_too_complex",
-    );
+    refused_as_too_complex(&host, &provider).await;
     assert_eq!(host.metric(compilations).await, 1.0);
     // The compiler was killed, not left to finish on the host's cores.
     let mut left = compilers_running();
@@ -248,19 +253,7 @@ async fn a_compilation_past_its_budget_is_stopped_and_refused() {
     }
     assert_eq!(left, 0, "a compiler outlived its budget");
     // The same bytes are refused again without compiling.
-    let (status, body) = host
-        .upload(
-            &provider,
-            mercato_tests::component("unit-converter"),
-            mercato_tests::manifest("unit-converter"),
-        )
-        .await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "component_too_complex",
-    );
+    refused_as_too_complex(&host, &provider).await;
     assert_eq!(host.metric(compilations).await, 1.0);
     // Another component, within a normal budget elsewhere, still publishes
     // here through the child compiler (the other suites all do).

@@ -50,15 +50,7 @@ async fn mcp_call(host: &Host, org: &Org, arguments: Value, meta: Value) -> Valu
         .await
         .expect("tools/call");
     assert_eq!(response.status(), StatusCode::OK);
-    let text = response.text().await.expect("body");
-    let json_text = text
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("data:"))
-        .unwrap_or(&text)
-        .trim()
-        .to_string();
-    serde_json::from_str(&json_text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    mercato_tests::jsonrpc_answer(&response.text().await.expect("body"))
 }
 
 #[tokio::test]
