@@ -43,7 +43,7 @@ pub async fn deposits_create(
     body: Result<Json<Deposit>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(deposit) = body?;
-    let scope = format!("admin:deposit:{org_id}");
+    let scope = idempotency::Scope::operator(&format!("deposit:{org_id}"));
     let body = json(&deposit)?;
     let deposit_id = headers
         .get("idempotency-key")
@@ -114,7 +114,7 @@ pub async fn disputes_create(
     body: Result<Json<OpenDispute>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(dispute) = body?;
-    let scope = format!("{}:dispute:{id}", org.org_id);
+    let scope = idempotency::Scope::org(&org.org_id, &format!("dispute:{id}"));
     let body = json(&dispute)?;
     Ok(idempotency::once(&market, &headers, &scope, &body, || {
         let market = market.clone();

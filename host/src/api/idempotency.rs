@@ -47,8 +47,39 @@ pub enum Keyed {
     Refused(Response),
 }
 
-/// Claims the request's key, if it has one, for `scope` (the caller and the route).
-pub fn claim(market: &Market, headers: &HeaderMap, scope: &str, body: &serde_json::Value) -> Keyed {
+/// Whose keys, for what: keys live under `name`, and an organisation's
+/// fresh keys count towards what it may store while it is neither verified
+/// nor funded (the operator's do not).
+pub struct Scope {
+    name: String,
+    org_id: Option<String>,
+}
+
+impl Scope {
+    /// `org_id`'s keys for `what` (a route and its target).
+    pub fn org(org_id: &str, what: &str) -> Self {
+        Scope {
+            name: format!("{org_id}:{what}"),
+            org_id: Some(org_id.to_string()),
+        }
+    }
+
+    /// The operator's keys for `what`.
+    pub fn operator(what: &str) -> Self {
+        Scope {
+            name: format!("admin:{what}"),
+            org_id: None,
+        }
+    }
+}
+
+/// Claims the request's key, if it has one, in `scope`.
+pub fn claim(
+    market: &Market,
+    headers: &HeaderMap,
+    scope: &Scope,
+    body: &serde_json::Value,
+) -> Keyed {
     let Some(key) = headers.get("idempotency-key") else {
         return Keyed::Unkeyed;
     };
@@ -64,7 +95,7 @@ pub fn claim(market: &Market, headers: &HeaderMap, scope: &str, body: &serde_jso
 fn claim_key(
     market: &Market,
     key: &str,
-    scope: &str,
+    scope: &Scope,
     body: &serde_json::Value,
 ) -> Result<Keyed, ApiError> {
     if key.is_empty() || key.chars().count() > KEY_CHARS_MAX || key.chars().any(char::is_control) {
@@ -73,9 +104,7 @@ fn claim_key(
             format!("an idempotency key must be 1 to {KEY_CHARS_MAX} visible characters"),
         ));
     }
-    // An organisation's scopes start with its id (the operator's do not).
-    let org_id = scope.split(':').next().filter(|p| p.starts_with("org_"));
-    let scoped = format!("{scope}:{key}");
+    let scoped = format!("{}:{key}", scope.name);
     let body_sha256 = hex::encode(Sha256::digest(body.to_string().as_bytes()));
     match market.claim(&scoped, &body_sha256)? {
         Claim::Replay(seen) => Ok(Keyed::Replay(seen)),
@@ -91,7 +120,7 @@ fn claim_key(
         Claim::Fresh(claimed) => {
             // A fresh key is stored for 48 h: counted for an organisation
             // that is neither verified nor funded (refused, the claim goes).
-            if let Some(org_id) = org_id {
+            if let Some(org_id) = &scope.org_id {
                 market.creation_allowed(org_id)?;
             }
             Ok(Keyed::Fresh {
@@ -105,8 +134,8 @@ fn claim_key(
 /// The key space and body of an invoke: the same call through REST (with
 /// `Idempotency-Key`), MCP (`_meta` `mercato/idempotency_key`) or A2A (the
 /// message's `messageId`) under the same key is the same call.
-pub fn invoke_scope(org: &Org, request: &InvokeRequest) -> (String, serde_json::Value) {
-    let scope = format!("{}:invoke:{}", org.org_id, request.capability_id);
+pub fn invoke_scope(org: &Org, request: &InvokeRequest) -> (Scope, serde_json::Value) {
+    let scope = Scope::org(&org.org_id, &format!("invoke:{}", request.capability_id));
     let body = serde_json::json!({
         "input": request.input,
         "max_price_micros": request.max_price_micros,
@@ -207,7 +236,7 @@ pub async fn remember(
 pub async fn once<Fut>(
     market: &Arc<Market>,
     headers: &HeaderMap,
-    scope: &str,
+    scope: &Scope,
     body: &serde_json::Value,
     action: impl FnOnce() -> Fut,
 ) -> Response

@@ -66,7 +66,7 @@ pub async fn negotiations_create(
     let Json(propose) = body?;
     let body =
         serde_json::to_value(&propose).map_err(|_| ApiError::new("internal", "internal error"))?;
-    let scope = format!("{}:negotiate", org.org_id);
+    let scope = idempotency::Scope::org(&org.org_id, "negotiate");
     Ok(idempotency::once(&market, &headers, &scope, &body, || {
         let market = market.clone();
         async move {

@@ -25,6 +25,7 @@
 //! - Free calls (price and rate zero) never reach this module.
 
 mod books;
+mod escrow;
 
 pub use books::{Balance, Budget, EscrowState};
 
@@ -443,93 +444,6 @@ impl Settlement {
             .and_then(|b| b.per_call_max_micros)
     }
 
-    /// Releases every escrow whose window has closed: the provider is paid
-    /// its cost, the marketplace its fee. Durable before it returns.
-    pub async fn release_due(&self, now_ms: u64) -> Result<Vec<String>> {
-        let mut released = Vec::new();
-        {
-            let mut books = self.lock();
-            for (tx, entry) in books.due(now_ms) {
-                let ops = payout_ops(&tx, &entry, entry.charged(), 0);
-                let event = Event::Release {
-                    transaction_id: tx.clone(),
-                };
-                self.journal(&mut books, event, ops, now_ms, None)?;
-                released.push(tx);
-            }
-        }
-        if !released.is_empty() {
-            self.store.sync_journal().await?;
-        }
-        Ok(released)
-    }
-
-    /// Returns `refund_micros` of a transaction's escrow to its consumer and
-    /// pays out the rest (fee first); durable before it returns.
-    pub async fn refund(
-        &self,
-        transaction_id: &str,
-        refund_micros: u64,
-        now_ms: u64,
-    ) -> Result<()> {
-        {
-            let mut books = self.lock();
-            let entry = books
-                .escrowed(transaction_id)
-                .ok_or_else(|| Error::NotInEscrow(transaction_id.into()))?;
-            let charged = entry.charged();
-            if refund_micros > charged {
-                return Err(Error::InvalidAmount(format!(
-                    "a refund of at most {charged} micros"
-                )));
-            }
-            let mut ops = Vec::new();
-            if refund_micros > 0 {
-                ops.push(Op::Transfer {
-                    id: format!("{transaction_id}:refund"),
-                    debit: ESCROW.into(),
-                    credit: org_account(&entry.consumer_org_id),
-                    amount: refund_micros,
-                });
-            }
-            ops.extend(payout_ops(
-                transaction_id,
-                &entry,
-                charged - refund_micros,
-                1,
-            ));
-            let event = Event::Refund {
-                transaction_id: transaction_id.into(),
-                refund_micros,
-            };
-            self.journal(&mut books, event, ops, now_ms, None)?;
-        }
-        self.store.sync_journal().await?;
-        Ok(())
-    }
-
-    /// Freezes a transaction's escrow for a dispute (it is not released when
-    /// the window closes); durable before it returns.
-    pub async fn freeze(&self, transaction_id: &str, now_ms: u64) -> Result<()> {
-        {
-            let mut books = self.lock();
-            if books.escrowed(transaction_id).is_none() {
-                return Err(Error::NotInEscrow(transaction_id.into()));
-            }
-            let event = Event::Dispute {
-                transaction_id: transaction_id.into(),
-            };
-            self.journal(&mut books, event, Vec::new(), now_ms, None)?;
-        }
-        self.store.sync_journal().await?;
-        Ok(())
-    }
-
-    /// Where a transaction's money stands.
-    pub fn escrow_state(&self, transaction_id: &str) -> Option<EscrowState> {
-        self.lock().state_of(transaction_id)
-    }
-
     /// An organisation's balances and budget.
     pub fn balance(&self, org_id: &str, now_ms: u64) -> Balance {
         let mut books = self.lock();
@@ -579,29 +493,4 @@ impl Settlement {
             problem: books.ledger.check_invariants().err(),
         }
     }
-}
-
-/// Pays `amount` out of a transaction's escrow: the fee first, the rest to
-/// the provider.
-fn payout_ops(transaction_id: &str, entry: &books::Escrowed, amount: u64, round: u8) -> Vec<Op> {
-    let fee = entry.fee_micros.min(amount);
-    let provider = amount - fee;
-    let mut ops = Vec::new();
-    if fee > 0 {
-        ops.push(Op::Transfer {
-            id: format!("{transaction_id}:fee:{round}"),
-            debit: ESCROW.into(),
-            credit: FEES.into(),
-            amount: fee,
-        });
-    }
-    if provider > 0 {
-        ops.push(Op::Transfer {
-            id: format!("{transaction_id}:payout:{round}"),
-            debit: ESCROW.into(),
-            credit: org_account(&entry.provider_org_id),
-            amount: provider,
-        });
-    }
-    ops
 }
