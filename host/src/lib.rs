@@ -6,12 +6,12 @@
 #![deny(unsafe_code)]
 
 pub mod a2a;
-pub mod agents;
 pub mod api;
 pub mod attestation;
 pub mod cli;
 pub mod config;
 pub mod discovery;
+pub mod doors;
 pub mod identity;
 pub mod ledger;
 pub mod market;

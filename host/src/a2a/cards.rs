@@ -1,7 +1,8 @@
 //! Agent cards: the marketplace's (its skills are the listed capabilities)
 //! and one per capability.
 
-use super::{A2a, SKILLS_MAX};
+use super::SKILLS_MAX;
+use super::agent::A2a;
 use crate::market::CapabilityView;
 use serde_json::{Map, Value, json};
 

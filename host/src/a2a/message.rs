@@ -1,7 +1,7 @@
 //! What a message asks for: its data part read into an operation (a call,
 //! or a marketplace action), or its text into a need to discover for.
 
-use super::A2a;
+use super::agent::A2a;
 use super::wire::{self, code};
 use crate::market::InvokeRequest;
 use serde_json::{Value, json};
@@ -72,7 +72,7 @@ impl A2a {
                                 .transpose()
                         };
                         let capability_id =
-                            crate::mcp::capability_id(&capability_id).unwrap_or(capability_id);
+                            crate::doors::capability_id(&capability_id).unwrap_or(capability_id);
                         if self.market.object_schemas(&capability_id).is_err() {
                             return Err(bad(&format!(
                                 "no capability `{}`",

@@ -2,8 +2,11 @@
 //! settled output, the refusal or failure (with the REST error body), or the
 //! cancellation.
 
-use super::{A2a, Operation, new_id, wire};
-use crate::agents::{self, Failed};
+use super::agent::{A2a, new_id};
+use super::message::Operation;
+use super::wire;
+use crate::doors::once::{self, Once};
+use crate::doors::{self, Failed, Problem};
 use crate::identity::Org;
 use crate::market::now_ms;
 use serde_json::{Value, json};
@@ -31,7 +34,7 @@ pub(super) fn status(state: &str, message: Option<Value>) -> Value {
 /// A settled call as a task's outcome: its output and settlement (and
 /// whether it was replayed for a message sent again).
 fn settled(result: crate::market::InvokeResult, replay: bool) -> Value {
-    let (output, settlement) = agents::split(result);
+    let (output, settlement) = doors::split(result);
     let mut value = json!({"output": output, "mercato/settlement": settlement});
     if replay {
         value["mercato/idempotent_replay"] = true.into();
@@ -103,7 +106,7 @@ impl A2a {
                         m,
                     ),
                     Failed::Market(e) => {
-                        let body = agents::error_body(e);
+                        let body = doors::error_body(e);
                         let message = body["error"]["message"].as_str().unwrap_or("").to_string();
                         (body, message)
                     }
@@ -113,7 +116,7 @@ impl A2a {
                     }
                 };
                 let code = body["error"]["code"].as_str().unwrap_or("");
-                let state = if agents::is_refusal(code)
+                let state = if doors::is_refusal(code)
                     || code == "invalid_request"
                     || code == "invalid_input"
                 {
@@ -142,27 +145,17 @@ impl A2a {
                     let result = self.market.invoke(org, request, emitter).await?;
                     return Ok(settled(result, false));
                 };
-                let body = |e: crate::api::ApiError| {
-                    Failed::Answered(serde_json::to_value(e.body()).unwrap_or_default())
-                };
-                use crate::api::Once;
-                let (answer, replay) = match crate::api::invoke_once(
-                    &self.market,
-                    org,
-                    request,
-                    &key,
-                    emitter,
-                )
-                .await
-                {
-                    Err(refused) => return Err(body(refused)),
-                    Ok(Once::Ran(Err(error))) => return Err(body(error)),
-                    Ok(Once::Ran(Ok((_, answer)))) => (answer, false),
-                    Ok(Once::Replayed(seen)) if seen.status != 200 => {
-                        return Err(Failed::Answered(seen.body));
-                    }
-                    Ok(Once::Replayed(seen)) => (seen.body, true),
-                };
+                let body = |e: Problem| Failed::Answered(e.to_value());
+                let (answer, replay) =
+                    match once::invoke_once(&self.market, org, request, &key, emitter).await {
+                        Err(refused) => return Err(body(refused)),
+                        Ok(Once::Ran(Err(error))) => return Err(body(error)),
+                        Ok(Once::Ran(Ok(answer))) => (answer, false),
+                        Ok(Once::Replayed(seen)) if seen.error_code().is_some() => {
+                            return Err(Failed::Answered(seen.body));
+                        }
+                        Ok(Once::Replayed(seen)) => (seen.body, true),
+                    };
                 serde_json::from_value(answer)
                     .map(|result| settled(result, replay))
                     .map_err(|e| {
@@ -170,9 +163,9 @@ impl A2a {
                     })
             }
             Operation::Marketplace { action, arguments } => match action.as_str() {
-                "discover" => agents::discover(&self.market, arguments).await,
-                "quote" => agents::quote(&self.market, arguments).await,
-                _ => agents::negotiate(&self.market, org, arguments).await,
+                "discover" => doors::discover(&self.market, arguments).await,
+                "quote" => doors::quote(&self.market, arguments).await,
+                _ => doors::negotiate(&self.market, org, arguments).await,
             },
         }
     }

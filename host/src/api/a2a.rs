@@ -59,11 +59,11 @@ async fn capability_card(
     State(a2a): State<Arc<A2a>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, super::ApiError> {
+) -> Result<Json<serde_json::Value>, super::Problem> {
     a2a.capability_card(&base(&a2a, &headers), &id)
         .map(Json)
         .ok_or_else(|| {
-            super::ApiError::new(
+            super::Problem::new(
                 "not_found",
                 format!("no capability `{}`", crate::market::echoed(&id)),
             )

@@ -1,6 +1,6 @@
 //! Money routes: deposits (admin), balances, budgets, disputes.
 
-use super::ApiError;
+use super::Problem;
 use super::auth::{Admin, Approver, Caller};
 use super::idempotency;
 use crate::market::{Decision, DisputeRecord, Market};
@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
-fn json<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(value).map_err(|_| ApiError::new("internal", "internal error"))
+fn json<T: Serialize>(value: &T) -> Result<serde_json::Value, Problem> {
+    serde_json::to_value(value).map_err(|_| Problem::internal())
 }
 
 /// A deposit.
@@ -41,7 +41,7 @@ pub async fn deposits_create(
     Path(org_id): Path<String>,
     headers: HeaderMap,
     body: Result<Json<Deposit>, JsonRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let Json(deposit) = body?;
     let scope = idempotency::Scope::operator(&format!("deposit:{org_id}"));
     let body = json(&deposit)?;
@@ -79,7 +79,7 @@ pub async fn budget_put(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     body: Result<Json<Budget>, JsonRejection>,
-) -> Result<Json<Balance>, ApiError> {
+) -> Result<Json<Balance>, Problem> {
     let Json(budget) = body?;
     Ok(Json(market.set_budget(&org, budget).await?))
 }
@@ -112,7 +112,7 @@ pub async fn disputes_create(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Json<OpenDispute>, JsonRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let Json(dispute) = body?;
     let scope = idempotency::Scope::org(&org.org_id, &format!("dispute:{id}"));
     let body = json(&dispute)?;
@@ -150,7 +150,7 @@ pub async fn disputes_decide(
     _admin: Admin,
     Path(id): Path<String>,
     body: Result<Json<Decide>, JsonRejection>,
-) -> Result<Json<DisputeRecord>, ApiError> {
+) -> Result<Json<DisputeRecord>, Problem> {
     let Json(decide) = body?;
     Ok(Json(
         market
@@ -194,7 +194,7 @@ pub async fn ratings_create(
     Caller(org): Caller,
     Path(id): Path<String>,
     body: Result<Json<Rate>, JsonRejection>,
-) -> Result<(StatusCode, Json<crate::market::RatingRecord>), ApiError> {
+) -> Result<(StatusCode, Json<crate::market::RatingRecord>), Problem> {
     let Json(rate) = body?;
     Ok((
         StatusCode::CREATED,
@@ -239,9 +239,9 @@ pub async fn approvers_create(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     Path(org_id): Path<String>,
-) -> Result<(StatusCode, Json<crate::market::NewApprover>), ApiError> {
+) -> Result<(StatusCode, Json<crate::market::NewApprover>), Problem> {
     if org.org_id != org_id {
-        return Err(ApiError::new(
+        return Err(Problem::new(
             "forbidden",
             "an organisation names its own approvers",
         ));
@@ -257,9 +257,9 @@ pub async fn approvers_create(
     responses((status = 200, body = [crate::market::Approval]), (status = 401, body = super::ErrorBody)))]
 pub async fn approvals_list(
     State(market): State<Arc<Market>>,
-    approver: Result<Approver, ApiError>,
-    caller: Result<Caller, ApiError>,
-) -> Result<Json<Vec<crate::market::Approval>>, ApiError> {
+    approver: Result<Approver, Problem>,
+    caller: Result<Caller, Problem>,
+) -> Result<Json<Vec<crate::market::Approval>>, Problem> {
     let org_id = match (approver, caller) {
         (Ok(Approver(org_id)), _) => org_id,
         (_, Ok(Caller(org))) => org.org_id,
@@ -288,13 +288,13 @@ pub async fn approvals_decide(
     Approver(org_id): Approver,
     Path(id): Path<String>,
     body: Result<Json<ApprovalDecision>, JsonRejection>,
-) -> Result<Json<crate::market::Approval>, ApiError> {
+) -> Result<Json<crate::market::Approval>, Problem> {
     let Json(body) = body?;
     let approve = match body.decision.as_str() {
         "approve" => true,
         "reject" => false,
         other => {
-            return Err(ApiError::new(
+            return Err(Problem::new(
                 "invalid_request",
                 format!(
                     "decision is approve or reject, not {:?}",
@@ -324,6 +324,6 @@ pub async fn webhook_secret_get(
 pub async fn events_list(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
-) -> Result<Json<Vec<crate::market::Event>>, ApiError> {
+) -> Result<Json<Vec<crate::market::Event>>, Problem> {
     Ok(Json(market.events(&org.org_id)?))
 }

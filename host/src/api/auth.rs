@@ -1,6 +1,6 @@
 //! Bearer authentication: `Authorization: Bearer <api key>`.
 
-use super::ApiError;
+use super::Problem;
 use crate::identity::Org;
 use crate::market::Market;
 use axum::extract::FromRequestParts;
@@ -16,25 +16,25 @@ pub struct Admin;
 /// An approver of an organisation, authenticated by an approver token.
 pub struct Approver(pub String);
 
-pub(super) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+pub(super) fn bearer(parts: &Parts) -> Result<&str, Problem> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::new("unauthorized", "missing Authorization: Bearer <api key>"))?;
+        .ok_or_else(|| Problem::new("unauthorized", "missing Authorization: Bearer <api key>"))?;
     let value = header
         .to_str()
-        .map_err(|_| ApiError::new("unauthorized", "malformed Authorization header"))?;
+        .map_err(|_| Problem::new("unauthorized", "malformed Authorization header"))?;
     // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` works too.
     value
         .split_once(' ')
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::new("unauthorized", "expected Authorization: Bearer <api key>"))
+        .ok_or_else(|| Problem::new("unauthorized", "expected Authorization: Bearer <api key>"))
 }
 
 impl FromRequestParts<Arc<Market>> for Caller {
-    type Rejection = ApiError;
+    type Rejection = Problem;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -43,7 +43,7 @@ impl FromRequestParts<Arc<Market>> for Caller {
         let key = bearer(parts)?;
         match market.authenticate(key)? {
             Some(org) => Ok(Caller(org)),
-            None => Err(ApiError::new("unauthorized", "unknown API key")),
+            None => Err(Problem::new("unauthorized", "unknown API key")),
         }
     }
 }
@@ -77,7 +77,7 @@ pub async fn bearer_only(
 }
 
 impl FromRequestParts<Arc<Market>> for Admin {
-    type Rejection = ApiError;
+    type Rejection = Problem;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -86,13 +86,13 @@ impl FromRequestParts<Arc<Market>> for Admin {
         if market.is_admin(bearer(parts)?) {
             Ok(Admin)
         } else {
-            Err(ApiError::new("forbidden", "this needs the admin token"))
+            Err(Problem::new("forbidden", "this needs the admin token"))
         }
     }
 }
 
 impl FromRequestParts<Arc<Market>> for Approver {
-    type Rejection = ApiError;
+    type Rejection = Problem;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -100,7 +100,7 @@ impl FromRequestParts<Arc<Market>> for Approver {
     ) -> Result<Self, Self::Rejection> {
         match market.approver(bearer(parts)?)? {
             Some(org_id) => Ok(Approver(org_id)),
-            None => Err(ApiError::new(
+            None => Err(Problem::new(
                 "forbidden",
                 "this needs an approver token (POST /v1/orgs/{id}/approvers)",
             )),

@@ -1,6 +1,6 @@
 //! Components, capabilities, invocations and transactions.
 
-use super::ApiError;
+use super::Problem;
 use super::auth::Caller;
 use super::idempotency;
 use crate::market::{
@@ -48,7 +48,7 @@ pub async fn components_create(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<(StatusCode, Json<Published>), ApiError> {
+) -> Result<(StatusCode, Json<Published>), Problem> {
     let mut multipart = multipart?;
     let (mut component, mut manifest, mut signature) = (None, None, None);
     while let Some(field) = multipart.next_field().await? {
@@ -58,7 +58,7 @@ pub async fn components_create(
             Some("signature") => signature = Some(field.text().await?),
             other => {
                 let name = other.unwrap_or("").chars().take(64).collect::<String>();
-                return Err(ApiError::new(
+                return Err(Problem::new(
                     "invalid_request",
                     format!("unexpected multipart field `{name}`"),
                 ));
@@ -66,9 +66,9 @@ pub async fn components_create(
         }
     }
     let component = component
-        .ok_or_else(|| ApiError::new("invalid_request", "missing multipart field `component`"))?;
+        .ok_or_else(|| Problem::new("invalid_request", "missing multipart field `component`"))?;
     let manifest = manifest
-        .ok_or_else(|| ApiError::new("invalid_manifest", "missing multipart field `manifest`"))?;
+        .ok_or_else(|| Problem::new("invalid_manifest", "missing multipart field `manifest`"))?;
     let upload = Upload {
         component,
         manifest,
@@ -97,7 +97,7 @@ pub async fn capabilities_list(State(market): State<Arc<Market>>) -> Json<Vec<Ca
 pub async fn capabilities_get(
     State(market): State<Arc<Market>>,
     Path(id): Path<String>,
-) -> Result<Json<CapabilityView>, ApiError> {
+) -> Result<Json<CapabilityView>, Problem> {
     Ok(Json(market.capability(&id)?))
 }
 
@@ -110,7 +110,7 @@ pub async fn capabilities_get(
 pub async fn capabilities_attestation(
     State(market): State<Arc<Market>>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<serde_json::Value>, Problem> {
     Ok(Json(market.attestation(&id)?))
 }
 
@@ -121,7 +121,7 @@ pub async fn capabilities_attestation(
 pub async fn capabilities_quote(
     State(market): State<Arc<Market>>,
     Path(id): Path<String>,
-) -> Result<Json<Quote>, ApiError> {
+) -> Result<Json<Quote>, Problem> {
     Ok(Json(market.quote(&id)?))
 }
 
@@ -164,7 +164,7 @@ pub async fn capabilities_invoke(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Json<InvokeBody>, JsonRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let Json(body) = body?;
     let request = InvokeRequest {
         capability_id: id,
@@ -186,8 +186,7 @@ pub async fn capabilities_invoke(
                 let market = market.clone();
                 async move {
                     let result = market.invoke(&org, request, None).await?;
-                    let body = serde_json::to_value(&result)
-                        .map_err(|_| ApiError::new("internal", "internal error"))?;
+                    let body = serde_json::to_value(&result).map_err(|_| Problem::internal())?;
                     Ok((StatusCode::OK, body))
                 }
             })
@@ -218,10 +217,10 @@ pub async fn capabilities_invoke(
     let (chunks_tx, chunks_rx) = crate::market::chunk_channel();
     let call = tokio::spawn(async move {
         let result = market.invoke(&org, request, Some(chunks_tx)).await;
-        let answer = result.map_err(ApiError::from).and_then(|result| {
+        let answer = result.map_err(Problem::from).and_then(|result| {
             serde_json::to_value(&result)
                 .map(|body| (StatusCode::OK, body))
-                .map_err(|_| ApiError::new("internal", "internal error"))
+                .map_err(|_| Problem::internal())
         });
         match claimed {
             Some((claimed, body_sha256)) => {
@@ -238,7 +237,7 @@ pub async fn capabilities_invoke(
             Ok(Err(error)) => Event::default().event("error").json_data(error.body()),
             Err(_) => Event::default()
                 .event("error")
-                .json_data(ApiError::new("internal", "internal error").body()),
+                .json_data(Problem::internal().body()),
         };
         // The answer was sent: nothing left to cancel.
         drop(leaving.map(tokio_util::sync::DropGuard::disarm));
@@ -252,7 +251,7 @@ pub async fn capabilities_invoke(
 /// A remembered answer sent again as a stream: its one `result` (or
 /// `error`) event; the chunks of the first run are not kept.
 fn stream_replay(seen: crate::market::Remembered) -> Response {
-    let name = if seen.status == 200 {
+    let name = if seen.error_code().is_none() {
         "result"
     } else {
         "error"
@@ -278,12 +277,12 @@ pub async fn transactions_get(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     Path(id): Path<String>,
-) -> Result<Json<InvocationRecord>, ApiError> {
+) -> Result<Json<InvocationRecord>, Problem> {
     let record = market
         .invocation(&id)?
         .filter(|r| r.consumer_org_id == org.org_id || r.provider_org_id == org.org_id)
         .ok_or_else(|| {
-            ApiError::new(
+            Problem::new(
                 "not_found",
                 format!("no transaction `{}` of yours", crate::market::echoed(&id)),
             )

@@ -1,6 +1,6 @@
 //! `POST /v1/discover`: rank capabilities for a need.
 
-use super::ApiError;
+use super::Problem;
 use crate::discovery::Query;
 use crate::market::{DiscoveredCapability, Market};
 use axum::Json;
@@ -26,7 +26,7 @@ pub struct DiscoverResponse {
 pub async fn discover(
     State(market): State<Arc<Market>>,
     body: Result<Json<Query>, JsonRejection>,
-) -> Result<Json<DiscoverResponse>, ApiError> {
+) -> Result<Json<DiscoverResponse>, Problem> {
     let Json(query) = body?;
     let results = market.discover(&query).await?;
     Ok(Json(DiscoverResponse {

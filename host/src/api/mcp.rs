@@ -111,7 +111,7 @@ fn no_session() -> Response {
 }
 
 fn sessions_full() -> Response {
-    let mut response = super::ApiError::new(
+    let mut response = super::Problem::new(
         "overloaded",
         "too many MCP sessions are open; retry later, or use the stateless revision (2026-07-28)",
     )

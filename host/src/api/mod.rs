@@ -14,7 +14,6 @@ mod capabilities;
 mod discover;
 mod error;
 mod idempotency;
-pub use idempotency::{Once, invoke_once};
 mod listen;
 mod mcp;
 mod negotiations;
@@ -23,7 +22,8 @@ mod ops;
 mod orgs;
 mod trust;
 
-pub use error::{ApiError, ErrorBody, ErrorDetail, status_of};
+use crate::doors::{ErrorBody, ErrorDetail, Problem};
+pub use error::status_of;
 pub use listen::{ConnectionLimits, serve};
 pub use openapi::ApiDoc;
 
@@ -138,12 +138,12 @@ pub fn app_until(market: Arc<Market>, stopping: CancellationToken) -> Router {
 
 async fn overload_or_timeout(error: tower::BoxError) -> axum::response::Response {
     if error.is::<tower::timeout::error::Elapsed>() {
-        return ApiError::new("request_timeout", "the request took too long").into_response();
+        return Problem::new("request_timeout", "the request took too long").into_response();
     }
     if error.is::<tower::load_shed::error::Overloaded>() {
-        return ApiError::new("overloaded", "too many requests in flight; retry shortly")
+        return Problem::new("overloaded", "too many requests in flight; retry shortly")
             .into_response();
     }
     tracing::error!(%error, "middleware error");
-    ApiError::new("internal", "internal error").into_response()
+    Problem::internal().into_response()
 }

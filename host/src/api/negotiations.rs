@@ -1,6 +1,6 @@
 //! Negotiations and contracts.
 
-use super::ApiError;
+use super::Problem;
 use super::auth::Caller;
 use super::idempotency;
 use crate::market::{Market, Negotiation, Response as Answer};
@@ -38,13 +38,12 @@ pub struct NegotiationAnswer {
 fn answer(
     status: StatusCode,
     (negotiation, contract): (Negotiation, Option<serde_json::Value>),
-) -> Result<(StatusCode, serde_json::Value), ApiError> {
+) -> Result<(StatusCode, serde_json::Value), Problem> {
     let body = NegotiationAnswer {
         negotiation,
         contract,
     };
-    let body =
-        serde_json::to_value(body).map_err(|_| ApiError::new("internal", "internal error"))?;
+    let body = serde_json::to_value(body).map_err(|_| Problem::internal())?;
     Ok((status, body))
 }
 
@@ -62,10 +61,9 @@ pub async fn negotiations_create(
     Caller(org): Caller,
     headers: HeaderMap,
     body: Result<Json<Propose>, JsonRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let Json(propose) = body?;
-    let body =
-        serde_json::to_value(&propose).map_err(|_| ApiError::new("internal", "internal error"))?;
+    let body = serde_json::to_value(&propose).map_err(|_| Problem::internal())?;
     let scope = idempotency::Scope::org(&org.org_id, "negotiate");
     Ok(idempotency::once(&market, &headers, &scope, &body, || {
         let market = market.clone();
@@ -91,7 +89,7 @@ pub async fn negotiations_respond(
     Caller(org): Caller,
     Path(id): Path<String>,
     body: Result<Json<Answer>, JsonRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
     let Json(response) = body?;
     let (status, body) = answer(StatusCode::OK, market.respond(&org, &id, response).await?)?;
     Ok((status, Json(body)))
@@ -105,7 +103,7 @@ pub async fn negotiations_get(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Negotiation>, ApiError> {
+) -> Result<Json<Negotiation>, Problem> {
     Ok(Json(market.negotiation(&org, &id)?))
 }
 
@@ -117,6 +115,6 @@ pub async fn contracts_get(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<serde_json::Value>, Problem> {
     Ok(Json(market.contract(&org, &id)?))
 }

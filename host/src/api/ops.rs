@@ -1,6 +1,6 @@
 //! Operations: health, metrics, the OpenAPI document, unknown routes.
 
-use super::{ApiDoc, ApiError};
+use super::{ApiDoc, Problem};
 use crate::market::Market;
 use axum::Json;
 use axum::extract::State;
@@ -53,6 +53,6 @@ pub async fn openapi() -> impl IntoResponse {
     Json(ApiDoc::openapi())
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError::new("not_found", "no such route; GET /openapi.json lists them")
+pub async fn not_found() -> Problem {
+    Problem::new("not_found", "no such route; GET /openapi.json lists them")
 }

@@ -1,6 +1,6 @@
 //! `/v1/orgs`: register an organisation (its API key is shown once).
 
-use super::ApiError;
+use super::Problem;
 use super::auth::{Admin, Caller};
 use crate::identity::{Org, OrgKey};
 use crate::market::Market;
@@ -63,10 +63,10 @@ impl From<Org> for OrgView {
               (status = 429, body = super::ErrorBody, description = "too many registrations from this address; see Retry-After")))]
 pub async fn orgs_create(
     State(market): State<Arc<Market>>,
-    admin: Result<Admin, ApiError>,
+    admin: Result<Admin, Problem>,
     client: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     body: Result<Json<CreateOrg>, JsonRejection>,
-) -> Result<(StatusCode, Json<OrgCreated>), ApiError> {
+) -> Result<(StatusCode, Json<OrgCreated>), Problem> {
     if admin.is_err() {
         // Without a known address (a router driven in process) every
         // caller shares one bucket.
@@ -90,9 +90,9 @@ pub async fn orgs_create(
     responses((status = 200, body = [OrgView]), (status = 401, body = super::ErrorBody)))]
 pub async fn orgs_list(
     State(market): State<Arc<Market>>,
-    admin: Result<Admin, ApiError>,
-    caller: Result<Caller, ApiError>,
-) -> Result<Json<Vec<OrgView>>, ApiError> {
+    admin: Result<Admin, Problem>,
+    caller: Result<Caller, Problem>,
+) -> Result<Json<Vec<OrgView>>, Problem> {
     let view = OrgView::from;
     if admin.is_ok() {
         return Ok(Json(market.orgs()?.into_iter().map(view).collect()));
@@ -110,7 +110,7 @@ pub async fn orgs_verify(
     State(market): State<Arc<Market>>,
     _admin: Admin,
     Path(org_id): Path<String>,
-) -> Result<Json<OrgView>, ApiError> {
+) -> Result<Json<OrgView>, Problem> {
     Ok(Json(OrgView::from(market.verify_org(&org_id).await?)))
 }
 
@@ -122,11 +122,11 @@ pub struct AddKey {
     pub public_key: String,
 }
 
-fn own(org: &Org, org_id: &str) -> Result<(), ApiError> {
+fn own(org: &Org, org_id: &str) -> Result<(), Problem> {
     if org.org_id == org_id {
         Ok(())
     } else {
-        Err(ApiError::new(
+        Err(Problem::new(
             "forbidden",
             "an organisation manages its own keys only",
         ))
@@ -145,7 +145,7 @@ pub async fn keys_create(
     Caller(org): Caller,
     Path(org_id): Path<String>,
     body: Result<Json<AddKey>, JsonRejection>,
-) -> Result<(StatusCode, Json<OrgKey>), ApiError> {
+) -> Result<(StatusCode, Json<OrgKey>), Problem> {
     own(&org, &org_id)?;
     let Json(body) = body?;
     Ok((
@@ -162,7 +162,7 @@ pub async fn keys_list(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     Path(org_id): Path<String>,
-) -> Result<Json<Vec<OrgKey>>, ApiError> {
+) -> Result<Json<Vec<OrgKey>>, Problem> {
     own(&org, &org_id)?;
     Ok(Json(market.keys(&org)?))
 }
@@ -177,7 +177,7 @@ pub async fn keys_revoke(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     Path((org_id, key_id)): Path<(String, String)>,
-) -> Result<Json<OrgKey>, ApiError> {
+) -> Result<Json<OrgKey>, Problem> {
     own(&org, &org_id)?;
     Ok(Json(market.revoke_key(&org, &key_id).await?))
 }

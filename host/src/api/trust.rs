@@ -1,7 +1,7 @@
 //! Trust routes that are not an organisation's own: the marketplace's public
 //! keys and re-attestation (admin).
 
-use super::ApiError;
+use super::Problem;
 use super::auth::Admin;
 use crate::identity::KeySet;
 use crate::market::{Market, Reattested};
@@ -39,7 +39,7 @@ pub async fn admin_reattest(
     State(market): State<Arc<Market>>,
     _admin: Admin,
     body: Result<Json<Reattest>, JsonRejection>,
-) -> Result<Json<Reattested>, ApiError> {
+) -> Result<Json<Reattested>, Problem> {
     let Json(body) = body?;
     Ok(Json(market.reattest(body.category.as_deref()).await?))
 }

@@ -2,7 +2,7 @@
 //! built in, plus an operator's directory that adds or replaces categories).
 
 use super::check::Check;
-use crate::registry::{compile_schema, is_name, violations};
+use crate::registry::{is_name, violations};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -191,11 +191,6 @@ impl Batteries {
     pub fn categories(&self) -> impl Iterator<Item = &str> {
         self.by_category.keys().map(String::as_str)
     }
-}
-
-/// Compiles a battery check's schema (used by [`Check::parse`]).
-pub(super) fn compiled(schema: &serde_json::Value) -> Result<jsonschema::Validator, String> {
-    compile_schema(schema)
 }
 
 #[cfg(test)]

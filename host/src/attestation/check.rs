@@ -1,6 +1,6 @@
 //! Checks on an output: what a battery case (or a declared example) expects.
 
-use super::battery::compiled;
+use crate::registry::compile_schema;
 use crate::registry::violations;
 use serde_json::Value;
 
@@ -87,7 +87,7 @@ impl Check {
                 Assertion::Regex(regex::Regex::new(&pattern).map_err(|e| format!("regex: {e}"))?)
             }
             "schema" => Assertion::Schema(Box::new(
-                compiled(value).map_err(|e| format!("schema: {e}"))?,
+                compile_schema(value).map_err(|e| format!("schema: {e}"))?,
             )),
             "approx" => {
                 let expected = value.as_f64().ok_or("`approx` takes a number")?;

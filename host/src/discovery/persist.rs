@@ -9,7 +9,9 @@
 //! Writing is crash-safe: a new dump goes to a fresh directory, synced, then
 //! renamed over the old one.
 
-use super::{Discovery, Entry, HNSW_EF_CONSTRUCTION, HNSW_LAYERS, HNSW_M, Inner, Slot, new_inner};
+use super::entry::Slot;
+use super::graph::{HNSW_EF_CONSTRUCTION, HNSW_LAYERS, HNSW_M, Inner, new_inner};
+use super::{Discovery, Entry};
 use hnsw_rs::api::AnnT;
 use hnsw_rs::hnswio::HnswIo;
 use hnsw_rs::prelude::DistDot;

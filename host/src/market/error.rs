@@ -342,4 +342,118 @@ impl Error {
             Error::Identity(_) | Error::Store(_) | Error::Internal(_) => "internal",
         }
     }
+
+    /// Structured context for the error body's `details` (violations,
+    /// limits, the transaction it concerns), when there is any.
+    pub fn details(&self) -> Option<serde_json::Value> {
+        use serde_json::json;
+        let details = match self {
+            Error::InvalidInput { violations } => json!({ "violations": violations }),
+            Error::CapBelowPrice(e) => {
+                json!({ "max_price_micros": e.max_price_micros, "price_micros": e.price_micros })
+            }
+            Error::Call {
+                failure,
+                transaction_id,
+                fuel_used,
+                charged_micros,
+            } => {
+                let mut d = failure_details(failure);
+                d["fuel_used"] = json!(fuel_used);
+                if let Some(tx) = transaction_id {
+                    d["transaction_id"] = json!(tx);
+                }
+                d["charged_micros"] = json!(charged_micros);
+                d
+            }
+            Error::Settlement(settlement::Error::Ledger(ledger::Error::InsufficientFunds {
+                available,
+                amount,
+                ..
+            })) => json!({ "available_micros": available, "hold_micros": amount }),
+            Error::Settlement(settlement::Error::OverPerCallLimit { amount, limit }) => {
+                json!({ "hold_micros": amount, "per_call_max_micros": limit })
+            }
+            Error::Settlement(settlement::Error::BudgetExhausted { limit, spent, .. }) => {
+                json!({ "daily_max_micros": limit, "spent_today_micros": spent })
+            }
+            Error::Refused {
+                error,
+                transaction_id,
+                fuel_used,
+            } => json!({
+                // The guest's text is in the message, once.
+                "kind": error.kind(),
+                "transaction_id": transaction_id,
+                "fuel_used": fuel_used,
+                "charged_micros": 0,
+            }),
+            Error::InvalidOutput {
+                violations,
+                transaction_id,
+                fuel_used,
+            } => json!({
+                "violations": violations,
+                "transaction_id": transaction_id,
+                "fuel_used": fuel_used,
+                "charged_micros": 0,
+            }),
+            Error::RateLimited {
+                per_minute,
+                retry_after_ms,
+            } => json!({ "per_minute": per_minute, "retry_after_ms": retry_after_ms }),
+            Error::SignupRefused {
+                retry_after_ms: Some(retry_after_ms),
+                ..
+            } => json!({ "retry_after_ms": retry_after_ms }),
+            Error::UnprovenLimit {
+                per_minute,
+                retry_after_ms,
+            } => json!({ "retry_after_ms": retry_after_ms, "per_minute": per_minute }),
+            Error::ComponentTooLarge { bytes, bytes_max } => {
+                json!({ "bytes": bytes, "bytes_max": bytes_max })
+            }
+            Error::Sandbox(sandbox::Error::ForbiddenImports(imports)) => {
+                json!({ "imports": imports })
+            }
+            Error::VersionNotNewer { latest, .. } => json!({ "latest": latest }),
+            Error::ApprovalRequired {
+                approval_id,
+                hold_micros,
+                threshold_micros,
+                expires_at_ms,
+            } => json!({
+                "approval_id": approval_id,
+                "hold_micros": hold_micros,
+                "approval_above_micros": threshold_micros,
+                "expires_at_ms": expires_at_ms,
+            }),
+            Error::AttestationFailed { failures, report } => {
+                json!({ "failures": failures, "report": report })
+            }
+            Error::Incompatible {
+                previous,
+                failures,
+                report,
+                ..
+            } => json!({ "previous": previous, "failures": failures, "report": report }),
+            _ => return None,
+        };
+        Some(details)
+    }
+}
+
+/// What a sandbox failure adds to the details of the call it ended.
+fn failure_details(failure: &Failure) -> serde_json::Value {
+    use serde_json::json;
+    match failure {
+        Failure::FuelExhausted { fuel } => json!({ "fuel_limit": fuel }),
+        Failure::DeadlineExceeded { deadline_ms } => json!({ "deadline_ms": deadline_ms }),
+        Failure::MemoryLimit { memory_bytes_max } => {
+            json!({ "memory_bytes_max": memory_bytes_max })
+        }
+        Failure::Trapped { trap } => json!({ "trap": trap }),
+        Failure::OutputTooLarge { bytes_max } => json!({ "bytes_max": bytes_max }),
+        Failure::Overloaded => json!({ "retry_after_ms": 1_000 }),
+    }
 }

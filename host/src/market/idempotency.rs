@@ -15,12 +15,25 @@ pub const KEY_CHARS_MAX: usize = 200;
 pub struct Remembered {
     /// SHA-256 of the request body (its JSON form), hex.
     pub body_sha256: String,
-    /// HTTP status of the first response.
-    pub status: u16,
+    /// The status a door answered a success with (200, 201); `None` for an
+    /// error, whose status follows from the code in its body. (Records
+    /// written before carry an error's HTTP status here too.)
+    #[serde(default)]
+    pub status: Option<u16>,
     /// Its JSON body.
     pub body: serde_json::Value,
     /// When, Unix milliseconds.
     pub at_ms: u64,
+}
+
+impl Remembered {
+    /// The first answer's error code, when it was an error.
+    pub fn error_code(&self) -> Option<&str> {
+        if self.status.is_some_and(|status| status < 400) {
+            return None;
+        }
+        self.body.get("error")?.get("code")?.as_str()
+    }
 }
 
 /// Keys being handled right now (shared with their [`Claimed`] guards).
@@ -115,5 +128,33 @@ impl Market {
             }
         }
         Ok(purged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Remembered;
+    use serde_json::json;
+
+    fn read(record: serde_json::Value) -> Remembered {
+        serde_json::from_value(record).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn an_error_is_told_by_its_code_in_old_and_new_records() {
+        let error = json!({"error": {"code": "insufficient_funds", "message": "m"}});
+        // Written before: the error's HTTP status was kept.
+        let old = read(json!({"body_sha256": "x", "status": 402, "body": error, "at_ms": 1}));
+        assert_eq!(old.error_code(), Some("insufficient_funds"));
+        // Written now: no status for an error.
+        let new = read(json!({"body_sha256": "x", "body": error, "at_ms": 1}));
+        assert_eq!(new.status, None);
+        assert_eq!(new.error_code(), Some("insufficient_funds"));
+        // A success keeps its status, and a body that happens to carry an
+        // `error` field is still a success.
+        let created = read(json!({
+            "body_sha256": "x", "status": 201, "body": {"error": {"code": "x"}}, "at_ms": 1
+        }));
+        assert_eq!((created.status, created.error_code()), (Some(201), None));
     }
 }

@@ -7,7 +7,8 @@ use super::{
     META_APPROVAL, META_CONTRACT, META_ERROR, META_IDEMPOTENCY_KEY, META_MAX_PRICE, META_REPLAY,
     META_SETTLEMENT, Mercato,
 };
-use crate::agents::{self, Failed};
+use crate::doors::once::{self, Once};
+use crate::doors::{self, Failed, Problem};
 use crate::identity::Org;
 use crate::market::{InvokeRequest, InvokeResult};
 use rmcp::model::{
@@ -62,7 +63,7 @@ fn failed(error: Failed) -> Result<CallToolResponse, ErrorData> {
         // A tool error: the REST error body as text and under `_meta`
         // `mercato/error`, not as `structuredContent` (clients check that
         // against the tool's output schema even on errors).
-        Failed::Market(error) => tool_error(agents::error_body(error), false),
+        Failed::Market(error) => tool_error(doors::error_body(error), false),
         Failed::Answered(body) => tool_error(body, false),
     }
 }
@@ -76,9 +77,9 @@ impl Mercato {
     ) -> Result<CallToolResponse, ErrorData> {
         let market = &self.market;
         let answer = match name {
-            "discover" => agents::discover(market, arguments).await,
-            "quote" => agents::quote(market, arguments).await,
-            _ => agents::negotiate(market, org, arguments).await,
+            "discover" => doors::discover(market, arguments).await,
+            "quote" => doors::quote(market, arguments).await,
+            _ => doors::negotiate(market, org, arguments).await,
         };
         match answer {
             Ok(value) => Ok(CallToolResult::structured(value).into()),
@@ -151,9 +152,7 @@ impl Mercato {
             cancel: Some(cancel),
         };
         let answer = match key {
-            Some(key) => {
-                Keyed(crate::api::invoke_once(&self.market, &org, call, &key, emitter).await)
-            }
+            Some(key) => Keyed(once::invoke_once(&self.market, &org, call, &key, emitter).await),
             None => Fresh(self.market.invoke(&org, call, emitter).await),
         };
         // Every chunk is sent before the result (the emitter closed with the call).
@@ -164,7 +163,6 @@ impl Mercato {
             Fresh(result) => return fresh_answer(result, &id, &tool, gives_object),
             Keyed(keyed) => keyed,
         };
-        use crate::api::Once;
         let (body, replay) = match keyed {
             Err(refused) => return tool_error(error_value(&refused), false),
             Ok(Once::Ran(Err(error))) if error.code() == "invalid_input" => {
@@ -174,8 +172,10 @@ impl Mercato {
                 ));
             }
             Ok(Once::Ran(Err(error))) => return tool_error(error_value(&error), false),
-            Ok(Once::Ran(Ok((_, body)))) => (body, false),
-            Ok(Once::Replayed(seen)) if seen.status != 200 => return tool_error(seen.body, true),
+            Ok(Once::Ran(Ok(body))) => (body, false),
+            Ok(Once::Replayed(seen)) if seen.error_code().is_some() => {
+                return tool_error(seen.body, true);
+            }
             Ok(Once::Replayed(seen)) => (seen.body, true),
         };
         match serde_json::from_value::<InvokeResult>(body) {
@@ -191,7 +191,7 @@ impl Mercato {
 /// A call's answer before it is framed: run without a key, or with one.
 enum Answer {
     Fresh(crate::market::Result<InvokeResult>),
-    Keyed(Result<crate::api::Once, crate::api::ApiError>),
+    Keyed(Result<Once, Problem>),
 }
 use Answer::{Fresh, Keyed};
 
@@ -228,7 +228,7 @@ fn success(
     gives_object: bool,
     replay: bool,
 ) -> Result<CallToolResponse, ErrorData> {
-    let (output, settlement) = agents::split(result);
+    let (output, settlement) = doors::split(result);
     let mut meta = MetaObject::new();
     meta.0.insert(META_SETTLEMENT.into(), settlement);
     if replay {
@@ -258,6 +258,6 @@ fn tool_error(body: Value, replay: bool) -> Result<CallToolResponse, ErrorData> 
     )
 }
 
-fn error_value(error: &crate::api::ApiError) -> Value {
-    serde_json::to_value(error.body()).unwrap_or_default()
+fn error_value(error: &Problem) -> Value {
+    error.to_value()
 }

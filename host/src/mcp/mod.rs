@@ -3,7 +3,7 @@
 //! over Streamable HTTP by rmcp in the two protocol revisions clients speak:
 //! 2025-11-25 (`initialize`, `Mcp-Session-Id`) and 2026-07-28 (stateless).
 //!
-//! Owns: tool names ([`names`]), the tool list and its pages, tool
+//! Owns: the tool list and its pages, tool
 //! arguments → market calls, call results → `CallToolResult`, emitted chunks
 //! → progress notifications.
 //!
@@ -13,13 +13,12 @@
 
 mod call;
 pub mod fast;
-mod names;
 mod sessions;
 
-pub use names::{capability_id, tool_name};
+pub use crate::doors::{capability_id, tool_name};
 pub use sessions::{Bounded, SESSIONS_MAX, SESSIONS_PER_ORG_MAX, SessionError};
 
-use crate::agents;
+use crate::doors;
 use crate::identity::Org;
 use crate::market::{CapabilityView, Market};
 use rmcp::model::{
@@ -123,17 +122,17 @@ fn marketplace_tools() -> Vec<Tool> {
         tool(
             "discover",
             "Find capabilities for a need described in plain language, within price, latency, uptime, data-policy and rating limits. Each result names the tool that calls it.",
-            agents::schemas::discover(),
+            doors::schemas::discover(),
         ),
         tool(
             "negotiate",
             "Negotiate terms (price cap, latency SLA, retention, encryption, jurisdiction, rate limit) for a capability. Accepted terms come as a signed contract: pass its id as `_meta` `mercato/contract_id` when calling.",
-            agents::schemas::negotiate(),
+            doors::schemas::negotiate(),
         ),
         tool(
             "quote",
             "The expected cost of one call to a capability, from observed fuel, and a suggested price cap.",
-            agents::schemas::quote(),
+            doors::schemas::quote(),
         ),
     ]
 }

@@ -1,8 +1,9 @@
 //! Negotiation: evaluating a consumer's proposed terms against a provider's
 //! policy, pure (no I/O, no clock).
 //!
-//! Owns: the shape of a proposal and of agreed terms, the provider's policy
-//! (acceptable ranges, from the manifest), and the answer: accept, counter
+//! Owns: the shape of a proposal and of agreed terms, and the answer to a
+//! proposal under the provider's [`Policy`] (acceptable ranges, declared in
+//! the manifest, so owned by the registry): accept, counter
 //! (counter-terms and one reason per violated term) or reject (a term the
 //! provider cannot meet at all).
 //!
@@ -10,38 +11,12 @@
 //! keeps negotiations and signs contracts).
 
 use crate::pricing;
-use crate::registry::{Retention, Terms};
+use crate::registry::{Policy, Retention, Terms};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Longest contract a policy allows when it says nothing: 30 days.
 pub const VALIDITY_MS_DEFAULT: u64 = 30 * 86_400_000;
-
-/// What a provider will agree to, beyond its listed terms (manifest
-/// `[capabilities.<name>.negotiation]`). Every field defaults to the listed
-/// terms: a provider without a policy accepts exactly what it lists.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Policy {
-    /// The fastest latency it will promise, ms.
-    #[serde(default)]
-    pub latency_ms_min: Option<u64>,
-    /// The highest uptime it will promise.
-    #[serde(default)]
-    pub uptime_max: Option<f64>,
-    /// The least retention it can work with.
-    #[serde(default)]
-    pub retention_min: Option<Retention>,
-    /// The highest rate it grants one contract, per minute (0: unlimited).
-    #[serde(default)]
-    pub rate_limit_per_minute_max: Option<u32>,
-    /// The lowest per-call price cap it accepts, micros.
-    #[serde(default)]
-    pub price_cap_micros_min: Option<u64>,
-    /// The longest contract it signs, ms.
-    #[serde(default)]
-    pub validity_ms_max: Option<u64>,
-}
 
 /// Terms a consumer proposes. Absent fields take the listed terms.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, ToSchema)]

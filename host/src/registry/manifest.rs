@@ -76,7 +76,7 @@ pub struct Terms {
     /// What the provider will agree to in a negotiation (the listed terms
     /// when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub negotiation: Option<crate::negotiation::Policy>,
+    pub negotiation: Option<Policy>,
 }
 
 impl Manifest {
@@ -138,6 +138,32 @@ impl Terms {
         }
         Ok(())
     }
+}
+
+/// What a provider will agree to, beyond its listed terms (manifest
+/// `[capabilities.<name>.negotiation]`). Every field defaults to the listed
+/// terms: a provider without a policy accepts exactly what it lists.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The fastest latency it will promise, ms.
+    #[serde(default)]
+    pub latency_ms_min: Option<u64>,
+    /// The highest uptime it will promise.
+    #[serde(default)]
+    pub uptime_max: Option<f64>,
+    /// The least retention it can work with.
+    #[serde(default)]
+    pub retention_min: Option<Retention>,
+    /// The highest rate it grants one contract, per minute (0: unlimited).
+    #[serde(default)]
+    pub rate_limit_per_minute_max: Option<u32>,
+    /// The lowest per-call price cap it accepts, micros.
+    #[serde(default)]
+    pub price_cap_micros_min: Option<u64>,
+    /// The longest contract it signs, ms.
+    #[serde(default)]
+    pub validity_ms_max: Option<u64>,
 }
 
 #[cfg(test)]

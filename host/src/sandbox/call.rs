@@ -307,8 +307,8 @@ fn bounded_message(message: String) -> String {
     kept
 }
 
-fn guest_error(error: super::engine::bindings::mercato::agent::types::Error) -> GuestError {
-    use super::engine::bindings::mercato::agent::types::Error as Wit;
+fn guest_error(error: super::bindings::mercato::agent::types::Error) -> GuestError {
+    use super::bindings::mercato::agent::types::Error as Wit;
     match error {
         Wit::InvalidInput(m) => GuestError::InvalidInput(bounded_message(m)),
         Wit::UnknownCapability(m) => GuestError::UnknownCapability(bounded_message(m)),

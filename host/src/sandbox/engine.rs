@@ -1,5 +1,7 @@
 //! The engine, the linker, compiling and loading components, and `describe()`.
 
+use super::bindings::negotiating::NegotiatingAgentPre;
+use super::bindings::{self, AgentPre};
 use super::state::{CallState, TABLE_ELEMENTS_MAX};
 use super::{Error, Result, SandboxLimits, imports};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -12,38 +14,6 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, OperatorCost, OptLevel,
     PoolingAllocationConfig,
 };
-
-/// Bindings generated from `wit/`.
-pub(super) mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "mercato:agent/agent",
-        imports: {
-            // A consumer that does not read its stream holds the guest here.
-            "mercato:agent/host.emit": async | trappable,
-            default: trappable,
-        },
-        exports: { default: async },
-    });
-}
-
-/// Bindings of the `negotiating-agent` world: only its `negotiator` export is
-/// used (the rest is the same as [`bindings`]).
-pub(super) mod negotiating {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "mercato:agent/negotiating-agent",
-        imports: {
-            // A consumer that does not read its stream holds the guest here.
-            "mercato:agent/host.emit": async | trappable,
-            default: trappable,
-        },
-        exports: { default: async },
-    });
-}
-
-use bindings::AgentPre;
-use negotiating::NegotiatingAgentPre;
 
 /// How often the epoch advances; the deadline's resolution.
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(10);

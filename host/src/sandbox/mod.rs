@@ -19,6 +19,7 @@
 //!   cancels a guest waiting in a host call).
 //! - Every guest failure is a [`Failure`] variant; none is a host error.
 
+mod bindings;
 mod call;
 mod engine;
 mod error;

@@ -2,7 +2,7 @@
 //! limiter, the `mercato:agent/host` implementation with its byte budgets,
 //! and the meter that turns the host work a guest asks for into fuel.
 
-use super::engine::bindings::mercato::agent::host::{Host, LogLevel};
+use super::bindings::mercato::agent::host::{Host, LogLevel};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

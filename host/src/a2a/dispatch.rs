@@ -1,0 +1,302 @@
+//! The A2A agent: JSON-RPC dispatch in both dialects, and a task's life
+//! (opened from a message, read, streamed, cancelled).
+
+use super::agent::{A2a, new_id};
+use super::outcome::{params_error, status};
+use super::tasks::{Entry, owned, state};
+use super::wire::{self, code};
+use crate::identity::Org;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How long `CancelTask` waits for a cancelled call to stop (it stops at
+/// the guest's next yield: within 100,000 fuel, or at once when parked).
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Events a streaming call may have waiting for a slow client.
+const STREAM_BUFFER: usize = 256;
+
+/// The protocol dialect of a request, from its method name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    V1,
+    V03,
+}
+
+/// What the REST module sends back.
+pub enum Reply {
+    /// One JSON-RPC response.
+    Json(Value),
+    /// JSON-RPC responses as server-sent events, the last one final.
+    Stream(mpsc::Receiver<Value>),
+}
+
+impl A2a {
+    /// Handles one JSON-RPC request from `org`. `version` is the
+    /// `A2A-Version` header; `capability` the per-capability endpoint's.
+    pub async fn handle(
+        self: &Arc<Self>,
+        org: Org,
+        request: Value,
+        version: Option<&str>,
+        capability: Option<String>,
+    ) -> Reply {
+        let id = request.get("id").cloned().unwrap_or(Value::Null);
+        if request.get("jsonrpc").and_then(Value::as_str) != Some("2.0") || !request.is_object() {
+            return Reply::Json(wire::error(
+                &id,
+                code::INVALID_REQUEST,
+                "not a JSON-RPC 2.0 request",
+            ));
+        }
+        let Some(method) = request.get("method").and_then(Value::as_str) else {
+            return Reply::Json(wire::error(&id, code::INVALID_REQUEST, "no method"));
+        };
+        if let Some(version) = version
+            && !matches!(version.trim(), "1.0" | "0.3" | "0.3.0")
+        {
+            return Reply::Json(wire::error(
+                &id,
+                code::VERSION_NOT_SUPPORTED,
+                format!("A2A version {version} is not supported (1.0, 0.3)"),
+            ));
+        }
+        let params = request.get("params").cloned().unwrap_or(Value::Null);
+        let (dialect, method) = match method {
+            "SendMessage" => (Dialect::V1, "send"),
+            "SendStreamingMessage" => (Dialect::V1, "stream"),
+            "GetTask" => (Dialect::V1, "get"),
+            "CancelTask" => (Dialect::V1, "cancel"),
+            "message/send" => (Dialect::V03, "send"),
+            "message/stream" => (Dialect::V03, "stream"),
+            "tasks/get" => (Dialect::V03, "get"),
+            "tasks/cancel" => (Dialect::V03, "cancel"),
+            m if m.contains("PushNotification")
+                || m.starts_with("tasks/pushNotificationConfig") =>
+            {
+                return Reply::Json(wire::error(
+                    &id,
+                    code::PUSH_NOT_SUPPORTED,
+                    "push notifications are not offered; stream or poll GetTask",
+                ));
+            }
+            "ListTasks"
+            | "SubscribeToTask"
+            | "GetExtendedAgentCard"
+            | "tasks/resubscribe"
+            | "agent/getAuthenticatedExtendedCard" => {
+                return Reply::Json(wire::error(
+                    &id,
+                    code::UNSUPPORTED,
+                    format!("{method} is not offered"),
+                ));
+            }
+            other => {
+                return Reply::Json(wire::error(
+                    &id,
+                    code::METHOD_NOT_FOUND,
+                    format!("no method `{}`", other.chars().take(64).collect::<String>()),
+                ));
+            }
+        };
+        let answer = |result: Result<Value, (i64, String)>| match result {
+            Ok(value) if dialect == Dialect::V03 => wire::result(&id, wire::to_v03(&value)),
+            Ok(value) => wire::result(&id, value),
+            Err((code, message)) => wire::error(&id, code, message),
+        };
+        match method {
+            "get" => Reply::Json(answer(self.get(&org, &params))),
+            "cancel" => Reply::Json(answer(self.cancel(&org, &params).await)),
+            "send" => Reply::Json(answer(self.send(org, &params, capability).await)),
+            _ => match self.stream(org, &params, capability, id.clone(), dialect) {
+                Ok(events) => Reply::Stream(events),
+                Err((code, message)) => Reply::Json(wire::error(&id, code, message)),
+            },
+        }
+    }
+
+    fn task_id(params: &Value) -> Result<&str, (i64, String)> {
+        params.get("id").and_then(Value::as_str).ok_or((
+            code::INVALID_PARAMS,
+            "params.id (the task id) is required".into(),
+        ))
+    }
+
+    /// `GetTask` and `CancelTask` answer a task; `SendMessage` a oneof
+    /// holding one (`{"task": …}`), which [`wire::to_v03`] unwraps for v0.3.
+    fn get(&self, org: &Org, params: &Value) -> Result<Value, (i64, String)> {
+        let id = Self::task_id(params)?;
+        Ok(owned(&self.tasks(), org, id)?.task())
+    }
+
+    /// Cancels a running task and waits (bounded) for its call to stop, so
+    /// the answer is what happened: `CANCELED` (nothing charged), or
+    /// not cancelable because the call finished first (and was charged).
+    async fn cancel(&self, org: &Org, params: &Value) -> Result<Value, (i64, String)> {
+        let id = Self::task_id(params)?;
+        let not_cancelable = |state: &str| {
+            (
+                code::TASK_NOT_CANCELABLE,
+                format!("task `{id}` is already {state}"),
+            )
+        };
+        let mut finished = {
+            let tasks = self.tasks();
+            let entry = owned(&tasks, org, id)?;
+            let current = entry.state();
+            if wire::is_terminal(current) {
+                return Err(not_cancelable(current));
+            }
+            entry.cancel.cancel();
+            entry.finished.subscribe()
+        };
+        let _ = tokio::time::timeout(CANCEL_WAIT, finished.wait_for(|done| *done)).await;
+        let task = owned(&self.tasks(), org, id)?.task();
+        match state(&task) {
+            wire::CANCELED => Ok(task),
+            // Still stopping (past the wait): it will end `CANCELED`.
+            current if !wire::is_terminal(current) => Ok(task),
+            current => Err(not_cancelable(current)),
+        }
+    }
+
+    /// Creates a task for `message` in `WORKING` and keeps it.
+    fn open(&self, org: &Org, message: &Value) -> (String, String, CancellationToken) {
+        let task_id = new_id();
+        let context_id = message["contextId"]
+            .as_str()
+            .filter(|c| !c.is_empty() && c.len() <= 128)
+            .map(str::to_string)
+            .unwrap_or_else(new_id);
+        // No history: the input is not kept (calls keep only its hash).
+        let task = json!({
+            "id": task_id,
+            "contextId": context_id,
+            "status": status(wire::WORKING, None),
+            "artifacts": [],
+        });
+        let cancel = CancellationToken::new();
+        self.tasks().insert(
+            task_id.clone(),
+            Entry::new(org.org_id.clone(), &task, cancel.clone()),
+        );
+        (task_id, context_id, cancel)
+    }
+
+    async fn send(
+        self: &Arc<Self>,
+        org: Org,
+        params: &Value,
+        capability: Option<String>,
+    ) -> Result<Value, (i64, String)> {
+        let (operation, message) = self.operation(params, capability)?;
+        let (task_id, context_id, cancel) = self.open(&org, &message);
+        let immediately = params["configuration"]["returnImmediately"].as_bool() == Some(true)
+            || params["configuration"]["blocking"].as_bool() == Some(false);
+        let this = self.clone();
+        let work = {
+            let (task_id, context_id) = (task_id.clone(), context_id.clone());
+            async move {
+                let outcome = this.run(&org, operation, cancel, None).await;
+                let invalid = outcome.as_ref().err().and_then(params_error);
+                (this.finish(&task_id, outcome, &context_id), invalid)
+            }
+        };
+        if immediately {
+            tokio::spawn(work);
+            let task = self.tasks().get(&task_id).map(Entry::task);
+            return Ok(json!({ "task": task }));
+        }
+        let (task, invalid) = work.await;
+        if let Some(message) = invalid {
+            self.tasks().remove(&task_id);
+            return Err((code::INVALID_PARAMS, message));
+        }
+        Ok(json!({ "task": task }))
+    }
+
+    fn stream(
+        self: &Arc<Self>,
+        org: Org,
+        params: &Value,
+        capability: Option<String>,
+        id: Value,
+        dialect: Dialect,
+    ) -> Result<mpsc::Receiver<Value>, (i64, String)> {
+        let (operation, message) = self.operation(params, capability)?;
+        let (task_id, context_id, cancel) = self.open(&org, &message);
+        let (events, receiver) = mpsc::channel::<Value>(STREAM_BUFFER);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let say = |result: Value| {
+                let result = if dialect == Dialect::V03 {
+                    wire::to_v03(&result)
+                } else {
+                    result
+                };
+                wire::result(&id, result)
+            };
+            let first = this.tasks().get(&task_id).map(Entry::task);
+            if events.send(say(json!({"task": first}))).await.is_err() {
+                cancel.cancel();
+            }
+            // One emitted chunk as an update of the `stream` artifact.
+            let chunk_update = |chunk: String, append: bool| {
+                json!({"artifactUpdate": {
+                    "taskId": task_id, "contextId": context_id,
+                    "artifact": {"artifactId": "stream", "name": "stream", "parts": [{"text": chunk}]},
+                    "append": append, "lastChunk": false,
+                }})
+            };
+            let (chunks, mut chunks_rx) = crate::market::chunk_channel();
+            let call = this.run(&org, operation, cancel.clone(), Some(chunks));
+            tokio::pin!(call);
+            let mut sent = 0usize;
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut call => break outcome,
+                    Some(chunk) = chunks_rx.recv() => {
+                        let update = chunk_update(chunk, sent > 0);
+                        sent += 1;
+                        // A client that went away cancels its call, and its
+                        // chunks are no longer read (the guest's `emit`
+                        // drops them): nothing is drained for nobody.
+                        if events.send(say(update)).await.is_err() {
+                            cancel.cancel();
+                            chunks_rx.close();
+                            break (&mut call).await;
+                        }
+                    }
+                }
+            };
+            // Chunks emitted just before the end, while the client listens
+            // (each send waits for room in the bounded stream).
+            while !events.is_closed()
+                && let Ok(chunk) = chunks_rx.try_recv()
+            {
+                let update = chunk_update(chunk, sent > 0);
+                sent += 1;
+                if events.send(say(update)).await.is_err() {
+                    break;
+                }
+            }
+            drop(chunks_rx);
+            let task = this.finish(&task_id, outcome, &context_id);
+            if let Some(artifact) = task["artifacts"].get(0) {
+                let update = json!({"artifactUpdate": {
+                    "taskId": task_id, "contextId": context_id,
+                    "artifact": artifact, "append": false, "lastChunk": true,
+                }});
+                let _ = events.send(say(update)).await;
+            }
+            let mut update =
+                json!({"taskId": task_id, "contextId": context_id, "status": task["status"]});
+            if let Some(metadata) = task.get("metadata") {
+                update["metadata"] = metadata.clone();
+            }
+            let _ = events.send(say(json!({"statusUpdate": update}))).await;
+        });
+        Ok(receiver)
+    }
+}

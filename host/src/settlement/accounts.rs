@@ -1,0 +1,91 @@
+//! An organisation's standing (budget, balance) and the books' audit.
+
+use super::books::{Balance, Budget};
+use super::{Error, Result, Settlement};
+use crate::ledger::{self, ESCROW, FEES, WORLD};
+use crate::store::Tree;
+use serde::{Deserialize, Serialize};
+
+/// Where all the money is: deposits equal organisations + escrow + fees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Audit {
+    /// Outside money deposited.
+    pub deposited_micros: u64,
+    /// Held by organisations (posted; holds included).
+    pub organisations_micros: u64,
+    /// Of that, held for calls in flight.
+    pub pending_micros: u64,
+    /// Paid for calls, waiting for the dispute window.
+    pub escrow_micros: u64,
+    /// The marketplace's fees.
+    pub fees_micros: u64,
+    /// Entries in the journal.
+    pub journal_entries: u64,
+    /// A broken invariant, if any (none in a healthy ledger).
+    pub problem: Option<String>,
+}
+
+impl Settlement {
+    /// The budget of an organisation (the default, empty, when it set none).
+    pub fn budget(&self, org_id: &str) -> Budget {
+        self.lock().budgets.get(org_id).cloned().unwrap_or_default()
+    }
+
+    /// The per-call limit of an organisation's budget, if it set one.
+    pub fn per_call_cap(&self, org_id: &str) -> Option<u64> {
+        self.lock()
+            .budgets
+            .get(org_id)
+            .and_then(|b| b.per_call_max_micros)
+    }
+
+    /// An organisation's balances and budget.
+    pub fn balance(&self, org_id: &str, now_ms: u64) -> Balance {
+        let mut books = self.lock();
+        books.roll_day(now_ms);
+        books.balance(org_id)
+    }
+
+    /// Sets an organisation's budget; durable before it returns. A higher
+    /// budget lifts a pause.
+    pub async fn set_budget(&self, org_id: &str, budget: Budget, now_ms: u64) -> Result<Balance> {
+        budget.check().map_err(Error::InvalidAmount)?;
+        self.store.put(Tree::Budgets, org_id, &budget)?;
+        self.store.sync().await?;
+        let mut books = self.lock();
+        books.roll_day(now_ms);
+        books.set_budget(org_id, budget);
+        Ok(books.balance(org_id))
+    }
+
+    /// Expires holds past their timeout (a call that never came back).
+    pub fn expire_holds(&self, now_ms: u64) -> usize {
+        self.lock().expire(now_ms)
+    }
+
+    /// Where all the money is, and whether the books balance.
+    pub fn audit(&self) -> Audit {
+        let books = self.lock();
+        let net = |a: &ledger::Account| {
+            u64::try_from((i128::from(a.credits_posted) - i128::from(a.debits_posted)).max(0))
+                .unwrap_or(u64::MAX)
+        };
+        let world = books.ledger.account(WORLD);
+        let (mut organisations, mut pending) = (0u64, 0u64);
+        for (id, account) in books.ledger.accounts() {
+            if id.starts_with("org:") {
+                organisations = organisations.saturating_add(net(account));
+                pending = pending.saturating_add(account.debits_pending);
+            }
+        }
+        Audit {
+            deposited_micros: world.debits_posted.saturating_sub(world.credits_posted),
+            organisations_micros: organisations,
+            pending_micros: pending,
+            escrow_micros: net(&books.ledger.account(ESCROW)),
+            fees_micros: net(&books.ledger.account(FEES)),
+            journal_entries: books.seq,
+            problem: books.ledger.check_invariants().err(),
+        }
+    }
+}

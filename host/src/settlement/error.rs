@@ -1,0 +1,53 @@
+//! Why money did not move.
+
+use crate::{ledger, store};
+
+/// The settlement result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why money did not move.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The ledger refused (insufficient funds, double settlement, ...).
+    #[error(transparent)]
+    Ledger(#[from] ledger::Error),
+    /// The hold is above the consumer's per-call limit.
+    #[error("this call may cost up to {amount} micros; the per-call budget is {limit}")]
+    OverPerCallLimit {
+        /// The hold.
+        amount: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The daily budget cannot cover the hold: calls are paused until the
+    /// next UTC day or a higher budget.
+    #[error(
+        "the daily budget of {limit} micros is exhausted ({spent} spent or held today); calls are \
+         paused until 00:00 UTC or a higher budget"
+    )]
+    BudgetExhausted {
+        /// The daily limit.
+        limit: u64,
+        /// Spent and held today.
+        spent: u64,
+        /// This refusal paused the consumer (the first of the day).
+        newly_paused: bool,
+    },
+    /// An amount that makes no sense (zero deposit, above the limit).
+    #[error("invalid amount: {0}")]
+    InvalidAmount(String),
+    /// No such transaction in escrow.
+    #[error("transaction {0} is not in escrow")]
+    NotInEscrow(String),
+    /// The journal on disk does not replay.
+    #[error("the ledger journal does not replay at entry {seq}: {reason}")]
+    Corrupt {
+        /// The entry.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}

@@ -1,0 +1,145 @@
+//! The settlement service: its rules, opening the books (the journal
+//! replayed), journaling an entry, deposits, and waiting for the disk.
+
+use super::books::{Balance, Books, Budget};
+use super::{Error, Event, JournalEntry, Result};
+use crate::ledger::{Op, WORLD, org_account};
+use crate::store::{self, Store, Tree};
+use std::sync::{Arc, Mutex};
+
+/// The largest single deposit: a billion currency units, far from overflow.
+pub const DEPOSIT_MICROS_MAX: u64 = 1_000_000_000_000_000;
+
+/// The settlement settings.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Marketplace fee in basis points of the cost.
+    pub fee_bps: u64,
+    /// How long captured funds wait in escrow for a dispute.
+    pub dispute_window_ms: u64,
+    /// How long a hold may stay pending before it is expired.
+    pub hold_timeout_ms: u64,
+}
+
+/// The settlement service.
+pub struct Settlement {
+    pub(super) store: Store,
+    pub(super) books: Arc<Mutex<Books>>,
+    pub(super) rules: Rules,
+}
+
+impl Settlement {
+    /// Opens the books: replays the journal and loads budgets.
+    pub fn open(store: Store, rules: Rules, now_ms: u64) -> Result<Settlement> {
+        let mut books = Books::default();
+        for (n, bytes) in store.take_journal().into_iter().enumerate() {
+            let corrupt = |reason: String| Error::Corrupt {
+                seq: n as u64 + 1,
+                reason,
+            };
+            let entry: JournalEntry =
+                serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+            books.replay(&entry).map_err(corrupt)?;
+            // A record the store lost in a crash (written unsynced beside
+            // the synced journal) comes back; a newer one is kept.
+            if let Some((key, record)) = &entry.record
+                && !store.contains(Tree::Invocations, key)?
+            {
+                store.put(Tree::Invocations, key, record)?;
+            }
+        }
+        for (org_id, budget) in store.scan::<Budget>(Tree::Budgets)? {
+            books.budgets.insert(org_id, budget);
+        }
+        books.roll_day(now_ms);
+        books
+            .ledger
+            .check_invariants()
+            .map_err(|reason| Error::Corrupt {
+                seq: books.seq,
+                reason,
+            })?;
+        Ok(Settlement {
+            store,
+            books: Arc::new(Mutex::new(books)),
+            rules,
+        })
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Books> {
+        self.books.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies and journals an entry under the lock; returns it. The caller
+    /// syncs the journal ([`Settlement::sync`]) before reporting it.
+    /// `record` is the transaction record written with it.
+    pub(super) fn journal(
+        &self,
+        books: &mut Books,
+        event: Event,
+        ops: Vec<Op>,
+        now_ms: u64,
+        record: Option<(String, serde_json::Value)>,
+    ) -> Result<JournalEntry> {
+        let entry = JournalEntry {
+            seq: books.seq + 1,
+            at_ms: now_ms,
+            event,
+            ops,
+            record,
+        };
+        // Check first, write, then apply: the journal never holds an entry
+        // the books refused, and the books never hold one the disk refused.
+        books.ledger.check_all(&entry.ops)?;
+        self.store
+            .append_journal(&serde_json::to_vec(&entry).map_err(store::Error::from)?)?;
+        if let Some((key, record)) = &entry.record {
+            self.store.put(Tree::Invocations, key, record)?;
+        }
+        books.ledger.apply_all(&entry.ops)?;
+        books.seq = entry.seq;
+        books.note(&entry);
+        Ok(entry)
+    }
+
+    /// Credits an organisation with outside money; durable before it returns.
+    pub async fn deposit(
+        &self,
+        org_id: &str,
+        amount_micros: u64,
+        deposit_id: &str,
+        now_ms: u64,
+    ) -> Result<Balance> {
+        if amount_micros == 0 || amount_micros > DEPOSIT_MICROS_MAX {
+            return Err(Error::InvalidAmount(format!(
+                "a deposit is 1 to {DEPOSIT_MICROS_MAX} micros"
+            )));
+        }
+        {
+            let mut books = self.lock();
+            let ops = vec![Op::Transfer {
+                id: deposit_id.into(),
+                debit: WORLD.into(),
+                credit: org_account(org_id),
+                amount: amount_micros,
+            }];
+            let event = Event::Deposit {
+                org_id: org_id.into(),
+                amount_micros,
+            };
+            self.journal(&mut books, event, ops, now_ms, None)?;
+        }
+        self.store.sync_journal().await?;
+        Ok(self.balance(org_id, now_ms))
+    }
+
+    /// Waits until every journal entry made before the call is on disk.
+    pub async fn sync(&self) -> Result<()> {
+        Ok(self.store.sync_journal().await?)
+    }
+}
