@@ -10,8 +10,15 @@ use mercato_host::identity::AdminToken;
 use mercato_host::server::Server;
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() {
     let cli = Cli::parse();
+    if let Err(error) = run(cli).await {
+        eprintln!("{}", mercato_host::cli::error::report(&error));
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -84,7 +91,7 @@ async fn main() -> Result<()> {
                     );
                     reqwest::get(&url)
                         .await
-                        .with_context(|| format!("cannot fetch {url}"))?
+                        .map_err(|e| mercato_host::cli::error::unreachable(&cli.server, &e))?
                         .json()
                         .await
                         .with_context(|| format!("{url} is not a key set"))?
@@ -96,6 +103,7 @@ async fn main() -> Result<()> {
             let key = cli
                 .api_key
                 .as_deref()
+                .filter(|key| !key.trim().is_empty())
                 .context("mcp-stdio needs --api-key (or MERCATO_API_KEY)")?;
             mercato_host::cli::mcp_stdio::run(&cli.server, key).await
         }

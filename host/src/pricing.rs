@@ -58,6 +58,10 @@ pub fn fuel_for_cap(
 /// Basis points in one whole (100%).
 pub const BPS: u64 = 10_000;
 
+/// The largest amount the API takes, in micros: 2⁵³ − 1, exact in the
+/// doubles JSON clients (and RFC 8785 receipts) read numbers as.
+pub const MICROS_MAX: u64 = (1 << 53) - 1;
+
 /// The marketplace fee on a cost: `ceil(cost × fee_bps / 10,000)`.
 pub fn fee_micros(cost_micros: u64, fee_bps: u64) -> u64 {
     let fee = (u128::from(cost_micros) * u128::from(fee_bps)).div_ceil(u128::from(BPS));

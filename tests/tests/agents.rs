@@ -750,3 +750,212 @@ async fn the_fast_path_answers_exactly_as_rmcp_does() {
     }
     host.stop().await;
 }
+
+/// What the A2A conformance kit asks of the JSON-RPC door beyond the SDK's
+/// happy paths: ids that are not ids, the card beside the endpoint, a
+/// message naming a task, and a generic data part.
+#[tokio::test]
+async fn a2a_refuses_bad_ids_and_task_continuations_and_reads_generic_data_as_a_need() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::start(dir.path()).await;
+    let provider = host.org("provider").await;
+    host.publish(&provider, "unit-converter").await;
+    let consumer = host.org("consumer").await;
+    let key = consumer.api_key.as_str();
+
+    // An id that is an object, an array or a boolean makes the request invalid.
+    for id in [json!({"a": 1}), json!([1]), json!(true)] {
+        let (status, body) = host
+            .post(
+                "/a2a",
+                Some(key),
+                json!({"jsonrpc": "2.0", "id": id, "method": "GetTask", "params": {"id": "x"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["error"]["code"], -32600, "{body}");
+        assert_eq!(body["id"], Value::Null, "{body}");
+    }
+    // The card is also beside the JSON-RPC endpoint.
+    let (status, card) = host.get("/a2a/.well-known/agent-card.json", None).await;
+    assert_eq!(status, StatusCode::OK, "{card}");
+    let (_, root) = host.get("/.well-known/agent-card.json", None).await;
+    assert_eq!(card, root);
+
+    let send = |message: Value| json!({"jsonrpc": "2.0", "id": 7, "method": "SendMessage", "params": {"message": message}});
+    // A task that is not the caller's (or does not exist) is not found; no
+    // task is started in its place.
+    let (_, body) = host
+        .post(
+            "/a2a",
+            Some(key),
+            send(
+                json!({"messageId": "m1", "role": "ROLE_USER", "taskId": "no-such-task",
+                "parts": [{"text": "convert metres to feet"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(body["error"]["code"], -32001, "{body}");
+    // A finished task of the caller's takes no further input.
+    let (_, body) = host
+        .post(
+            "/a2a",
+            Some(key),
+            send(json!({"messageId": "m2", "role": "ROLE_USER",
+                "parts": [{"data": {"capability_id": "unit-converter.convert",
+                    "input": {"value": 1, "from": "m", "to": "ft"}}}]})),
+        )
+        .await;
+    let task = body["result"]["task"].clone();
+    assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{body}");
+    let (_, body) = host
+        .post(
+            "/a2a",
+            Some(key),
+            send(
+                json!({"messageId": "m3", "role": "ROLE_USER", "taskId": task["id"],
+                "contextId": task["contextId"], "parts": [{"text": "and again"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(body["error"]["code"], -32004, "{body}");
+    // Another organisation cannot even learn that the task exists.
+    let other = host.org("other").await;
+    let (_, body) = host
+        .post(
+            "/a2a",
+            Some(&other.api_key),
+            send(
+                json!({"messageId": "m4", "role": "ROLE_USER", "taskId": task["id"],
+                "parts": [{"text": "x"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(body["error"]["code"], -32001, "{body}");
+
+    // A data part that names no capability and no action is a need.
+    let (_, body) = host
+        .post(
+            "/a2a",
+            Some(key),
+            send(json!({"messageId": "m5", "role": "ROLE_USER",
+                "parts": [{"data": {"need": "convert a length from metres to feet"}}]})),
+        )
+        .await;
+    let task = &body["result"]["task"];
+    assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{body}");
+    assert!(
+        task.to_string().contains("unit-converter.convert"),
+        "the need was discovered for: {body}"
+    );
+    host.stop().await;
+}
+
+/// `ListTasks`: the caller's tasks only, newest first, filtered and paged,
+/// with bad parameters refused.
+#[tokio::test]
+async fn a2a_lists_the_callers_tasks_filtered_and_paged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::start(dir.path()).await;
+    let provider = host.org("provider").await;
+    host.publish(&provider, "unit-converter").await;
+    let consumer = host.org("consumer").await;
+    let other = host.org("other").await;
+    let rpc = |method: &str, params: Value| json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let convert = |n: u64, context: &str| {
+        rpc(
+            "SendMessage",
+            json!({"message": {"messageId": format!("m{n}-{context}"), "role": "ROLE_USER",
+                "contextId": context,
+                "parts": [{"data": {"capability_id": "unit-converter.convert",
+                    "input": {"value": n, "from": "m", "to": "ft"}}}]}}),
+        )
+    };
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let context = if n % 2 == 0 { "even" } else { "odd" };
+        let (_, body) = host
+            .post("/a2a", Some(&consumer.api_key), convert(n, context))
+            .await;
+        ids.push(
+            body["result"]["task"]["id"]
+                .as_str()
+                .expect("task id")
+                .to_string(),
+        );
+    }
+    host.post("/a2a", Some(&other.api_key), convert(9, "theirs"))
+        .await;
+
+    let list = |params: Value| {
+        let host = &host;
+        let key = consumer.api_key.clone();
+        async move {
+            host.post("/a2a", Some(&key), rpc("ListTasks", params))
+                .await
+                .1
+        }
+    };
+    let all = list(json!({})).await;
+    let result = &all["result"];
+    assert_eq!(result["totalSize"], 5, "only the caller's: {all}");
+    assert_eq!(result["nextPageToken"], "", "{all}");
+    let listed: Vec<&str> = result["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    let newest_first: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    assert_eq!(listed, newest_first, "{all}");
+    assert!(
+        result["tasks"][0].get("artifacts").is_none(),
+        "artifacts only when asked"
+    );
+
+    // Pages of two, following the tokens, cover the same tasks once.
+    let mut seen = Vec::new();
+    let mut token = json!(null);
+    for _ in 0..5 {
+        let page = list(json!({"pageSize": 2, "pageToken": token})).await;
+        let result = &page["result"];
+        assert_eq!(result["pageSize"], 2, "{page}");
+        for task in result["tasks"].as_array().expect("tasks") {
+            seen.push(task["id"].as_str().expect("id").to_string());
+        }
+        token = result["nextPageToken"].clone();
+        if token == "" {
+            break;
+        }
+    }
+    assert_eq!(seen, ids.iter().rev().cloned().collect::<Vec<_>>());
+
+    // Filters.
+    let even = list(json!({"contextId": "even", "includeArtifacts": true})).await;
+    assert_eq!(even["result"]["totalSize"], 3, "{even}");
+    assert!(even["result"]["tasks"][0]["artifacts"].is_array(), "{even}");
+    let completed = list(json!({"status": "TASK_STATE_COMPLETED"})).await;
+    assert_eq!(completed["result"]["totalSize"], 5, "{completed}");
+    let failed = list(json!({"status": "TASK_STATE_FAILED"})).await;
+    assert_eq!(failed["result"]["totalSize"], 0, "{failed}");
+    let later = list(json!({"statusTimestampAfter": "2999-01-01T00:00:00Z"})).await;
+    assert_eq!(later["result"]["totalSize"], 0, "{later}");
+    let earlier = list(json!({"statusTimestampAfter": "2000-01-01T00:00:00+02:00"})).await;
+    assert_eq!(earlier["result"]["totalSize"], 5, "{earlier}");
+
+    // Bad parameters are invalid params, never a listing.
+    for bad in [
+        json!({"pageSize": 0}),
+        json!({"pageSize": 101}),
+        json!({"pageSize": -1}),
+        json!({"historyLength": -1}),
+        json!({"status": "TASK_STATE_NOPE"}),
+        json!({"pageToken": "not-a-token"}),
+        json!({"statusTimestampAfter": "yesterday"}),
+        json!({"includeArtifacts": "yes"}),
+    ] {
+        let body = list(bad.clone()).await;
+        assert_eq!(body["error"]["code"], -32602, "{bad}: {body}");
+    }
+    host.stop().await;
+}

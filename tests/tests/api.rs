@@ -271,3 +271,95 @@ async fn two_hundred_concurrent_invocations_succeed_or_fail_cleanly() {
     assert_eq!(stats["stats"]["successes"], ok);
     host.stop().await;
 }
+
+/// The bodies the API refuses whatever serde would make of them: an array
+/// where an object belongs (serde reads `[]` into a struct whose fields are
+/// all optional), and numbers past the limits the schemas state.
+#[tokio::test]
+async fn bodies_are_objects_and_numbers_stay_within_the_stated_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::start(dir.path()).await;
+    let org = host.org("o").await;
+    host.publish(&org, "unit-converter").await;
+    let too_big = json!(1u64 << 63);
+    let exact_max = json!((1u64 << 53) - 1);
+
+    // Arrays are not bodies, on the operator's routes as on an
+    // organisation's; nothing runs.
+    for (path, key) in [
+        ("/v1/admin/reattest", mercato_tests::ADMIN_TOKEN),
+        ("/v1/discover", org.api_key.as_str()),
+        ("/v1/negotiations", org.api_key.as_str()),
+    ] {
+        let (status, body) = host.post(path, Some(key), json!([])).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("JSON object")),
+            "{path}: {body}"
+        );
+    }
+    let (_, reports) = host
+        .get("/v1/admin/ledger", Some(mercato_tests::ADMIN_TOKEN))
+        .await;
+    assert_eq!(reports["problem"], Value::Null);
+
+    // Budget limits: at most 2^53 − 1 micros.
+    for field in [
+        "daily_max_micros",
+        "per_call_max_micros",
+        "approval_above_micros",
+    ] {
+        let (status, body) = host.put_budget(&org, json!({ field: too_big })).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+        let (status, body) = host.put_budget(&org, json!({ field: exact_max })).await;
+        assert_eq!(status, StatusCode::OK, "{field} at the limit: {body}");
+    }
+    let (status, body) = host.put_budget(&org, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Latency: at most an hour, in discovery and in a proposal.
+    let (status, body) = host
+        .post(
+            "/v1/discover",
+            Some(&org.api_key),
+            json!({ "need": "convert units", "latency_ms_max": too_big }),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    let (status, body) = host
+        .post(
+            "/v1/discover",
+            Some(&org.api_key),
+            json!({ "need": "convert units", "latency_ms_max": 3_600_000 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = host
+        .post(
+            "/v1/negotiations",
+            Some(&org.api_key),
+            json!({
+                "capability_id": "unit-converter.convert",
+                "terms": { "max_price_micros": 10_000, "latency_ms_max": too_big, "validity_ms": 60_000 }
+            }),
+        )
+        .await;
+    assert!(status.is_client_error(), "{status}: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("latency_ms_max")),
+        "{body}"
+    );
+    // The OpenAPI document states the same limits.
+    let (_, spec) = host.get("/openapi.json", None).await;
+    let budget = &spec["components"]["schemas"]["Budget"]["properties"];
+    assert_eq!(
+        budget["daily_max_micros"]["maximum"].as_u64(),
+        Some((1 << 53) - 1),
+        "{budget}"
+    );
+    host.stop().await;
+}

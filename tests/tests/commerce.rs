@@ -729,3 +729,47 @@ async fn budget_alerts_reach_the_feed_and_the_webhook_after_a_retry() {
     );
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_calls_wall_time_is_kept_in_microseconds_beside_whole_milliseconds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = money_host(dir.path(), 3_600_000).await;
+    let provider = host.org("provider").await;
+    let consumer = host.org("consumer").await;
+    host.publish(&provider, "pii-redactor").await;
+    let mut micros = Vec::new();
+    for _ in 0..3 {
+        let (status, call) = redact(&host, &consumer, Some(50_000)).await;
+        assert_eq!(status, StatusCode::OK, "{call}");
+        let (us, ms) = (u(&call["duration_us"]), u(&call["duration_ms"]));
+        // A real call takes some microseconds; its milliseconds are the
+        // same time rounded down.
+        assert!(us > 0, "{call}");
+        assert_eq!(ms, us / 1_000, "{call}");
+        // The record and the signed receipt carry the same figure.
+        let tx = call["transaction_id"].as_str().expect("tx");
+        let (_, record) = host
+            .get(&format!("/v1/transactions/{tx}"), Some(&consumer.api_key))
+            .await;
+        assert_eq!(record["duration_us"], call["duration_us"], "{record}");
+        assert_eq!(call["receipt"]["duration_us"], call["duration_us"]);
+        let (_, keys) = host.get("/.well-known/mercato-keys.json", None).await;
+        let keys: KeySet = serde_json::from_value(keys).expect("keys");
+        let verifying = keys.verifying_keys();
+        let verify = |doc: &Value| {
+            signing::verify_document(doc, verifying.iter().map(|(id, k)| (id.as_str(), k)))
+        };
+        assert!(verify(&call["receipt"]).is_ok());
+        let mut forged = call["receipt"].clone();
+        forged["duration_us"] = json!(us + 1);
+        assert!(verify(&forged).is_err(), "the time is signed");
+        micros.push(us);
+    }
+    // The statistics quantiles are in microseconds too.
+    micros.sort_unstable();
+    let (_, view) = host.get("/v1/capabilities/pii-redactor.redact", None).await;
+    let stats = &view["stats"];
+    assert_eq!(u(&stats["duration_us_p50"]), micros[1], "{view}");
+    assert_eq!(u(&stats["duration_ms_p50"]), micros[1] / 1_000, "{view}");
+    host.stop().await;
+}

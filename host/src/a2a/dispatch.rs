@@ -50,6 +50,16 @@ impl A2a {
                 "not a JSON-RPC 2.0 request",
             ));
         }
+        // JSON-RPC ids are strings, numbers or null; anything else makes the
+        // request invalid (answered with a null id: the given one cannot be
+        // echoed as an id).
+        if !matches!(id, Value::Null | Value::String(_) | Value::Number(_)) {
+            return Reply::Json(wire::error(
+                &Value::Null,
+                code::INVALID_REQUEST,
+                "a request id is a string, a number or null",
+            ));
+        }
         let Some(method) = request.get("method").and_then(Value::as_str) else {
             return Reply::Json(wire::error(&id, code::INVALID_REQUEST, "no method"));
         };
@@ -68,6 +78,7 @@ impl A2a {
             "SendStreamingMessage" => (Dialect::V1, "stream"),
             "GetTask" => (Dialect::V1, "get"),
             "CancelTask" => (Dialect::V1, "cancel"),
+            "ListTasks" => (Dialect::V1, "list"),
             "message/send" => (Dialect::V03, "send"),
             "message/stream" => (Dialect::V03, "stream"),
             "tasks/get" => (Dialect::V03, "get"),
@@ -81,8 +92,7 @@ impl A2a {
                     "push notifications are not offered; stream or poll GetTask",
                 ));
             }
-            "ListTasks"
-            | "SubscribeToTask"
+            "SubscribeToTask"
             | "GetExtendedAgentCard"
             | "tasks/resubscribe"
             | "agent/getAuthenticatedExtendedCard" => {
@@ -107,6 +117,7 @@ impl A2a {
         };
         match method {
             "get" => Reply::Json(answer(self.get(&org, &params))),
+            "list" => Reply::Json(answer(self.list(&org, &params))),
             "cancel" => Reply::Json(answer(self.cancel(&org, &params).await)),
             "send" => Reply::Json(answer(self.send(org, &params, capability).await)),
             _ => match self.stream(org, &params, capability, id.clone(), dialect) {
@@ -162,6 +173,30 @@ impl A2a {
     }
 
     /// Creates a task for `message` in `WORKING` and keeps it.
+    /// A message naming a task (`taskId`) continues it; this agent's tasks
+    /// take no further input, so such a message is refused: "task not
+    /// found" when the task is not one of the caller's, unsupported when it
+    /// is (a new message without `taskId`, in the same `contextId`, is the
+    /// way on). Never a new task started in its place.
+    fn no_continuation(&self, org: &Org, message: &Value) -> Result<(), (i64, String)> {
+        let Some(task_id) = message.get("taskId").filter(|t| !t.is_null()) else {
+            return Ok(());
+        };
+        let Some(task_id) = task_id.as_str() else {
+            return Err((code::INVALID_PARAMS, "`taskId` is a string".into()));
+        };
+        let tasks = self.tasks();
+        let entry = owned(&tasks, org, task_id)?;
+        Err((
+            code::UNSUPPORTED,
+            format!(
+                "task `{task_id}` is {} and takes no further input; send a new message without \
+                 `taskId` (the same `contextId` keeps the conversation together)",
+                entry.state()
+            ),
+        ))
+    }
+
     fn open(&self, org: &Org, message: &Value) -> (String, String, CancellationToken) {
         let task_id = new_id();
         let context_id = message["contextId"]
@@ -191,6 +226,7 @@ impl A2a {
         capability: Option<String>,
     ) -> Result<Value, (i64, String)> {
         let (operation, message) = self.operation(params, capability)?;
+        self.no_continuation(&org, &message)?;
         let (task_id, context_id, cancel) = self.open(&org, &message);
         let immediately = params["configuration"]["returnImmediately"].as_bool() == Some(true)
             || params["configuration"]["blocking"].as_bool() == Some(false);
@@ -225,6 +261,7 @@ impl A2a {
         dialect: Dialect,
     ) -> Result<mpsc::Receiver<Value>, (i64, String)> {
         let (operation, message) = self.operation(params, capability)?;
+        self.no_continuation(&org, &message)?;
         let (task_id, context_id, cancel) = self.open(&org, &message);
         let (events, receiver) = mpsc::channel::<Value>(STREAM_BUFFER);
         let this = self.clone();

@@ -36,6 +36,31 @@ impl A2a {
         let data = data.as_ref();
         let text: Vec<&str> = parts.iter().filter_map(|p| p["text"].as_str()).collect();
         let bad = |m: &str| (code::INVALID_PARAMS, m.to_string());
+        // A generic data part (no action, no capability, no input) is a
+        // need, like text: described by its text parts, its `need`, or the
+        // data itself.
+        let generic = data.is_some_and(|d| {
+            capability.is_none()
+                && d.get("action").is_none()
+                && d.get("capability_id").is_none()
+                && d.get("input").is_none()
+        });
+        if generic {
+            let need = match (text.is_empty(), data.and_then(|d| d["need"].as_str())) {
+                (false, _) => text.join("\n"),
+                (true, Some(need)) => need.to_string(),
+                (true, None) => data.map(Value::to_string).unwrap_or_default(),
+            };
+            let mut end = need.len().min(4_096);
+            while !need.is_char_boundary(end) {
+                end -= 1;
+            }
+            let operation = Operation::Marketplace {
+                action: "discover".into(),
+                arguments: json!({ "need": &need[..end] }),
+            };
+            return Ok((operation, message.clone()));
+        }
         let operation = match data {
             Some(data) => {
                 let action = data["action"].as_str().unwrap_or("invoke");

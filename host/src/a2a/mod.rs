@@ -19,8 +19,8 @@
 
 //!
 //! The rooms: `agent` (the [`A2a`] agent and its task table), `dispatch`
-//! (JSON-RPC methods, opening,
-//! reading, streaming and cancelling tasks), `message` (a message's parts →
+//! (JSON-RPC methods, opening, reading, streaming and cancelling tasks),
+//! `list` (`ListTasks`: the caller's tasks, filtered and paged), `message` (a message's parts →
 //! an operation), `outcome` (running it, recording the task's end), `tasks`
 //! (the bounded task table), `cards` (agent cards) and [`wire`] (the
 //! protocol's names and codes in both dialects).
@@ -28,6 +28,7 @@
 mod agent;
 mod cards;
 mod dispatch;
+mod list;
 mod message;
 mod outcome;
 mod tasks;

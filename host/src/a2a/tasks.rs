@@ -117,6 +117,14 @@ impl Tasks {
         self.by_id.get(id)
     }
 
+    /// `owner`'s tasks, oldest first.
+    pub(super) fn owned_by<'t>(&'t self, owner: &'t str) -> impl Iterator<Item = &'t Entry> + 't {
+        self.order
+            .iter()
+            .filter_map(|id| self.by_id.get(id))
+            .filter(move |entry| entry.owner == owner)
+    }
+
     /// Forgets task `id`.
     pub(super) fn remove(&mut self, id: &str) {
         if let Some(entry) = self.by_id.remove(id) {

@@ -18,6 +18,22 @@ pub const CANCELED: &str = "TASK_STATE_CANCELED";
 /// Refused before or instead of the work (price, funds, limits, approval).
 pub const REJECTED: &str = "TASK_STATE_REJECTED";
 
+/// Whether a text names a task state (v1.0 names; those spec states this
+/// agent never enters included, so a filter on them is valid and empty).
+pub fn is_state(text: &str) -> bool {
+    matches!(
+        text,
+        SUBMITTED
+            | WORKING
+            | COMPLETED
+            | FAILED
+            | CANCELED
+            | REJECTED
+            | "TASK_STATE_INPUT_REQUIRED"
+            | "TASK_STATE_AUTH_REQUIRED"
+    )
+}
+
 /// Whether a state is final.
 pub fn is_terminal(state: &str) -> bool {
     matches!(state, COMPLETED | FAILED | CANCELED | REJECTED)
@@ -101,6 +117,62 @@ pub fn timestamp(ms: u64) -> String {
         rest % 1_000,
     );
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}
+
+/// Unix milliseconds of an RFC 3339 timestamp (`2026-11-26T18:04:34.120Z`,
+/// any fraction, `Z` or an offset); `None` when it is not one.
+pub fn parse_timestamp(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = text.get(range)?;
+        (!part.is_empty() && part.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (h, m, sec) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let mut at = 19;
+    let mut milli = 0;
+    if b.get(at) == Some(&b'.') {
+        let start = at + 1;
+        at = start;
+        while b.get(at).is_some_and(u8::is_ascii_digit) {
+            at += 1;
+        }
+        let fraction = text.get(start..at).filter(|f| !f.is_empty())?;
+        milli = format!("{fraction:0<3}")[..3].parse::<i64>().ok()?;
+    }
+    let offset_minutes = match text.get(at..)? {
+        "Z" | "z" => 0,
+        zone if zone.len() == 6 && matches!(&zone[..1], "+" | "-") && &zone[3..4] == ":" => {
+            let minutes = digits(at + 1..at + 3)? * 60 + digits(at + 4..at + 6)?;
+            if zone.starts_with('-') {
+                -minutes
+            } else {
+                minutes
+            }
+        }
+        _ => return None,
+    };
+    // Civil date to days (proleptic Gregorian), after Howard Hinnant.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let ms = ((days * 24 + h) * 60 + m - offset_minutes) * 60_000 + sec * 1_000 + milli;
+    u64::try_from(ms).ok()
 }
 
 fn v03_state(state: &str) -> String {
@@ -240,6 +312,26 @@ mod tests {
 
     #[test]
     fn timestamps_are_utc_iso_8601() {
+        for ms in [0, 951_782_400_000, 1_795_716_274_120, 4_102_444_799_999] {
+            assert_eq!(parse_timestamp(&timestamp(ms)), Some(ms));
+        }
+        assert_eq!(
+            parse_timestamp("2026-11-26T19:04:34.12+01:00"),
+            Some(1_795_716_274_120)
+        );
+        assert_eq!(
+            parse_timestamp("2026-11-26T18:04:34Z"),
+            Some(1_795_716_274_000)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-11-26 18:04:34Z",
+            "2026-11-26T18:04:34",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
         assert_eq!(timestamp(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(timestamp(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(timestamp(1_795_716_274_120), "2026-11-26T18:04:34.120Z");

@@ -30,6 +30,8 @@ pub fn routes(market: Arc<Market>) -> Router<Arc<Market>> {
         .with_state(a2a.clone());
     let cards = Router::new()
         .route("/.well-known/agent-card.json", get(card))
+        // Beside the JSON-RPC endpoint too, where clients given its URL look.
+        .route("/a2a/.well-known/agent-card.json", get(card))
         .route(
             "/a2a/agents/{id}/.well-known/agent-card.json",
             get(capability_card),

@@ -2,11 +2,11 @@
 
 use super::Problem;
 use super::auth::{Admin, Approver, Caller};
+use super::body::Body;
 use super::idempotency;
 use crate::market::{Decision, DisputeRecord, Market};
 use crate::settlement::{Balance, Budget};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -40,9 +40,9 @@ pub async fn deposits_create(
     _admin: Admin,
     Path(org_id): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<Deposit>, JsonRejection>,
+    body: Result<Body<Deposit>, Problem>,
 ) -> Result<Response, Problem> {
-    let Json(deposit) = body?;
+    let Body(deposit) = body?;
     let scope = idempotency::Scope::operator(&format!("deposit:{org_id}"));
     let body = json(&deposit)?;
     let deposit_id = headers
@@ -78,9 +78,9 @@ pub async fn accounts_me(State(market): State<Arc<Market>>, Caller(org): Caller)
 pub async fn budget_put(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
-    body: Result<Json<Budget>, JsonRejection>,
+    body: Result<Body<Budget>, Problem>,
 ) -> Result<Json<Balance>, Problem> {
-    let Json(budget) = body?;
+    let Body(budget) = body?;
     Ok(Json(market.set_budget(&org, budget).await?))
 }
 
@@ -111,9 +111,9 @@ pub async fn disputes_create(
     Caller(org): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<OpenDispute>, JsonRejection>,
+    body: Result<Body<OpenDispute>, Problem>,
 ) -> Result<Response, Problem> {
-    let Json(dispute) = body?;
+    let Body(dispute) = body?;
     let scope = idempotency::Scope::org(&org.org_id, &format!("dispute:{id}"));
     let body = json(&dispute)?;
     Ok(idempotency::once(&market, &headers, &scope, &body, || {
@@ -149,9 +149,9 @@ pub async fn disputes_decide(
     State(market): State<Arc<Market>>,
     _admin: Admin,
     Path(id): Path<String>,
-    body: Result<Json<Decide>, JsonRejection>,
+    body: Result<Body<Decide>, Problem>,
 ) -> Result<Json<DisputeRecord>, Problem> {
-    let Json(decide) = body?;
+    let Body(decide) = body?;
     Ok(Json(
         market
             .decide(&id, decide.decision, decide.refund_micros)
@@ -193,9 +193,9 @@ pub async fn ratings_create(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     Path(id): Path<String>,
-    body: Result<Json<Rate>, JsonRejection>,
+    body: Result<Body<Rate>, Problem>,
 ) -> Result<(StatusCode, Json<crate::market::RatingRecord>), Problem> {
-    let Json(rate) = body?;
+    let Body(rate) = body?;
     Ok((
         StatusCode::CREATED,
         Json(market.rate(&org, &id, rate.score, &rate.comment).await?),
@@ -287,9 +287,9 @@ pub async fn approvals_decide(
     State(market): State<Arc<Market>>,
     Approver(org_id): Approver,
     Path(id): Path<String>,
-    body: Result<Json<ApprovalDecision>, JsonRejection>,
+    body: Result<Body<ApprovalDecision>, Problem>,
 ) -> Result<Json<crate::market::Approval>, Problem> {
-    let Json(body) = body?;
+    let Body(body) = body?;
     let approve = match body.decision.as_str() {
         "approve" => true,
         "reject" => false,

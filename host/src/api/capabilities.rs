@@ -2,12 +2,12 @@
 
 use super::Problem;
 use super::auth::Caller;
+use super::body::Body;
 use super::idempotency;
 use crate::market::{
     CapabilityView, InvocationRecord, InvokeRequest, InvokeResult, Market, Published, Quote, Upload,
 };
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -163,9 +163,9 @@ pub async fn capabilities_invoke(
     Caller(org): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<InvokeBody>, JsonRejection>,
+    body: Result<Body<InvokeBody>, Problem>,
 ) -> Result<Response, Problem> {
-    let Json(body) = body?;
+    let Body(body) = body?;
     let request = InvokeRequest {
         capability_id: id,
         input: body.input,

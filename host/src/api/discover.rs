@@ -1,11 +1,11 @@
 //! `POST /v1/discover`: rank capabilities for a need.
 
 use super::Problem;
+use super::body::Body;
 use crate::discovery::Query;
 use crate::market::{DiscoveredCapability, Market};
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -25,9 +25,9 @@ pub struct DiscoverResponse {
     responses((status = 200, body = DiscoverResponse), (status = 400, body = super::ErrorBody)))]
 pub async fn discover(
     State(market): State<Arc<Market>>,
-    body: Result<Json<Query>, JsonRejection>,
+    body: Result<Body<Query>, Problem>,
 ) -> Result<Json<DiscoverResponse>, Problem> {
-    let Json(query) = body?;
+    let Body(query) = body?;
     let results = market.discover(&query).await?;
     Ok(Json(DiscoverResponse {
         results,

@@ -86,9 +86,37 @@ impl From<axum::extract::rejection::JsonRejection> for Problem {
             _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Problem::new("body_too_large", "the request body is over the limit")
             }
-            _ => Problem::new("invalid_request", rejection.body_text()),
+            R::JsonSyntaxError(_) => Problem::new(
+                "invalid_request",
+                format!(
+                    "the body is not valid JSON: {}",
+                    plain(&rejection.body_text())
+                ),
+            ),
+            _ => Problem::new(
+                "invalid_request",
+                format!(
+                    "the body does not fit this request: {}",
+                    plain(&rejection.body_text())
+                ),
+            ),
         }
     }
+}
+
+/// A body rejection in a client's words: without the extractor's preamble
+/// ("Failed to deserialize the JSON body into the target type: ") and the
+/// parser's position ("at line 1 column 164").
+fn plain(text: &str) -> String {
+    let text = match text.split_once(": ") {
+        Some((preamble, rest)) if preamble.starts_with("Failed to") => rest,
+        _ => text,
+    };
+    let text = match text.rfind(" at line ") {
+        Some(at) if text[at..].contains(" column ") => &text[..at],
+        _ => text,
+    };
+    text.to_string()
 }
 
 impl From<axum::extract::multipart::MultipartError> for Problem {
@@ -103,5 +131,26 @@ impl From<axum::extract::multipart::MultipartError> for Problem {
 impl From<axum::extract::multipart::MultipartRejection> for Problem {
     fn from(rejection: axum::extract::multipart::MultipartRejection) -> Self {
         Problem::new("invalid_request", rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+
+    #[test]
+    fn rejections_lose_the_preamble_and_the_position() {
+        assert_eq!(
+            plain(
+                "Failed to deserialize the JSON body into the target type: latency_ms_max: \
+                 invalid value: integer `-1`, expected u64 at line 1 column 164"
+            ),
+            "latency_ms_max: invalid value: integer `-1`, expected u64"
+        );
+        assert_eq!(
+            plain("Failed to parse the request body as JSON: expected value at line 1 column 2"),
+            "expected value"
+        );
+        assert_eq!(plain("unknown field `x`"), "unknown field `x`");
     }
 }

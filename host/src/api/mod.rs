@@ -10,6 +10,7 @@
 mod a2a;
 mod accounts;
 mod auth;
+mod body;
 mod capabilities;
 mod discover;
 mod error;

@@ -2,11 +2,11 @@
 
 use super::Problem;
 use super::auth::Caller;
+use super::body::Body;
 use super::idempotency;
 use crate::market::{Market, Negotiation, Response as Answer};
 use crate::negotiation::Proposal;
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -60,9 +60,9 @@ pub async fn negotiations_create(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     headers: HeaderMap,
-    body: Result<Json<Propose>, JsonRejection>,
+    body: Result<Body<Propose>, Problem>,
 ) -> Result<Response, Problem> {
-    let Json(propose) = body?;
+    let Body(propose) = body?;
     let body = serde_json::to_value(&propose).map_err(|_| Problem::internal())?;
     let scope = idempotency::Scope::org(&org.org_id, "negotiate");
     Ok(idempotency::once(&market, &headers, &scope, &body, || {
@@ -88,9 +88,9 @@ pub async fn negotiations_respond(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     Path(id): Path<String>,
-    body: Result<Json<Answer>, JsonRejection>,
+    body: Result<Body<Answer>, Problem>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
-    let Json(response) = body?;
+    let Body(response) = body?;
     let (status, body) = answer(StatusCode::OK, market.respond(&org, &id, response).await?)?;
     Ok((status, Json(body)))
 }

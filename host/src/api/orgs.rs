@@ -2,10 +2,10 @@
 
 use super::Problem;
 use super::auth::{Admin, Caller};
+use super::body::Body;
 use crate::identity::{Org, OrgKey};
 use crate::market::Market;
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -65,7 +65,7 @@ pub async fn orgs_create(
     State(market): State<Arc<Market>>,
     admin: Result<Admin, Problem>,
     client: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
-    body: Result<Json<CreateOrg>, JsonRejection>,
+    body: Result<Body<CreateOrg>, Problem>,
 ) -> Result<(StatusCode, Json<OrgCreated>), Problem> {
     if admin.is_err() {
         // Without a known address (a router driven in process) every
@@ -73,7 +73,7 @@ pub async fn orgs_create(
         let ip = client.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip());
         market.signup_allowed(ip)?;
     }
-    let Json(body) = body?;
+    let Body(body) = body?;
     let new = market.create_org(&body.name).await?;
     Ok((
         StatusCode::CREATED,
@@ -144,10 +144,10 @@ pub async fn keys_create(
     State(market): State<Arc<Market>>,
     Caller(org): Caller,
     Path(org_id): Path<String>,
-    body: Result<Json<AddKey>, JsonRejection>,
+    body: Result<Body<AddKey>, Problem>,
 ) -> Result<(StatusCode, Json<OrgKey>), Problem> {
     own(&org, &org_id)?;
-    let Json(body) = body?;
+    let Body(body) = body?;
     Ok((
         StatusCode::CREATED,
         Json(market.add_key(&org, &body.public_key).await?),

@@ -3,11 +3,11 @@
 
 use super::Problem;
 use super::auth::Admin;
+use super::body::Body;
 use crate::identity::KeySet;
 use crate::market::{Market, Reattested};
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -38,8 +38,8 @@ pub struct Reattest {
 pub async fn admin_reattest(
     State(market): State<Arc<Market>>,
     _admin: Admin,
-    body: Result<Json<Reattest>, JsonRejection>,
+    body: Result<Body<Reattest>, Problem>,
 ) -> Result<Json<Reattested>, Problem> {
-    let Json(body) = body?;
+    let Body(body) = body?;
     Ok(Json(market.reattest(body.category.as_deref()).await?))
 }

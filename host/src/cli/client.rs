@@ -1,5 +1,7 @@
 //! Client commands over the REST API.
 
+use super::error::{advise, unreachable};
+use super::http::{admin_token, answer, key, own_org_id, segment, send};
 use super::offline::read_signing_key;
 use super::{AdminCommand, Cli, Command, KeysCommand, OrgCommand};
 use crate::identity::signing;
@@ -22,42 +24,6 @@ fn spinner(message: String) -> ProgressBar {
     bar
 }
 
-/// Reads a JSON response, turning the error shape into a readable error.
-async fn answer(response: reqwest::Response) -> Result<Value> {
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .with_context(|| format!("HTTP {status}: the body is not JSON"))?;
-    if status.is_success() {
-        return Ok(body);
-    }
-    let error = &body["error"];
-    let mut text = format!(
-        "{} ({}): {}",
-        error["code"].as_str().unwrap_or("error"),
-        status.as_u16(),
-        error["message"].as_str().unwrap_or("")
-    );
-    match error.get("details") {
-        // Attestation refusals: one line per failed check (the signed report
-        // stays at GET /v1/capabilities/{id}@{version}/attestation).
-        Some(details) if details["failures"].is_array() => {
-            for failure in details["failures"].as_array().into_iter().flatten() {
-                text.push_str(&format!("\n  - {}", failure.as_str().unwrap_or("")));
-            }
-        }
-        Some(details) => text.push_str(&format!("\n  details: {details}")),
-        None => {}
-    }
-    bail!(text)
-}
-
-/// Sends a request and reads its answer ([`answer`]).
-async fn send(request: reqwest::RequestBuilder) -> Result<Value> {
-    answer(request.send().await.context("cannot reach the host")?).await
-}
-
 /// Prints money fields of an answer as aligned rows.
 fn print_micros(body: &Value, rows: &[(&str, &str)]) {
     let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
@@ -67,31 +33,6 @@ fn print_micros(body: &Value, rows: &[(&str, &str)]) {
             micros(body[*field].as_u64().unwrap_or(0))
         );
     }
-}
-
-fn key(cli: &Cli) -> Result<&str> {
-    cli.api_key
-        .as_deref()
-        .context("this command needs --api-key or MERCATO_API_KEY (mercato org create prints one)")
-}
-
-fn admin_token(cli: &Cli) -> Result<&str> {
-    cli.admin_token
-        .as_deref()
-        .context("this command needs --admin-token or MERCATO_ADMIN_TOKEN")
-}
-
-/// The caller's organisation id, from `GET /v1/orgs` with its API key.
-async fn own_org_id(http: &reqwest::Client, base: &str, cli: &Cli) -> Result<String> {
-    let response = http
-        .get(format!("{base}/v1/orgs"))
-        .bearer_auth(key(cli)?)
-        .send();
-    let body = answer(response.await.context("cannot reach the host")?).await?;
-    body[0]["org_id"]
-        .as_str()
-        .map(str::to_string)
-        .context("the host did not say which organisation this key belongs to")
 }
 
 fn print_key(k: &Value) {
@@ -143,10 +84,10 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             command: OrgCommand::Verify { org_id },
         } => {
             let response = http
-                .post(format!("{base}/v1/orgs/{org_id}/verify"))
+                .post(format!("{base}/v1/orgs/{}/verify", segment(org_id)))
                 .bearer_auth(admin_token(cli)?)
                 .send();
-            let body = answer(response.await.context("cannot reach the host")?).await?;
+            let body = answer(response.await.map_err(|e| unreachable(base, &e))?).await?;
             if cli.json {
                 println!("{body:#}");
             } else {
@@ -165,12 +106,12 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 }
                 KeysCommand::List => http.get(&url).bearer_auth(key(cli)?).send(),
                 KeysCommand::Revoke { key_id } => http
-                    .delete(format!("{url}/{key_id}"))
+                    .delete(format!("{url}/{}", segment(key_id)))
                     .bearer_auth(key(cli)?)
                     .send(),
                 KeysCommand::Generate { .. } => bail!("not a client command"),
             };
-            let body = answer(response.await.context("cannot reach the host")?).await?;
+            let body = answer(response.await.map_err(|e| unreachable(base, &e))?).await?;
             if cli.json {
                 println!("{body:#}");
             } else if let Some(keys) = body.as_array() {
@@ -190,7 +131,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 .send()
                 .await;
             bar.finish_and_clear();
-            let body = answer(response.context("cannot reach the host")?).await?;
+            let body = answer(response.map_err(|e| unreachable(base, &e))?).await?;
             if cli.json {
                 println!("{body:#}");
             } else {
@@ -211,7 +152,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 .post(format!("{base}/v1/orgs"))
                 .json(&serde_json::json!({ "name": name }))
                 .send();
-            let body = answer(response.await.context("cannot reach the host")?).await?;
+            let body = answer(response.await.map_err(|e| unreachable(base, &e))?).await?;
             if cli.json {
                 println!("{body:#}");
             } else {
@@ -252,7 +193,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 .send()
                 .await;
             bar.finish_and_clear();
-            let body = answer(response.context("cannot reach the host")?).await?;
+            let body = answer(response.map_err(|e| unreachable(base, &e))?).await?;
             if cli.json {
                 println!("{body:#}");
             } else {
@@ -272,7 +213,13 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             }
         }
         Command::Capabilities => {
-            let body = answer(http.get(format!("{base}/v1/capabilities")).send().await?).await?;
+            let body = answer(
+                http.get(format!("{base}/v1/capabilities"))
+                    .send()
+                    .await
+                    .map_err(|e| unreachable(base, &e))?,
+            )
+            .await?;
             if cli.json {
                 println!("{body:#}");
             } else {
@@ -317,7 +264,8 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 http.post(format!("{base}/v1/discover"))
                     .json(&query)
                     .send()
-                    .await?,
+                    .await
+                    .map_err(|e| unreachable(base, &e))?,
             )
             .await?;
             if cli.json {
@@ -341,9 +289,10 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         }
         Command::Quote { id } => {
             let body = answer(
-                http.get(format!("{base}/v1/capabilities/{id}/quote"))
+                http.get(format!("{base}/v1/capabilities/{}/quote", segment(id)))
                     .send()
-                    .await?,
+                    .await
+                    .map_err(|e| unreachable(base, &e))?,
             )
             .await?;
             println!("{body:#}");
@@ -355,7 +304,14 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             stream,
             contract,
         } => {
-            let input: Value = serde_json::from_str(input).context("--input is not JSON")?;
+            let input: Value = serde_json::from_str(input).map_err(|e| {
+                let text = e.to_string();
+                let reason = text.rfind(" at line ").map_or(&text[..], |at| &text[..at]);
+                advise(
+                    format!("--input is not JSON: {reason} (column {})", e.column()),
+                    r#"give the input as one JSON value, e.g. --input '{"text": "hello"}'"#,
+                )
+            })?;
             let mut request = serde_json::json!({ "input": input });
             if let Some(cap) = max_price {
                 request["max_price_micros"] = (*cap).into();
@@ -364,23 +320,26 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 request["contract_id"] = contract.as_str().into();
             }
             let mut call = http
-                .post(format!("{base}/v1/capabilities/{id}/invoke"))
+                .post(format!("{base}/v1/capabilities/{}/invoke", segment(id)))
                 .bearer_auth(key(cli)?)
                 .json(&request);
             if *stream {
                 call = call.header(reqwest::header::ACCEPT, "text/event-stream");
-                let response = call.send().await.context("cannot reach the host")?;
+                let response = call.send().await.map_err(|e| unreachable(base, &e))?;
                 if !response.status().is_success() {
                     answer(response).await?;
                     return Ok(());
                 }
                 let mut bytes = response.bytes_stream();
                 while let Some(chunk) = bytes.next().await {
-                    print!("{}", String::from_utf8_lossy(&chunk?));
+                    let chunk = chunk
+                        .map_err(|e| unreachable(base, &e))
+                        .context("the host broke off the stream")?;
+                    print!("{}", String::from_utf8_lossy(&chunk));
                 }
                 return Ok(());
             }
-            let body = send(call).await?;
+            let body = send(base, call).await?;
             if cli.json {
                 println!("{body:#}");
             } else {
@@ -400,7 +359,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             let response = http
                 .get(format!("{base}/v1/accounts/me"))
                 .bearer_auth(key(cli)?);
-            let body = send(response).await?;
+            let body = send(base, response).await?;
             if cli.json {
                 println!("{body:#}");
             } else {
@@ -441,7 +400,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 .post(format!("{base}/v1/negotiations"))
                 .bearer_auth(key(cli)?)
                 .json(&serde_json::json!({ "capability_id": id, "terms": terms }));
-            let mut body = send(response).await?;
+            let mut body = send(base, response).await?;
             if body["negotiation"]["status"] == "countered" {
                 // With --json, stdout carries only the JSON answer.
                 let mut out: Box<dyn Write> = if cli.json {
@@ -463,7 +422,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                         .post(format!("{base}/v1/negotiations/{nid}/respond"))
                         .bearer_auth(key(cli)?)
                         .json(&serde_json::json!({ "action": "accept" }));
-                    body = send(response).await?;
+                    body = send(base, response).await?;
                 }
             }
             if cli.json {
@@ -490,10 +449,13 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         }
         Command::Rate { transaction, score } => {
             let response = http
-                .post(format!("{base}/v1/transactions/{transaction}/rating"))
+                .post(format!(
+                    "{base}/v1/transactions/{}/rating",
+                    segment(transaction)
+                ))
                 .bearer_auth(key(cli)?)
                 .json(&serde_json::json!({ "score": score }));
-            let body = send(response).await?;
+            let body = send(base, response).await?;
             if cli.json {
                 println!("{body:#}");
             } else {
@@ -504,10 +466,10 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             command: AdminCommand::Deposit { org_id, amount },
         } => {
             let response = http
-                .post(format!("{base}/v1/accounts/{org_id}/deposits"))
+                .post(format!("{base}/v1/accounts/{}/deposits", segment(org_id)))
                 .bearer_auth(admin_token(cli)?)
                 .json(&serde_json::json!({ "amount_micros": amount }));
-            let body = send(response).await?;
+            let body = send(base, response).await?;
             if cli.json {
                 println!("{body:#}");
             } else {
@@ -524,7 +486,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             let response = http
                 .get(format!("{base}/v1/admin/ledger"))
                 .bearer_auth(admin_token(cli)?);
-            let body = send(response).await?;
+            let body = send(base, response).await?;
             if cli.json {
                 println!("{body:#}");
             } else {

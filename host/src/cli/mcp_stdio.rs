@@ -49,14 +49,32 @@ struct Relay {
     out: mpsc::UnboundedSender<String>,
 }
 
-/// Runs the bridge until stdin closes.
+/// Runs the bridge until stdin closes. A host that cannot be reached at
+/// start is an error (exit status 1), not a bridge that answers every
+/// request with one.
 pub async fn run(server: &str, api_key: &str) -> Result<()> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .context("HTTP client")?;
+    // The host and the key are checked once, before any client talks.
+    let me = format!("{}/v1/accounts/me", server.trim_end_matches('/'));
+    let answer = http
+        .get(&me)
+        .bearer_auth(api_key)
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| super::error::unreachable(server, &e))?;
+    if answer.status() == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(super::error::advise(
+            format!("the host at {server} does not know this API key"),
+            "check --api-key (or MERCATO_API_KEY); `mercato org create` prints a key once",
+        ));
+    }
     let (out, mut lines_out) = mpsc::unbounded_channel::<String>();
     let relay = Arc::new(Relay {
-        http: reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .context("HTTP client")?,
+        http,
         url: format!("{}/mcp", server.trim_end_matches('/')),
         api_key: api_key.to_string(),
         session: Mutex::new(Session::default()),

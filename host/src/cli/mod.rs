@@ -5,6 +5,8 @@
 
 mod attest;
 mod client;
+pub mod error;
+mod http;
 pub mod mcp_stdio;
 mod offline;
 
@@ -35,7 +37,8 @@ pub struct Cli {
         long,
         global = true,
         env = "MERCATO_SERVER",
-        default_value = "http://127.0.0.1:8080"
+        default_value = "http://127.0.0.1:8080",
+        value_parser = error::server_address
     )]
     pub server: String,
     /// Your organisation's API key (client commands that act for you).
@@ -157,20 +160,21 @@ pub enum Command {
         /// The need, in plain language.
         need: String,
         /// Expected cost at most this, in micros.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = error::whole)]
         max_price: Option<u64>,
         /// Only this category.
         #[arg(long)]
         category: Option<String>,
         /// Promised latency at most this, in milliseconds.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = error::at_least_one)]
         latency_max: Option<u64>,
         /// A jurisdiction the provider must process data in (e.g. EU).
         #[arg(long)]
         jurisdiction: Option<String>,
-        /// How many results.
-        #[arg(long, default_value_t = 5)]
-        limit: usize,
+        /// How many results (1 to 100).
+        #[arg(long, default_value_t = 5, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(u16).range(1..=100))]
+        limit: u16,
     },
     /// Show the expected cost of a call.
     Quote {
@@ -185,7 +189,7 @@ pub enum Command {
         #[arg(long)]
         input: String,
         /// The most you will pay, in micros (1 unit = 1,000,000 micros).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = error::whole)]
         max_price: Option<u64>,
         /// Stream chunks the capability emits as they come.
         #[arg(long)]
@@ -202,22 +206,23 @@ pub enum Command {
         /// Capability id.
         id: String,
         /// The most one call may cost (cost plus fee), micros.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = error::whole)]
         max_price: u64,
         /// Latency SLA, ms.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = error::at_least_one)]
         latency_max: Option<u64>,
         /// The most retention you accept: none, 24h or 30d.
-        #[arg(long)]
+        #[arg(long, value_parser = ["none", "24h", "30d"])]
         retention: Option<String>,
         /// A jurisdiction data must be processed in.
         #[arg(long)]
         jurisdiction: Option<String>,
         /// Calls per minute you need.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = error::per_minute)]
         rate_limit: Option<u32>,
-        /// How long the contract should hold, in hours.
-        #[arg(long, default_value_t = 24)]
+        /// How long the contract should hold, in hours (1 to 8,760).
+        #[arg(long, default_value_t = 24, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(u64).range(1..=8_760))]
         hours: u64,
         /// Accept a counter-offer at once.
         #[arg(long)]
@@ -228,6 +233,7 @@ pub enum Command {
         /// Transaction id.
         transaction: String,
         /// 1 (bad) to 5 (excellent).
+        #[arg(allow_negative_numbers = true, value_parser = clap::value_parser!(u8).range(1..=5))]
         score: u8,
     },
 }
@@ -281,6 +287,7 @@ pub enum AdminCommand {
         /// Organisation id.
         org_id: String,
         /// Micros to credit (1 unit = 1,000,000 micros).
+        #[arg(allow_negative_numbers = true, value_parser = error::at_least_one)]
         amount: u64,
     },
     /// Show where all the money is.

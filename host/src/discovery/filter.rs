@@ -143,6 +143,22 @@ impl Filter {
         if q.rating_min.is_some_and(|r| !(0.0..=5.0).contains(&r)) {
             return Err(InvalidQuery("rating_min must be between 0 and 5".into()));
         }
+        if q.latency_ms_max
+            .is_some_and(|l| l > crate::registry::LATENCY_MS_MAX)
+        {
+            return Err(InvalidQuery(format!(
+                "latency_ms_max is at most {} ms",
+                crate::registry::LATENCY_MS_MAX
+            )));
+        }
+        if q.max_price_micros
+            .is_some_and(|m| m > crate::pricing::MICROS_MAX)
+        {
+            return Err(InvalidQuery(format!(
+                "max_price_micros is at most {}",
+                crate::pricing::MICROS_MAX
+            )));
+        }
         let policy = q.data_policy.clone().unwrap_or_default();
         let mut names = Vec::new();
         let mut note = |on: bool, name: &str| {

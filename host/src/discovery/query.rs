@@ -36,9 +36,11 @@ pub struct Query {
     pub tags: Option<Vec<String>>,
     /// Expected cost at most this, micros.
     #[serde(default)]
+    #[schema(maximum = 9_007_199_254_740_991_f64)]
     pub max_price_micros: Option<u64>,
-    /// Promised latency at most this.
+    /// Promised latency at most this, ms (at most an hour).
     #[serde(default)]
+    #[schema(maximum = 3600000)]
     pub latency_ms_max: Option<u64>,
     /// Promised availability at least this.
     #[serde(default)]

@@ -136,6 +136,7 @@ pub fn split(result: InvokeResult) -> (Value, Value) {
     put("fee_micros", result.fee_micros.into());
     put("charged_micros", result.charged_micros.into());
     put("duration_ms", result.duration_ms.into());
+    put("duration_us", result.duration_us.into());
     put(
         "contract_id",
         result.contract_id.map_or(Value::Null, Value::String),

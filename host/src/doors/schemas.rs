@@ -8,8 +8,8 @@ fn proposal() -> Value {
         "type": "object",
         "description": "Proposed terms; the provider's policy accepts, counters or rejects them.",
         "properties": {
-            "max_price_micros": {"type": "integer", "minimum": 0, "description": "The most one call may cost (cost plus fee), micros (10^-6 of a unit)."},
-            "latency_ms_max": {"type": "integer", "minimum": 1, "description": "Latency SLA, ms; a slower call is not charged."},
+            "max_price_micros": {"type": "integer", "minimum": 0, "maximum": 9007199254740991u64, "description": "The most one call may cost (cost plus fee), micros (10^-6 of a unit)."},
+            "latency_ms_max": {"type": "integer", "minimum": 1, "maximum": 3_600_000, "description": "Latency SLA, ms; a slower call is not charged."},
             "uptime_min": {"type": "number", "minimum": 0, "maximum": 1},
             "retention": {"type": "string", "enum": ["none", "24h", "30d"], "description": "The most retention accepted."},
             "encryption": {"type": "boolean"},

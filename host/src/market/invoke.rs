@@ -72,8 +72,11 @@ pub struct InvocationRecord {
     pub release_at_ms: Option<u64>,
     /// The caller's cap, if any.
     pub max_price_micros: Option<u64>,
-    /// Wall time, milliseconds.
+    /// Wall time, whole milliseconds (rounded down).
     pub duration_ms: u64,
+    /// Wall time, microseconds (0 in records written before it was kept).
+    #[serde(default)]
+    pub duration_us: u64,
     /// When the call ended, Unix milliseconds.
     pub at_ms: u64,
     /// SHA-256 of the input JSON text, hex.
@@ -304,6 +307,7 @@ impl Market {
             }
         };
         let duration_ms = duration.as_millis() as u64;
+        let duration_us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         let record = InvocationRecord {
             transaction_id: transaction_id.clone(),
             capability_id: capability.pinned_id.clone(),
@@ -319,6 +323,7 @@ impl Market {
             release_at_ms: None,
             max_price_micros: request.max_price_micros,
             duration_ms,
+            duration_us,
             at_ms: now_ms(),
             input_sha256: hex::encode(Sha256::digest(input.as_bytes())),
             output_sha256: None,
@@ -471,7 +476,7 @@ impl Market {
                 &record.capability_id,
                 record.outcome == "ok",
                 record.fuel_used,
-                record.duration_ms,
+                record.duration_us,
                 record.duration_ms <= terms.latency_ms_max && !record.sla_missed,
             )
         };
@@ -495,6 +500,7 @@ impl Market {
             fee_micros: record.fee_micros,
             charged_micros: record.charged_micros,
             duration_ms: record.duration_ms,
+            duration_us: record.duration_us,
             receipt: record.receipt.unwrap_or_default(),
             contract_id: record.contract_id,
             sla_missed: record.sla_missed,

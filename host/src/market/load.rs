@@ -233,7 +233,10 @@ impl Market {
                 &record.capability_id,
                 record.outcome == "ok",
                 record.fuel_used,
-                record.duration_ms,
+                // Records from before `duration_us` was kept: their ms.
+                record
+                    .duration_us
+                    .max(record.duration_ms.saturating_mul(1_000)),
                 record.duration_ms <= latency_ms_max && !record.sla_missed,
             );
             if record.dispute.is_some() {

@@ -21,6 +21,7 @@ struct Receipt<'a> {
     consumer_org_id: &'a str,
     contract_id: Option<&'a str>,
     cost_micros: u64,
+    duration_us: u64,
     fee_micros: u64,
     format: &'static str,
     fuel_limit: u64,
@@ -56,6 +57,7 @@ impl Market {
             charged_micros: record.charged_micros,
             contract_id: record.contract_id.as_deref(),
             sla_missed: record.sla_missed,
+            duration_us: record.duration_us,
             at_ms: record.at_ms,
         };
         let internal = |e: serde_json::Error| Error::Internal(e.to_string());
@@ -63,6 +65,7 @@ impl Market {
             receipt.at_ms,
             receipt.charged_micros,
             receipt.cost_micros,
+            receipt.duration_us,
             receipt.fee_micros,
             receipt.fuel_limit,
             receipt.fuel_used,
@@ -108,6 +111,7 @@ mod tests {
                 consumer_org_id: text,
                 contract_id: contract,
                 cost_micros: 123_456_789,
+                duration_us: 1_234,
                 fee_micros: 1,
                 format: "mercato-receipt/1",
                 fuel_limit: 5_000_000_000,

@@ -14,7 +14,7 @@ struct Window {
     sla_met: u64,
     disputes: u64,
     fuel: VecDeque<u64>,
-    duration_ms: VecDeque<u64>,
+    duration_us: VecDeque<u64>,
 }
 
 /// Statistics by pinned capability id.
@@ -49,7 +49,7 @@ impl Stats {
         pinned_id: &str,
         success: bool,
         fuel: u64,
-        duration_ms: u64,
+        duration_us: u64,
         sla_met: bool,
     ) -> u64 {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
@@ -59,7 +59,7 @@ impl Stats {
         if success {
             w.successes += 1;
             push(&mut w.fuel, fuel);
-            push(&mut w.duration_ms, duration_ms);
+            push(&mut w.duration_us, duration_us);
         }
         w.successes
     }
@@ -83,8 +83,10 @@ impl Stats {
             disputes: w.disputes,
             fuel_p50: quantile(&w.fuel, 0.5),
             fuel_p95: quantile(&w.fuel, 0.95),
-            duration_ms_p50: quantile(&w.duration_ms, 0.5),
-            duration_ms_p95: quantile(&w.duration_ms, 0.95),
+            duration_ms_p50: quantile(&w.duration_us, 0.5).map(|us| us / 1_000),
+            duration_ms_p95: quantile(&w.duration_us, 0.95).map(|us| us / 1_000),
+            duration_us_p50: quantile(&w.duration_us, 0.5),
+            duration_us_p95: quantile(&w.duration_us, 0.95),
         }
     }
 }

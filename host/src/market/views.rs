@@ -24,6 +24,12 @@ pub struct StatsView {
     pub duration_ms_p50: Option<u64>,
     /// 95th percentile wall time of successful calls, milliseconds.
     pub duration_ms_p95: Option<u64>,
+    /// Median wall time of successful calls, microseconds.
+    #[serde(default)]
+    pub duration_us_p50: Option<u64>,
+    /// 95th percentile wall time of successful calls, microseconds.
+    #[serde(default)]
+    pub duration_us_p95: Option<u64>,
 }
 
 /// A listed capability with its terms, schemas, examples and statistics.
@@ -233,8 +239,11 @@ pub struct InvokeResult {
     /// What the consumer paid: cost plus fee (held in escrow until the
     /// dispute window closes).
     pub charged_micros: u64,
-    /// Wall time in the sandbox, milliseconds.
+    /// Wall time in the sandbox, whole milliseconds (rounded down).
     pub duration_ms: u64,
+    /// Wall time in the sandbox, microseconds.
+    #[serde(default)]
+    pub duration_us: u64,
     /// The receipt, signed by the marketplace key.
     #[schema(value_type = Object)]
     pub receipt: serde_json::Value,

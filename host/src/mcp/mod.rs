@@ -137,6 +137,51 @@ fn marketplace_tools() -> Vec<Tool> {
     ]
 }
 
+/// The formats JSON Schema (2020-12) defines; clients warn on others.
+const STANDARD_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// Drops `format`s JSON Schema does not define (schemars writes `uint`,
+/// `uint32`, `double`, …, which portable clients warn about on every call;
+/// the bounds that matter are in `minimum`/`maximum`). The host still checks
+/// arguments and outputs against the published schemas as they are.
+fn portable(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| !STANDARD_FORMATS.contains(&f))
+                && map.get("type").is_some()
+            {
+                map.remove("format");
+            }
+            map.values_mut().for_each(portable);
+        }
+        Value::Array(items) => items.iter_mut().for_each(portable),
+        _ => {}
+    }
+}
+
 fn capability_tool(view: &CapabilityView) -> Option<Tool> {
     let name = tool_name(&view.id)?;
     let terms = &view.terms;
@@ -144,16 +189,18 @@ fn capability_tool(view: &CapabilityView) -> Option<Tool> {
         "{} — price {} micros per call + {} micros per million fuel (plus the marketplace fee); latency ≤ {} ms; capability `{}`.",
         view.description, terms.price_micros, terms.micros_per_mfuel, terms.latency_ms_max, view.id
     );
-    let input = if is_object_schema(&view.input_schema) {
+    let mut input = if is_object_schema(&view.input_schema) {
         view.input_schema.clone()
     } else {
         wrapped("input", &view.input_schema)
     };
-    let output = if is_object_schema(&view.output_schema) {
+    let mut output = if is_object_schema(&view.output_schema) {
         view.output_schema.clone()
     } else {
         wrapped("output", &view.output_schema)
     };
+    portable(&mut input);
+    portable(&mut output);
     let mut meta = MetaObject::new();
     meta.0
         .insert("mercato/capability_id".into(), json!(view.id));
@@ -301,6 +348,30 @@ impl Mercato {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_standard_formats_reach_a_tool_schema() {
+        let mut schema = json!({
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer", "format": "uint32", "minimum": 0},
+                "ratio": {"type": "number", "format": "double"},
+                "when": {"type": "string", "format": "date-time"},
+                "format": {"type": "string", "format": "email"},
+                "list": {"type": "array", "items": {"type": "integer", "format": "int64"}}
+            }
+        });
+        portable(&mut schema);
+        let p = &schema["properties"];
+        assert_eq!(p["count"], json!({"type": "integer", "minimum": 0}));
+        assert_eq!(p["ratio"], json!({"type": "number"}));
+        assert_eq!(p["when"]["format"], "date-time");
+        assert_eq!(
+            p["format"]["format"], "email",
+            "a field named `format` is a field"
+        );
+        assert_eq!(p["list"]["items"], json!({"type": "integer"}));
+    }
 
     fn tool(name: &str) -> Tool {
         Tool::new(name.to_string(), "t", object(json!({"type": "object"})))

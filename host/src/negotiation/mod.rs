@@ -23,9 +23,11 @@ pub const VALIDITY_MS_DEFAULT: u64 = 30 * 86_400_000;
 #[serde(deny_unknown_fields)]
 pub struct Proposal {
     /// The most one call may cost (cost plus fee), micros.
+    #[schema(maximum = 9_007_199_254_740_991_f64)]
     pub max_price_micros: u64,
-    /// Latency the provider must meet, ms.
+    /// Latency the provider must meet, ms (1 to an hour).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3600000)]
     pub latency_ms_max: Option<u64>,
     /// Availability the provider must promise.
     #[serde(default)]
@@ -89,8 +91,26 @@ pub fn check(proposal: &Proposal) -> Result<(), String> {
     if proposal.validity_ms == 0 || proposal.validity_ms > 366 * 86_400_000 {
         return Err("validity_ms is 1 ms to a year".into());
     }
-    if proposal.latency_ms_max == Some(0) {
-        return Err("latency_ms_max must be positive".into());
+    if proposal
+        .latency_ms_max
+        .is_some_and(|l| l == 0 || l > crate::registry::LATENCY_MS_MAX)
+    {
+        return Err(format!(
+            "latency_ms_max is 1 to {} ms",
+            crate::registry::LATENCY_MS_MAX
+        ));
+    }
+    if proposal.max_price_micros > pricing::MICROS_MAX {
+        return Err(format!(
+            "max_price_micros is at most {}",
+            pricing::MICROS_MAX
+        ));
+    }
+    if proposal
+        .rate_limit_per_minute
+        .is_some_and(|r| r > 1_000_000)
+    {
+        return Err("rate_limit_per_minute is at most 1000000".into());
     }
     if proposal
         .jurisdiction

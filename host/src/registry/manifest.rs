@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
+/// The slowest latency anything may promise or ask for: an hour, in ms.
+pub const LATENCY_MS_MAX: u64 = 3_600_000;
+
 /// Largest manifest accepted, in bytes.
 pub const MANIFEST_BYTES_MAX: usize = 64 * 1024;
 /// Highest base price or rate accepted: a million currency units. Keeps every
@@ -111,8 +114,10 @@ impl Terms {
         if !(0.0..=1.0).contains(&self.uptime) {
             return Err("uptime must be between 0 and 1".into());
         }
-        if self.latency_ms_max == 0 || self.latency_ms_max > 3_600_000 {
-            return Err("latency_ms_max must be between 1 and 3600000".into());
+        if self.latency_ms_max == 0 || self.latency_ms_max > LATENCY_MS_MAX {
+            return Err(format!(
+                "latency_ms_max must be between 1 and {LATENCY_MS_MAX}"
+            ));
         }
         if let Some(n) = &self.negotiation {
             if n.uptime_max.is_some_and(|u| !(0.0..=1.0).contains(&u)) {

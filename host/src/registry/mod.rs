@@ -26,7 +26,7 @@ mod validate;
 
 pub use catalog::{Catalog, Listed, ListedCapability};
 pub use ids::{CapabilityId, is_name};
-pub use manifest::{DataPolicy, Manifest, Policy, Retention, Terms};
+pub use manifest::{DataPolicy, LATENCY_MS_MAX, Manifest, Policy, Retention, Terms};
 pub use records::{AgentRecord, CapabilityRecord, Example, VersionRecord};
 pub use validate::{Violation, check_description, compile_schema, violations};
 

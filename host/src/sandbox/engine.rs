@@ -194,8 +194,22 @@ impl Sandbox {
     /// Checks and compiles a component. Returns it with its serialised
     /// artifact for the cache. CPU-heavy: call from a blocking thread.
     pub fn compile(&self, wasm: &[u8]) -> Result<(Compiled, Vec<u8>)> {
+        if !wasm.starts_with(b"\0asm") {
+            return Err(Error::InvalidComponent(
+                "not a WebAssembly file: it does not begin with the `\\0asm` magic bytes \
+                 (a component is the .wasm that `cargo build --target wasm32-wasip2` writes)"
+                    .into(),
+            ));
+        }
+        if wasm.get(4..8) == Some(&[1, 0, 0, 0]) {
+            return Err(Error::InvalidComponent(
+                "a core WebAssembly module, not a component: build for wasm32-wasip2 \
+                 (or wrap the module with `wasm-tools component new`)"
+                    .into(),
+            ));
+        }
         let component = Component::new(&self.engine, wasm)
-            .map_err(|e| Error::InvalidComponent(first_line(&e)))?;
+            .map_err(|e| Error::InvalidComponent(one_line(&e)))?;
         let compiled = self.prepare(&component)?;
         let artifact = component
             .serialize()
@@ -223,10 +237,10 @@ impl Sandbox {
         let pre = self
             .linker
             .instantiate_pre(component)
-            .map_err(|e| Error::WrongWorld(first_line(&e)))?;
+            .map_err(|e| Error::WrongWorld(one_line(&e)))?;
         // The richer world first: a component exporting `negotiator` as well.
         let negotiator = NegotiatingAgentPre::new(pre.clone()).ok();
-        let pre = AgentPre::new(pre).map_err(|e| Error::WrongWorld(first_line(&e)))?;
+        let pre = AgentPre::new(pre).map_err(|e| Error::WrongWorld(one_line(&e)))?;
         Ok(Compiled { pre, negotiator })
     }
 
@@ -283,14 +297,15 @@ impl Sandbox {
 fn deserialize(engine: &Engine, artifact: &[u8]) -> Result<Component> {
     // SAFETY: see the `expect` reason above: the bytes are Component::serialize
     // output from an engine with the same fingerprint, verified by hash.
-    unsafe { Component::deserialize(engine, artifact) }.map_err(|e| Error::Artifact(first_line(&e)))
+    unsafe { Component::deserialize(engine, artifact) }.map_err(|e| Error::Artifact(one_line(&e)))
 }
 
-fn first_line(e: &wasmtime::Error) -> String {
+/// An error on one line (its lines joined), at most 500 characters.
+fn one_line(e: &wasmtime::Error) -> String {
     let text = format!("{e:#}");
-    text.lines()
-        .next()
-        .unwrap_or_default()
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
         .chars()
         .take(500)
         .collect()

@@ -16,13 +16,16 @@ pub struct Budget {
     /// The most one call may hold (and so cost), in micros; it also caps
     /// calls that give no `max_price_micros`.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 9_007_199_254_740_991_f64)]
     pub per_call_max_micros: Option<u64>,
     /// The most spent and held per UTC day; reaching it pauses calls.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 9_007_199_254_740_991_f64)]
     pub daily_max_micros: Option<u64>,
     /// A call that may cost more than this waits for an approver
     /// (`GET /v1/approvals`), in micros.
     #[serde(default)]
+    #[schema(maximum = 9_007_199_254_740_991_f64)]
     pub approval_above_micros: Option<u64>,
     /// Percentages of the daily limit that raise an alert when today's
     /// spending crosses them (for example `[50, 80, 100]`).
@@ -35,6 +38,21 @@ pub struct Budget {
 
 impl Budget {
     pub(super) fn check(&self) -> std::result::Result<(), String> {
+        let limits = [
+            self.per_call_max_micros,
+            self.daily_max_micros,
+            self.approval_above_micros,
+        ];
+        if limits
+            .iter()
+            .flatten()
+            .any(|m| *m > crate::pricing::MICROS_MAX)
+        {
+            return Err(format!(
+                "a limit is at most {} micros",
+                crate::pricing::MICROS_MAX
+            ));
+        }
         if self.per_call_max_micros == Some(0) || self.daily_max_micros == Some(0) {
             return Err("a limit of 0 would refuse every paid call; omit it instead".into());
         }
