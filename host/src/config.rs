@@ -113,6 +113,11 @@ pub struct Config {
     /// The URL clients reach this host at (`https://market.example`), written
     /// into A2A agent cards; without it a card names the host it was asked on.
     pub public_url: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with `tls_key`);
+    /// reloaded on SIGHUP or when the file changes.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Who may register an organisation (see [`Config::signup`]).
@@ -209,6 +214,8 @@ impl Default for Config {
             discovery_rating_boost: crate::discovery::RATING_BOOST,
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             public_url: None,
+            tls_cert: None,
+            tls_key: None,
             webhook_allowed_hosts: Vec::new(),
             signup: Signup::RateLimited,
             signups_per_client_per_minute: 5,
@@ -265,6 +272,9 @@ impl Config {
 
     /// Checks that every limit is usable.
     pub fn check(&self) -> Result<(), String> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("tls_cert and tls_key go together: give both, or neither".into());
+        }
         let s = &self.sandbox;
         if s.concurrent_calls_max == 0 || s.concurrent_calls_max > 4_096 {
             return Err("sandbox.concurrent_calls_max must be 1 to 4096".into());

@@ -33,6 +33,8 @@ async fn run(cli: Cli) -> Result<()> {
             config,
             recompile,
             embedding_model,
+            tls_cert,
+            tls_key,
         } => {
             serve(
                 data_dir.clone(),
@@ -40,6 +42,7 @@ async fn run(cli: Cli) -> Result<()> {
                 config.as_deref(),
                 *recompile,
                 embedding_model.clone(),
+                tls_cert.clone().zip(tls_key.clone()),
             )
             .await
         }
@@ -89,7 +92,9 @@ async fn run(cli: Cli) -> Result<()> {
                         "{}/.well-known/mercato-keys.json",
                         cli.server.trim_end_matches('/')
                     );
-                    reqwest::get(&url)
+                    mercato_host::cli::client(cli.ca_cert.as_deref())?
+                        .get(&url)
+                        .send()
                         .await
                         .map_err(|e| mercato_host::cli::error::unreachable(&cli.server, &e))?
                         .json()
@@ -105,7 +110,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .as_deref()
                 .filter(|key| !key.trim().is_empty())
                 .context("mcp-stdio needs --api-key (or MERCATO_API_KEY)")?;
-            mercato_host::cli::mcp_stdio::run(&cli.server, key).await
+            mercato_host::cli::mcp_stdio::run(&cli.server, key, cli.ca_cert.as_deref()).await
         }
         _ => run_client(&cli).await,
     }
@@ -117,6 +122,7 @@ async fn serve(
     config_file: Option<&std::path::Path>,
     recompile: bool,
     embedding_model: Option<std::path::PathBuf>,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 ) -> Result<()> {
     let mut config = match config_file {
         Some(path) => Config::from_file(path)?,
@@ -135,6 +141,10 @@ async fn serve(
     }
     if embedding_model.is_some() {
         config.embedding_model = embedding_model;
+    }
+    if let Some((cert, key)) = tls {
+        config.tls_cert = Some(cert);
+        config.tls_key = Some(key);
     }
     let data_dir = config.data_dir.clone();
     let server = Server::start(config)

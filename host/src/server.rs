@@ -20,11 +20,18 @@ pub enum Error {
     /// Binding or serving failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    /// The TLS certificate or key does not load.
+    #[error("TLS: {0}")]
+    Tls(#[from] api::TlsError),
 }
 
 /// A host serving HTTP.
 pub struct Server {
     addr: SocketAddr,
+    /// `https` with a certificate, `http` without.
+    scheme: &'static str,
+    /// Reloads the certificate (when serving HTTPS).
+    tls_watch: Option<JoinHandle<()>>,
     market: Arc<Market>,
     admin_token: AdminToken,
     shutdown: oneshot::Sender<()>,
@@ -35,6 +42,11 @@ impl Server {
     /// Opens the market and starts serving on `config.listen` (port 0 picks one).
     pub async fn start(config: Config) -> Result<Server, Error> {
         let listen = config.listen;
+        // A certificate that does not load stops the start, before anything opens.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(api::Tls::load(cert, key)?),
+            _ => None,
+        };
         let (market, admin_token) = Market::open(config).await?;
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
@@ -47,9 +59,11 @@ impl Server {
             header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
             drain_timeout: Duration::from_millis(config.request_timeout_ms),
         };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let tls_watch = tls.as_ref().map(api::Tls::watch);
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            api::serve(listener, app, limits, async move {
+            api::serve(listener, app, limits, tls, async move {
                 let _ = signal.await;
                 // End the agent front doors' open streams, or the
                 // graceful stop would wait for them.
@@ -57,9 +71,11 @@ impl Server {
             })
             .await
         });
-        tracing::info!(%addr, "mercato is serving");
+        tracing::info!(%addr, scheme, "mercato is serving");
         Ok(Server {
             addr,
+            scheme,
+            tls_watch,
             market,
             admin_token,
             shutdown,
@@ -72,9 +88,9 @@ impl Server {
         self.addr
     }
 
-    /// `http://addr`.
+    /// `http://addr`, or `https://addr` when serving TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The market behind it.
@@ -90,6 +106,9 @@ impl Server {
     /// Stops accepting, finishes requests in flight, flushes the store.
     pub async fn stop(self) -> Result<(), Error> {
         let _ = self.shutdown.send(());
+        if let Some(watch) = &self.tls_watch {
+            watch.abort();
+        }
         match self.task.await {
             Ok(served) => served?,
             Err(e) => tracing::error!(error = %e, "server task failed"),

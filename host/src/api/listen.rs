@@ -11,6 +11,10 @@
 //!   may sit idle between requests (hyper starts it whenever it waits for a
 //!   request head), so slow or silent clients are closed.
 //!
+//! - With TLS, the handshake happens on the connection's own task, bounded
+//!   by the same header-read timeout, with the certificate in service when
+//!   the connection arrived (see `tls.rs` for reloading).
+//!
 //! HTTP/2 is not offered: its prior-knowledge detection would read the first
 //! bytes without any timeout, and every client of this host speaks HTTP/1.1.
 
@@ -130,6 +134,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<super::tls::Tls>>,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -188,8 +193,32 @@ pub async fn serve(
                 .insert(ConnectInfo::<SocketAddr>(peer));
             app.clone().oneshot(request)
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        let Some(tls) = &tls else {
+            let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, %peer, "connection ended");
+                }
+                drop(slot);
+            });
+            continue;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+        let (http, watcher) = (http.clone(), graceful.watcher());
         tokio::spawn(async move {
+            let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
+            let stream = match handshake.await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, %peer, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
             if let Err(error) = connection.await {
                 tracing::debug!(%error, %peer, "connection ended");
             }

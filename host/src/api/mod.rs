@@ -21,12 +21,14 @@ mod negotiations;
 mod openapi;
 mod ops;
 mod orgs;
+mod tls;
 mod trust;
 
 use crate::doors::{ErrorBody, ErrorDetail, Problem};
 pub use error::status_of;
 pub use listen::{ConnectionLimits, serve};
 pub use openapi::ApiDoc;
+pub use tls::{Tls, TlsError};
 
 use crate::market::Market;
 use axum::Router;

@@ -69,7 +69,7 @@ fn micros(m: u64) -> String {
 
 /// Runs one client command against `cli.server`.
 pub async fn run_client(cli: &Cli) -> Result<()> {
-    let http = reqwest::Client::new();
+    let http = super::http::client(cli.ca_cert.as_deref())?;
     let base = cli.server.trim_end_matches('/');
     match &cli.command {
         Command::Serve { .. }

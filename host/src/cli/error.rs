@@ -33,10 +33,29 @@ pub fn advise(what: impl Into<String>, todo: impl Into<String>) -> anyhow::Error
 /// The host at `server` could not be reached (or answered in a way that is
 /// not HTTP): which, and what to do.
 pub fn unreachable(server: &str, error: &reqwest::Error) -> anyhow::Error {
+    let text = format!("{error:?}");
+    if text.contains("UnknownIssuer")
+        || text.contains("invalid peer certificate")
+        || text.contains("NotValidForName")
+        || text.contains("CertExpired")
+    {
+        return advise(
+            format!("cannot reach the host at {server}: its TLS certificate is not trusted"),
+            "pass --ca-cert FILE (or MERCATO_CA_CERT) with the certificate that signed it, \
+             and check that --server names the host the certificate is for",
+        );
+    }
+    if server.starts_with("https://")
+        && (text.contains("InvalidContentType") || text.contains("corrupt message"))
+    {
+        return advise(
+            format!("cannot reach the host at {server}: it does not speak TLS there"),
+            "use http:// in --server (or MERCATO_SERVER), or start the host with --tls-cert and --tls-key",
+        );
+    }
     let why = if error.is_timeout() {
         "it did not answer in time"
     } else if error.is_connect() {
-        let text = format!("{:?}", error);
         if text.contains("dns error") || text.contains("failed to lookup") {
             "its name does not resolve"
         } else if text.contains("ConnectionRefused") || text.contains("Connection refused") {

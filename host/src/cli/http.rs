@@ -7,6 +7,24 @@ use super::error::{advise, unreachable};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+/// The HTTP client of the client commands: a 10 s connect timeout, and
+/// `--ca-cert` trusted besides the system's roots.
+pub fn client(ca_cert: Option<&std::path::Path>) -> Result<reqwest::Client> {
+    let mut builder =
+        reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let certificate = reqwest::Certificate::from_pem(&pem).map_err(|_| {
+            advise(
+                format!("{} holds no PEM certificate", path.display()),
+                "give --ca-cert the certificate file (-----BEGIN CERTIFICATE-----)",
+            )
+        })?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder.build().context("the HTTP client cannot start")
+}
+
 /// Reads a JSON response, turning the error shape into a readable error.
 pub(super) async fn answer(response: reqwest::Response) -> Result<Value> {
     let status = response.status();

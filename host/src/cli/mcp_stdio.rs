@@ -52,11 +52,8 @@ struct Relay {
 /// Runs the bridge until stdin closes. A host that cannot be reached at
 /// start is an error (exit status 1), not a bridge that answers every
 /// request with one.
-pub async fn run(server: &str, api_key: &str) -> Result<()> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .context("HTTP client")?;
+pub async fn run(server: &str, api_key: &str, ca_cert: Option<&std::path::Path>) -> Result<()> {
+    let http = super::http::client(ca_cert)?;
     // The host and the key are checked once, before any client talks.
     let me = format!("{}/v1/accounts/me", server.trim_end_matches('/'));
     let answer = http

@@ -55,6 +55,10 @@ pub struct Cli {
     /// Print the server's JSON instead of a summary.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Also trust this PEM certificate (a private CA, or a self-signed
+    /// host) when --server is https:// (client commands).
+    #[arg(long, global = true, env = "MERCATO_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -81,6 +85,13 @@ pub enum Command {
         /// with `--features model`); the built-in embedder otherwise.
         #[arg(long)]
         embedding_model: Option<PathBuf>,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key);
+        /// reloaded on SIGHUP or when the file changes.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Compile a component read on stdin into an artifact on stdout (the
     /// host runs this in a child process for each upload).
@@ -303,4 +314,5 @@ pub enum AdminCommand {
 
 pub use attest::{AttestOutputs, attest_file, run_attest};
 pub use client::run_client;
+pub use http::client;
 pub use offline::{generate_key, verify_document};
