@@ -13,7 +13,17 @@ impl A2a {
         views.sort_by(|a, b| a.id.cmp(&b.id));
         let total = views.len();
         views.truncate(SKILLS_MAX);
-        let skills: Vec<Value> = views.iter().map(skill).collect();
+        let mut skills: Vec<Value> = views.iter().map(skill).collect();
+        // The marketplace's own skill, listed or not: finding the others.
+        skills.push(json!({
+            "id": "discover",
+            "name": "Discover capabilities",
+            "description": "Send what you need in plain text (or a data part {\"need\": …}); the answer ranks the listed capabilities for it, with their prices.",
+            "tags": ["discovery", "marketplace"],
+            "examples": ["hide e-mail addresses in a support ticket"],
+            "inputModes": ["text/plain", "application/json"],
+            "outputModes": ["application/json"],
+        }));
         let mut description = "A marketplace of agent capabilities, each sandboxed and metered: send a data part \
              {\"capability_id\", \"input\", \"max_price_micros\"} to buy a call, {\"action\": \"negotiate\", …} for terms, \
              or plain text to discover capabilities for a need. Calls are charged to the API key's organisation."

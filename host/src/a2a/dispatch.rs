@@ -3,7 +3,7 @@
 
 use super::agent::{A2a, new_id};
 use super::outcome::{params_error, status};
-use super::tasks::{Entry, owned, state};
+use super::tasks::{Entry, limit_history, owned, state};
 use super::wire::{self, code};
 use crate::identity::Org;
 use serde_json::{Value, json};
@@ -16,6 +16,32 @@ use tokio_util::sync::CancellationToken;
 const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Events a streaming call may have waiting for a slow client.
 const STREAM_BUFFER: usize = 256;
+/// Messages a task's history keeps (the latest).
+const HISTORY_MAX: usize = 20;
+
+/// A message as a task's history keeps it: never a call's input (a data
+/// part's `input` is withheld; calls keep only its hash), the rest as sent
+/// (a need's text, the capability, the price cap).
+fn recorded(message: &Value) -> Value {
+    let mut kept = message.clone();
+    if let Some(parts) = kept.get_mut("parts").and_then(Value::as_array_mut) {
+        for part in parts {
+            if let Some(data) = part.get_mut("data").and_then(Value::as_object_mut)
+                && data.remove("input").is_some()
+            {
+                data.insert("mercato/input_withheld".into(), true.into());
+            }
+        }
+    }
+    if let Some(object) = kept.as_object_mut() {
+        object.remove("metadata");
+        // v0.3 clients say `user`; the task speaks v1.0.
+        if object.get("role").and_then(Value::as_str) == Some("user") {
+            object.insert("role".into(), "ROLE_USER".into());
+        }
+    }
+    kept
+}
 
 /// The protocol dialect of a request, from its method name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +105,8 @@ impl A2a {
             "GetTask" => (Dialect::V1, "get"),
             "CancelTask" => (Dialect::V1, "cancel"),
             "ListTasks" => (Dialect::V1, "list"),
+            "SubscribeToTask" => (Dialect::V1, "subscribe"),
+            "tasks/resubscribe" => (Dialect::V03, "subscribe"),
             "message/send" => (Dialect::V03, "send"),
             "message/stream" => (Dialect::V03, "stream"),
             "tasks/get" => (Dialect::V03, "get"),
@@ -92,10 +120,7 @@ impl A2a {
                     "push notifications are not offered; stream or poll GetTask",
                 ));
             }
-            "SubscribeToTask"
-            | "GetExtendedAgentCard"
-            | "tasks/resubscribe"
-            | "agent/getAuthenticatedExtendedCard" => {
+            "GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard" => {
                 return Reply::Json(wire::error(
                     &id,
                     code::UNSUPPORTED,
@@ -118,6 +143,7 @@ impl A2a {
         match method {
             "get" => Reply::Json(answer(self.get(&org, &params))),
             "list" => Reply::Json(answer(self.list(&org, &params))),
+            "subscribe" => Reply::Stream(self.subscribe(&org, &params, id.clone(), dialect)),
             "cancel" => Reply::Json(answer(self.cancel(&org, &params).await)),
             "send" => Reply::Json(answer(self.send(org, &params, capability).await)),
             _ => match self.stream(org, &params, capability, id.clone(), dialect) {
@@ -138,7 +164,9 @@ impl A2a {
     /// holding one (`{"task": …}`), which [`wire::to_v03`] unwraps for v0.3.
     fn get(&self, org: &Org, params: &Value) -> Result<Value, (i64, String)> {
         let id = Self::task_id(params)?;
-        Ok(owned(&self.tasks(), org, id)?.task())
+        let mut task = owned(&self.tasks(), org, id)?.task();
+        limit_history(&mut task, params)?;
+        Ok(task)
     }
 
     /// Cancels a running task and waits (bounded) for its call to stop, so
@@ -172,51 +200,79 @@ impl A2a {
         }
     }
 
-    /// Creates a task for `message` in `WORKING` and keeps it.
-    /// A message naming a task (`taskId`) continues it; this agent's tasks
-    /// take no further input, so such a message is refused: "task not
-    /// found" when the task is not one of the caller's, unsupported when it
-    /// is (a new message without `taskId`, in the same `contextId`, is the
-    /// way on). Never a new task started in its place.
-    fn no_continuation(&self, org: &Org, message: &Value) -> Result<(), (i64, String)> {
-        let Some(task_id) = message.get("taskId").filter(|t| !t.is_null()) else {
-            return Ok(());
+    /// Opens the task `message` asks for: a new one in `WORKING`, or, when
+    /// it names one of the caller's tasks (`taskId`) that has ended, that
+    /// task again (its history grows, its artifacts are replaced by the new
+    /// outcome). A task not the caller's is not found; a task still running
+    /// takes no second message. Returns the task id, its context, the new
+    /// run's cancellation, and whether the task existed before.
+    fn open(
+        &self,
+        org: &Org,
+        message: &Value,
+    ) -> Result<(String, String, CancellationToken, bool), (i64, String)> {
+        let recorded = recorded(message);
+        let given_task = match message.get("taskId").filter(|t| !t.is_null()) {
+            None => None,
+            Some(Value::String(id)) => Some(id.clone()),
+            Some(_) => return Err((code::INVALID_PARAMS, "`taskId` is a string".into())),
         };
-        let Some(task_id) = task_id.as_str() else {
-            return Err((code::INVALID_PARAMS, "`taskId` is a string".into()));
-        };
-        let tasks = self.tasks();
-        let entry = owned(&tasks, org, task_id)?;
-        Err((
-            code::UNSUPPORTED,
-            format!(
-                "task `{task_id}` is {} and takes no further input; send a new message without \
-                 `taskId` (the same `contextId` keeps the conversation together)",
-                entry.state()
-            ),
-        ))
-    }
-
-    fn open(&self, org: &Org, message: &Value) -> (String, String, CancellationToken) {
+        if let Some(task_id) = given_task {
+            let mut tasks = self.tasks();
+            let entry = owned(&tasks, org, &task_id)?;
+            if !wire::is_terminal(entry.state()) {
+                return Err((
+                    code::UNSUPPORTED,
+                    format!(
+                        "task `{task_id}` is still {}; wait for it (GetTask) or cancel it first",
+                        entry.state()
+                    ),
+                ));
+            }
+            let Some(cancel) = tasks.rearm(&task_id) else {
+                return Err((
+                    code::TASK_NOT_FOUND,
+                    format!("no task `{task_id}` of yours"),
+                ));
+            };
+            let task = tasks.update(&task_id, |task| {
+                task["status"] = status(wire::WORKING, None);
+                task["artifacts"] = json!([]);
+                if let Some(object) = task.as_object_mut() {
+                    object.remove("metadata");
+                }
+                let history = task["history"].as_array_mut();
+                match history {
+                    Some(history) => {
+                        history.push(recorded);
+                        let over = history.len().saturating_sub(HISTORY_MAX);
+                        history.drain(..over);
+                    }
+                    None => task["history"] = json!([recorded]),
+                }
+            });
+            let context_id = task["contextId"].as_str().unwrap_or_default().to_string();
+            return Ok((task_id, context_id, cancel, true));
+        }
         let task_id = new_id();
         let context_id = message["contextId"]
             .as_str()
             .filter(|c| !c.is_empty() && c.len() <= 128)
             .map(str::to_string)
             .unwrap_or_else(new_id);
-        // No history: the input is not kept (calls keep only its hash).
         let task = json!({
             "id": task_id,
             "contextId": context_id,
             "status": status(wire::WORKING, None),
             "artifacts": [],
+            "history": [recorded],
         });
         let cancel = CancellationToken::new();
         self.tasks().insert(
             task_id.clone(),
             Entry::new(org.org_id.clone(), &task, cancel.clone()),
         );
-        (task_id, context_id, cancel)
+        Ok((task_id, context_id, cancel, false))
     }
 
     async fn send(
@@ -226,8 +282,7 @@ impl A2a {
         capability: Option<String>,
     ) -> Result<Value, (i64, String)> {
         let (operation, message) = self.operation(params, capability)?;
-        self.no_continuation(&org, &message)?;
-        let (task_id, context_id, cancel) = self.open(&org, &message);
+        let (task_id, context_id, cancel, continued) = self.open(&org, &message)?;
         let immediately = params["configuration"]["returnImmediately"].as_bool() == Some(true)
             || params["configuration"]["blocking"].as_bool() == Some(false);
         let this = self.clone();
@@ -246,10 +301,80 @@ impl A2a {
         }
         let (task, invalid) = work.await;
         if let Some(message) = invalid {
-            self.tasks().remove(&task_id);
+            // A new task that never made sense is not kept; a continued
+            // one keeps its history, its last run refused.
+            if !continued {
+                self.tasks().remove(&task_id);
+            }
             return Err((code::INVALID_PARAMS, message));
         }
         Ok(json!({ "task": task }))
+    }
+
+    /// `SubscribeToTask`: a running task's current state now and its final
+    /// state when it ends, as a stream. Answered as a stream also when it
+    /// cannot be followed: one error event (task not found; a task that
+    /// has ended is read with `GetTask`).
+    fn subscribe(
+        self: &Arc<Self>,
+        org: &Org,
+        params: &Value,
+        id: Value,
+        dialect: Dialect,
+    ) -> mpsc::Receiver<Value> {
+        let (events, receiver) = mpsc::channel::<Value>(4);
+        let followed = (|| {
+            let task_id = Self::task_id(params)?;
+            let tasks = self.tasks();
+            let entry = owned(&tasks, org, task_id)?;
+            if wire::is_terminal(entry.state()) {
+                return Err((
+                    code::UNSUPPORTED,
+                    format!(
+                        "task `{task_id}` has ended ({}); GetTask reads it",
+                        entry.state()
+                    ),
+                ));
+            }
+            Ok((
+                task_id.to_string(),
+                entry.task(),
+                entry.finished.subscribe(),
+            ))
+        })();
+        let (task_id, task, mut finished) = match followed {
+            Ok(followed) => followed,
+            Err((code, message)) => {
+                let _ = events.try_send(wire::error(&id, code, message));
+                return receiver;
+            }
+        };
+        let say = move |result: Value| {
+            let result = if dialect == Dialect::V03 {
+                wire::to_v03(&result)
+            } else {
+                result
+            };
+            wire::result(&id, result)
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            if events.send(say(json!({"task": task}))).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                _ = finished.wait_for(|done| *done) => {}
+                () = events.closed() => return,
+            }
+            let Some(task) = this.tasks().get(&task_id).map(Entry::task) else {
+                return;
+            };
+            let update = json!({"statusUpdate": {
+                "taskId": task_id, "contextId": task["contextId"], "status": task["status"],
+            }});
+            let _ = events.send(say(update)).await;
+        });
+        receiver
     }
 
     fn stream(
@@ -261,8 +386,7 @@ impl A2a {
         dialect: Dialect,
     ) -> Result<mpsc::Receiver<Value>, (i64, String)> {
         let (operation, message) = self.operation(params, capability)?;
-        self.no_continuation(&org, &message)?;
-        let (task_id, context_id, cancel) = self.open(&org, &message);
+        let (task_id, context_id, cancel, _) = self.open(&org, &message)?;
         let (events, receiver) = mpsc::channel::<Value>(STREAM_BUFFER);
         let this = self.clone();
         tokio::spawn(async move {

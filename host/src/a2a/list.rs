@@ -1,6 +1,7 @@
 //! `ListTasks`: the caller's tasks, newest status first, filtered by
-//! context, state and status time, paged by an opaque token (the last task
-//! of the page before), artifacts only when asked for.
+//! context, state and status time (at or after), paged by an opaque token
+//! (the last task of the page before), artifacts only when asked for, each
+//! history cut to `historyLength`.
 
 use super::agent::A2a;
 use super::tasks::state;
@@ -57,7 +58,7 @@ impl A2a {
             return Err(invalid("params is an object"));
         }
         let page_size = whole(params, "pageSize", 1..=PAGE_SIZE_MAX)?.unwrap_or(PAGE_SIZE_DEFAULT);
-        let history_length = whole(params, "historyLength", 0..=u64::from(u32::MAX))?;
+        whole(params, "historyLength", 0..=u64::from(u32::MAX))?;
         let context = text(params, "contextId")?;
         let wanted_state = match text(params, "status")? {
             Some(s) if wire::is_state(s) => Some(s),
@@ -100,7 +101,7 @@ impl A2a {
             .filter(|(at, _, task)| {
                 context.is_none_or(|c| task["contextId"] == c)
                     && wanted_state.is_none_or(|s| state(task) == s)
-                    && after.is_none_or(|after| *at > after)
+                    && after.is_none_or(|after| *at >= after)
             })
             .collect();
         tasks.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
@@ -122,25 +123,11 @@ impl A2a {
             .iter()
             .map(|(_, _, task)| {
                 let mut task = task.clone();
-                if let Some(object) = task.as_object_mut() {
-                    if !include_artifacts {
-                        object.remove("artifacts");
-                    }
-                    match history_length {
-                        Some(0) => {
-                            object.remove("history");
-                        }
-                        Some(n) => {
-                            if let Some(history) =
-                                object.get_mut("history").and_then(Value::as_array_mut)
-                            {
-                                let keep = history.len().saturating_sub(n as usize);
-                                history.drain(..keep);
-                            }
-                        }
-                        None => {}
-                    }
+                if !include_artifacts && let Some(object) = task.as_object_mut() {
+                    object.remove("artifacts");
                 }
+                // Checked above: cannot fail.
+                let _ = super::tasks::limit_history(&mut task, params);
                 task
             })
             .collect();
@@ -152,7 +139,8 @@ impl A2a {
         Ok(json!({
             "tasks": page,
             "nextPageToken": next,
-            "pageSize": page_size,
+            // The page size used: what this page holds.
+            "pageSize": page.len(),
             "totalSize": total,
         }))
     }

@@ -27,6 +27,28 @@ impl A2a {
             .get("message")
             .filter(|m| m.is_object())
             .ok_or((code::INVALID_PARAMS, "params.message is required".into()))?;
+        // Required by the protocol: a message is identified, and has parts.
+        if message["messageId"].as_str().is_none_or(str::is_empty) {
+            return Err((
+                code::INVALID_PARAMS,
+                "params.message.messageId is required (a non-empty string)".into(),
+            ));
+        }
+        if !matches!(
+            message["role"].as_str(),
+            Some("ROLE_USER" | "user" | "ROLE_AGENT" | "agent")
+        ) {
+            return Err((
+                code::INVALID_PARAMS,
+                "params.message.role is required (ROLE_USER)".into(),
+            ));
+        }
+        if !message["parts"].is_array() {
+            return Err((
+                code::INVALID_PARAMS,
+                "params.message.parts is required (an array of parts)".into(),
+            ));
+        }
         let parts = message["parts"].as_array().cloned().unwrap_or_default();
         let data = parts
             .iter()

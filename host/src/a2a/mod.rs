@@ -13,7 +13,7 @@
 //!
 //! Owns: JSON-RPC dispatch, tasks (in memory only, at most [`TASKS_MAX`],
 //! [`TASKS_PER_ORG_MAX`] per organisation,
-//! each for [`TASK_TTL`]; a task keeps its output, never its input), cards,
+//! each for [`TASK_TTL`]; a task keeps its output and its messages, never a call's input), cards,
 //! streaming events. Does not know about: HTTP (the REST module frames
 //! [`Reply`]).
 

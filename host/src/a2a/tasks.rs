@@ -2,13 +2,13 @@
 //! number ([`TASKS_MAX`]), in bytes ([`TASK_BYTES_MAX`]), per organisation
 //! ([`TASKS_PER_ORG_MAX`], [`TASK_BYTES_PER_ORG_MAX`]: its new tasks evict
 //! only its own) and in time ([`TASK_TTL`]). A task keeps its output, never
-//! its input, as compact JSON text (a parsed document of many small values
+//! its input (its history withholds calls' inputs), as compact JSON text (a parsed document of many small values
 //! costs the host many times its size); a task being evicted does not stop
 //! its call.
 
 use super::wire::{self, code};
 use crate::identity::Org;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -125,6 +125,15 @@ impl Tasks {
             .filter(move |entry| entry.owner == owner)
     }
 
+    /// A fresh cancellation and "finished" signal for task `id`'s next run
+    /// (a continued task); `None` when the task is gone.
+    pub(super) fn rearm(&mut self, id: &str) -> Option<CancellationToken> {
+        let entry = self.by_id.get_mut(id)?;
+        entry.cancel = CancellationToken::new();
+        entry.finished = watch::Sender::new(false);
+        Some(entry.cancel.clone())
+    }
+
     /// Forgets task `id`.
     pub(super) fn remove(&mut self, id: &str) {
         if let Some(entry) = self.by_id.remove(id) {
@@ -237,6 +246,27 @@ pub(super) fn owned<'t>(tasks: &'t Tasks, org: &Org, id: &str) -> Result<&'t Ent
         .get(id)
         .filter(|e| e.owner == org.org_id)
         .ok_or((code::TASK_NOT_FOUND, format!("no task `{id}` of yours")))
+}
+
+/// Keeps the last `history_length` messages of a task's history, when a
+/// request asks for fewer (0: none). Anything but a whole number is refused.
+pub(super) fn limit_history(task: &mut Value, params: &Value) -> Result<(), (i64, String)> {
+    let length = match params.get("historyLength") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(n) => n.as_u64().ok_or((
+            code::INVALID_PARAMS,
+            "`historyLength` is a whole number, 0 or more".to_string(),
+        ))?,
+    };
+    if let Some(history) = task.get_mut("history").and_then(Value::as_array_mut) {
+        let over = history
+            .len()
+            .saturating_sub(usize::try_from(length).unwrap_or(usize::MAX));
+        history.drain(..over);
+    } else if let Some(object) = task.as_object_mut() {
+        object.insert("history".into(), json!([]));
+    }
+    Ok(())
 }
 
 pub(super) fn state(task: &Value) -> &str {
