@@ -300,6 +300,20 @@ async fn bodies_are_objects_and_numbers_stay_within_the_stated_limits() {
             "{path}: {body}"
         );
     }
+    // Nor is an array where a nested object belongs.
+    for (path, body) in [
+        (
+            "/v1/discover",
+            json!({"need": "convert units", "data_policy": []}),
+        ),
+        (
+            "/v1/negotiations",
+            json!({"capability_id": "unit-converter.convert", "terms": []}),
+        ),
+    ] {
+        let (status, answer) = host.post(path, Some(&org.api_key), body).await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, "invalid_request");
+    }
     let (_, reports) = host
         .get("/v1/admin/ledger", Some(mercato_tests::ADMIN_TOKEN))
         .await;
@@ -356,6 +370,37 @@ async fn bodies_are_objects_and_numbers_stay_within_the_stated_limits() {
     // The OpenAPI document states the same limits.
     let (_, spec) = host.get("/openapi.json", None).await;
     let budget = &spec["components"]["schemas"]["Budget"]["properties"];
+    // Every status a route can answer is documented: the layers' 503 and
+    // 504 everywhere, 401 with a token, 400/413/415 with a JSON body, 429
+    // for unproven organisations, 409/422 with an idempotency key.
+    let responses = |path: &str, method: &str| spec["paths"][path][method]["responses"].clone();
+    assert!(
+        responses("/v1/discover", "post").get("401").is_none(),
+        "discover is public"
+    );
+    for status in ["400", "413", "415", "503", "504"] {
+        assert!(
+            responses("/v1/discover", "post").get(status).is_some(),
+            "discover {status}"
+        );
+    }
+    for status in ["401", "409", "422", "429"] {
+        assert!(
+            responses("/v1/negotiations", "post").get(status).is_some(),
+            "negotiate {status}"
+        );
+    }
+    assert!(
+        responses("/healthz", "get").get("401").is_none(),
+        "healthz needs no token"
+    );
+    assert!(
+        responses("/metrics", "get")["200"]["content"]
+            .get("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .is_some(),
+        "{}",
+        responses("/metrics", "get")
+    );
     assert_eq!(
         budget["daily_max_micros"]["maximum"].as_u64(),
         Some((1 << 53) - 1),

@@ -23,6 +23,7 @@ fn json<T: Serialize>(value: &T) -> Result<serde_json::Value, Problem> {
 #[serde(deny_unknown_fields)]
 pub struct Deposit {
     /// Micros to credit (1 unit = 1,000,000 micros).
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_f64)]
     pub amount_micros: u64,
 }
 
@@ -93,6 +94,7 @@ pub struct OpenDispute {
     pub input: serde_json::Value,
     /// Why, for the admin who may review it.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub reason: String,
 }
 
@@ -144,6 +146,7 @@ pub struct Decide {
     params(("id" = String, Path, description = "transaction id")),
     request_body = Decide,
     responses((status = 200, body = DisputeRecord), (status = 403, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody, description = "no such transaction"),
               (status = 409, body = super::ErrorBody)))]
 pub async fn disputes_decide(
     State(market): State<Arc<Market>>,
@@ -175,9 +178,11 @@ pub async fn ledger_audit(
 #[serde(deny_unknown_fields)]
 pub struct Rate {
     /// 1 (bad) to 5 (excellent).
+    #[schema(minimum = 1, maximum = 5)]
     pub score: u8,
     /// Free text, at most 1,000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub comment: String,
 }
 

@@ -22,6 +22,7 @@ pub struct Propose {
     /// version it resolves to now is the one negotiated.
     pub capability_id: String,
     /// The proposed terms.
+    #[serde(deserialize_with = "crate::discovery::query::object")]
     pub terms: Proposal,
 }
 

@@ -47,7 +47,7 @@ use utoipa::{Modify, OpenApi};
         ops::openapi,
     ),
     components(schemas(super::ErrorBody, super::ErrorDetail)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &EveryAnswer)
 )]
 pub struct ApiDoc;
 
@@ -84,4 +84,99 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// The statuses every route can answer besides its own, from the layers in
+/// front of all handlers, written into each operation so that the document
+/// lists every status a client can meet:
+/// - every route: 503 `overloaded` (too many requests in flight) and 504
+///   `request_timeout`;
+/// - a route with a bearer, approver or admin token: 401;
+/// - a route with a JSON body: 400 (not a JSON object, or not the schema),
+///   413 (over the size limit), 415 (not `application/json`), and, with a
+///   token, 429 (an organisation neither verified nor funded that created
+///   too much this minute);
+/// - a route that takes an `Idempotency-Key`: 409 (the same key in
+///   progress) and 422 (the same key with another body).
+struct EveryAnswer;
+
+impl Modify for EveryAnswer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let json_body = operation.request_body.as_ref().is_some_and(|body| {
+                    body.content.keys().any(|media| media == "application/json")
+                });
+                let keyed = operation.parameters.iter().flatten().any(|p| {
+                    p.parameter_in == ParameterIn::Header
+                        && p.name.eq_ignore_ascii_case("idempotency-key")
+                });
+                let mut answers: Vec<(&str, &str)> = vec![
+                    (
+                        "503",
+                        "overloaded: too many requests in flight; retry after `Retry-After`",
+                    ),
+                    (
+                        "504",
+                        "the request took longer than the host's request timeout",
+                    ),
+                ];
+                if secured {
+                    answers.push(("401", "no valid token for this route"));
+                }
+                if json_body {
+                    answers.push((
+                        "400",
+                        "the body is not a JSON object, or does not fit the schema",
+                    ));
+                    answers.push(("413", "the body is over the size limit"));
+                    answers.push(("415", "the body is not sent as `application/json`"));
+                    if secured {
+                        answers.push((
+                            "429",
+                            "an organisation neither verified nor funded created too much this minute; retry after `Retry-After`",
+                        ));
+                    }
+                }
+                if keyed {
+                    answers.push((
+                        "409",
+                        "a request with this idempotency key is being handled",
+                    ));
+                    answers.push(("422", "this idempotency key was used with another body"));
+                }
+                for (status, description) in answers {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error_response(description));
+                }
+            }
+        }
+    }
+}
+
+/// A response whose body is the error shape.
+fn error_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+        .into()
 }

@@ -36,7 +36,7 @@ pub async fn healthz(State(market): State<Arc<Market>>) -> Json<Health> {
 }
 
 /// Prometheus metrics (OpenMetrics text).
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub async fn metrics(State(market): State<Arc<Market>>) -> impl IntoResponse {
     (
         [(

@@ -1,7 +1,8 @@
 //! What a search is asked (a need and its constraints) and what it answers.
 
 use super::Retention;
-use serde::{Deserialize, Serialize};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 /// Most results a query may ask for.
@@ -27,6 +28,7 @@ pub struct DataPolicyFilter {
 #[serde(deny_unknown_fields)]
 pub struct Query {
     /// What the consumer needs, in plain language.
+    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
     pub need: String,
     /// Only this category.
     #[serde(default)]
@@ -44,15 +46,18 @@ pub struct Query {
     pub latency_ms_max: Option<u64>,
     /// Promised availability at least this.
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub uptime_min: Option<f64>,
     /// Data-policy constraints.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     pub data_policy: Option<DataPolicyFilter>,
     /// Rating at least this (unrated capabilities fail it).
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 5.0)]
     pub rating_min: Option<f64>,
     /// Results wanted (default 10, at most 100).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
 }
 
@@ -123,3 +128,34 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct InvalidQuery(pub String);
+
+/// A nested object field, or null: serde would also read a JSON array into
+/// a struct field by field (`[]` as all defaults), which the schema does not
+/// allow.
+pub fn object_or_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value @ serde_json::Value::Object(_)) => serde_json::from_value(value)
+            .map(Some)
+            .map_err(D::Error::custom),
+        Some(_) => Err(D::Error::custom("expected an object")),
+    }
+}
+
+/// A nested object field (never an array, see [`object_or_null`]).
+pub fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    match serde_json::Value::deserialize(deserializer)? {
+        value @ serde_json::Value::Object(_) => {
+            serde_json::from_value(value).map_err(D::Error::custom)
+        }
+        _ => Err(D::Error::custom("expected an object")),
+    }
+}

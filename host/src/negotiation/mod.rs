@@ -31,6 +31,7 @@ pub struct Proposal {
     pub latency_ms_max: Option<u64>,
     /// Availability the provider must promise.
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub uptime_min: Option<f64>,
     /// The most retention the consumer accepts.
     #[serde(default)]
@@ -40,11 +41,14 @@ pub struct Proposal {
     pub encryption: Option<bool>,
     /// A jurisdiction data must be processed in.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 16)]
     pub jurisdiction: Option<String>,
     /// Calls per minute the consumer needs (0: unlimited).
     #[serde(default)]
+    #[schema(maximum = 1000000)]
     pub rate_limit_per_minute: Option<u32>,
     /// How long the contract should hold, ms.
+    #[schema(minimum = 1, maximum = 31_622_400_000_f64)]
     pub validity_ms: u64,
 }
 
