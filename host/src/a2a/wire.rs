@@ -153,7 +153,10 @@ pub fn parse_timestamp(text: &str) -> Option<u64> {
     }
     let offset_minutes = match text.get(at..)? {
         "Z" | "z" => 0,
-        zone if zone.len() == 6 && matches!(&zone[..1], "+" | "-") && &zone[3..4] == ":" => {
+        zone if zone.len() == 6
+            && matches!(zone.as_bytes()[0], b'+' | b'-')
+            && zone.as_bytes()[3] == b':' =>
+        {
             let minutes = digits(at + 1..at + 3)? * 60 + digits(at + 4..at + 6)?;
             if zone.starts_with('-') {
                 -minutes
