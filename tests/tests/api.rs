@@ -394,6 +394,13 @@ async fn bodies_are_objects_and_numbers_stay_within_the_stated_limits() {
         responses("/healthz", "get").get("401").is_none(),
         "healthz needs no token"
     );
+    // Ids flow along links: a call's answer to its transaction.
+    let link = &responses("/v1/capabilities/{id}/invoke", "post")["200"]["links"]["GetTransaction"];
+    assert_eq!(link["operationId"], "transactions_get", "{link}");
+    assert_eq!(
+        link["parameters"]["id"], "$response.body#/transaction_id",
+        "{link}"
+    );
     assert!(
         responses("/metrics", "get")["200"]["content"]
             .get("application/openmetrics-text; version=1.0.0; charset=utf-8")

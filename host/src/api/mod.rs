@@ -132,7 +132,7 @@ pub fn app_until(market: Arc<Market>, stopping: CancellationToken) -> Router {
         .merge(a2a::routes(market.clone()))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(config.body_bytes_max as usize))
         .layer(limits)

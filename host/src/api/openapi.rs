@@ -44,10 +44,10 @@ use utoipa::{Modify, OpenApi};
         negotiations::contracts_get,
         ops::healthz,
         ops::metrics,
-        ops::openapi,
+        serve,
     ),
     components(schemas(super::ErrorBody, super::ErrorDetail)),
-    modifiers(&BearerAuth, &EveryAnswer)
+    modifiers(&BearerAuth, &EveryAnswer, &Links)
 )]
 pub struct ApiDoc;
 
@@ -179,4 +179,123 @@ fn error_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::
         )
         .build()
         .into()
+}
+
+/// OpenAPI links: where an id one operation answers goes next, so that a
+/// client (or a stateful test generator) can follow a call from its answer
+/// to its record, a negotiation to its state and answer, a contract to its
+/// text.
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::link::LinkBuilder;
+        // (path, method, status, link name, target operation, its `id` from the answer)
+        let links: &[(&str, &str, &str, &str, &str, &str)] = &[
+            (
+                "/v1/capabilities/{id}/invoke",
+                "post",
+                "200",
+                "GetTransaction",
+                "transactions_get",
+                "$response.body#/transaction_id",
+            ),
+            (
+                "/v1/capabilities/{id}/invoke",
+                "post",
+                "200",
+                "RateTransaction",
+                "ratings_create",
+                "$response.body#/transaction_id",
+            ),
+            (
+                "/v1/capabilities/{id}/invoke",
+                "post",
+                "200",
+                "DisputeTransaction",
+                "disputes_create",
+                "$response.body#/transaction_id",
+            ),
+            (
+                "/v1/negotiations",
+                "post",
+                "201",
+                "GetNegotiation",
+                "negotiations_get",
+                "$response.body#/negotiation/negotiation_id",
+            ),
+            (
+                "/v1/negotiations",
+                "post",
+                "201",
+                "RespondToNegotiation",
+                "negotiations_respond",
+                "$response.body#/negotiation/negotiation_id",
+            ),
+            (
+                "/v1/negotiations/{id}/respond",
+                "post",
+                "200",
+                "GetContract",
+                "contracts_get",
+                "$response.body#/contract/contract_id",
+            ),
+        ];
+        for (path, method, status, name, operation_id, id) in links {
+            let Some(item) = openapi.paths.paths.get_mut(*path) else {
+                continue;
+            };
+            let operation = match *method {
+                "get" => item.get.as_mut(),
+                _ => item.post.as_mut(),
+            };
+            let Some(operation) = operation else { continue };
+            if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) {
+                let link = LinkBuilder::new()
+                    .operation_id(*operation_id)
+                    .parameter("id", *id)
+                    .build();
+                response.links.insert((*name).to_string(), RefOr::T(link));
+            }
+        }
+    }
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, content_type = "application/json")))]
+pub async fn serve() -> axum::Json<serde_json::Value> {
+    axum::Json(document().clone())
+}
+
+/// The document as served: generated once, with each link's target written
+/// `operationId` as OpenAPI spells it (utoipa 5 writes `operation_id`).
+pub fn document() -> &'static serde_json::Value {
+    static DOCUMENT: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
+        let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let paths = document.get_mut("paths").and_then(|p| p.as_object_mut());
+        for item in paths.into_iter().flat_map(|p| p.values_mut()) {
+            let operations = item
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|i| i.values_mut());
+            for operation in operations {
+                let responses = operation
+                    .get_mut("responses")
+                    .and_then(|r| r.as_object_mut());
+                for response in responses.into_iter().flat_map(|r| r.values_mut()) {
+                    let links = response.get_mut("links").and_then(|l| l.as_object_mut());
+                    for link in links.into_iter().flat_map(|l| l.values_mut()) {
+                        if let Some(link) = link.as_object_mut()
+                            && let Some(target) = link.remove("operation_id")
+                        {
+                            link.insert("operationId".into(), target);
+                        }
+                    }
+                }
+            }
+        }
+        document
+    });
+    &DOCUMENT
 }

@@ -1,6 +1,6 @@
 //! Operations: health, metrics, the OpenAPI document, unknown routes.
 
-use super::{ApiDoc, Problem};
+use super::Problem;
 use crate::market::Market;
 use axum::Json;
 use axum::extract::State;
@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
 use std::sync::Arc;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 /// Health.
 #[derive(Serialize, ToSchema)]
@@ -45,12 +45,6 @@ pub async fn metrics(State(market): State<Arc<Market>>) -> impl IntoResponse {
         )],
         market.metrics().render(),
     )
-}
-
-/// This API's OpenAPI 3.1 document.
-#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, content_type = "application/json")))]
-pub async fn openapi() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
 }
 
 pub async fn not_found() -> Problem {
