@@ -783,6 +783,13 @@ async fn the_fast_path_answers_exactly_as_rmcp_does() {
     host.stop().await;
 }
 
+/// `SendMessage` with `message` as `key`'s organisation; the JSON-RPC answer.
+async fn send_message(host: &Host, key: &str, message: Value) -> Value {
+    let request =
+        json!({"jsonrpc": "2.0", "id": 7, "method": "SendMessage", "params": {"message": message}});
+    host.post("/a2a", Some(key), request).await.1
+}
+
 /// What the A2A conformance kit asks of the JSON-RPC door beyond the SDK's
 /// happy paths: ids that are not ids, the card beside the endpoint, a
 /// message naming a task (continued when it is the caller's, not found
@@ -815,43 +822,35 @@ async fn a2a_refuses_bad_ids_continues_own_tasks_and_reads_generic_data_as_a_nee
     let (_, root) = host.get("/.well-known/agent-card.json", None).await;
     assert_eq!(card, root);
 
-    let send = |message: Value| json!({"jsonrpc": "2.0", "id": 7, "method": "SendMessage", "params": {"message": message}});
     // A task that is not the caller's (or does not exist) is not found; no
     // task is started in its place.
-    let (_, body) = host
-        .post(
-            "/a2a",
-            Some(key),
-            send(
-                json!({"messageId": "m1", "role": "ROLE_USER", "taskId": "no-such-task",
+    let body = send_message(
+        &host,
+        key,
+        json!({"messageId": "m1", "role": "ROLE_USER", "taskId": "no-such-task",
                 "parts": [{"text": "convert metres to feet"}]}),
-            ),
-        )
-        .await;
+    )
+    .await;
     assert_eq!(body["error"]["code"], -32001, "{body}");
     // A finished task of the caller's is continued: the same task, run
     // again for the new message, its history grown.
-    let (_, body) = host
-        .post(
-            "/a2a",
-            Some(key),
-            send(json!({"messageId": "m2", "role": "ROLE_USER",
+    let body = send_message(
+        &host,
+        key,
+        json!({"messageId": "m2", "role": "ROLE_USER",
                 "parts": [{"data": {"capability_id": "unit-converter.convert",
-                    "input": {"value": 1, "from": "m", "to": "ft"}}}]})),
-        )
-        .await;
+                    "input": {"value": 1, "from": "m", "to": "ft"}}}]}),
+    )
+    .await;
     let task = body["result"]["task"].clone();
     assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{body}");
-    let (_, body) = host
-        .post(
-            "/a2a",
-            Some(key),
-            send(
-                json!({"messageId": "m3", "role": "ROLE_USER", "taskId": task["id"],
+    let body = send_message(
+        &host,
+        key,
+        json!({"messageId": "m3", "role": "ROLE_USER", "taskId": task["id"],
                 "contextId": task["contextId"], "parts": [{"text": "and again"}]}),
-            ),
-        )
-        .await;
+    )
+    .await;
     let continued = &body["result"]["task"];
     assert_eq!(continued["id"], task["id"], "{body}");
     assert_eq!(
@@ -884,34 +883,29 @@ async fn a2a_refuses_bad_ids_continues_own_tasks_and_reads_generic_data_as_a_nee
     );
     // Another organisation cannot even learn that the task exists.
     let other = host.org("other").await;
-    let (_, body) = host
-        .post(
-            "/a2a",
-            Some(&other.api_key),
-            send(
-                json!({"messageId": "m4", "role": "ROLE_USER", "taskId": task["id"],
+    let body = send_message(
+        &host,
+        &other.api_key,
+        json!({"messageId": "m4", "role": "ROLE_USER", "taskId": task["id"],
                 "parts": [{"text": "x"}]}),
-            ),
-        )
-        .await;
+    )
+    .await;
     assert_eq!(body["error"]["code"], -32001, "{body}");
 
     // A message without its id or its role is invalid.
-    let (_, body) = host
-        .post(
-            "/a2a",
-            Some(key),
-            send(json!({"role": "ROLE_USER", "parts": [{"text": "x"}]})),
-        )
-        .await;
+    let body = send_message(
+        &host,
+        key,
+        json!({"role": "ROLE_USER", "parts": [{"text": "x"}]}),
+    )
+    .await;
     assert_eq!(body["error"]["code"], -32602, "{body}");
-    let (_, body) = host
-        .post(
-            "/a2a",
-            Some(key),
-            send(json!({"messageId": "no-role", "parts": [{"text": "x"}]})),
-        )
-        .await;
+    let body = send_message(
+        &host,
+        key,
+        json!({"messageId": "no-role", "parts": [{"text": "x"}]}),
+    )
+    .await;
     assert_eq!(
         body["error"]["code"], -32602,
         "a message has a role: {body}"
@@ -952,14 +946,13 @@ async fn a2a_refuses_bad_ids_continues_own_tasks_and_reads_generic_data_as_a_nee
         assert_eq!(event["id"], 9, "{text}");
     }
     // A data part that names no capability and no action is a need.
-    let (_, body) = host
-        .post(
-            "/a2a",
-            Some(key),
-            send(json!({"messageId": "m5", "role": "ROLE_USER",
-                "parts": [{"data": {"need": "convert a length from metres to feet"}}]})),
-        )
-        .await;
+    let body = send_message(
+        &host,
+        key,
+        json!({"messageId": "m5", "role": "ROLE_USER",
+                "parts": [{"data": {"need": "convert a length from metres to feet"}}]}),
+    )
+    .await;
     let task = &body["result"]["task"];
     assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{body}");
     assert!(
