@@ -25,3 +25,4 @@ pub mod sandbox;
 pub mod server;
 pub mod settlement;
 pub mod store;
+pub mod text;

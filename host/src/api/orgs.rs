@@ -16,8 +16,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
-    /// Display name, 1 to 100 characters.
-    #[schema(min_length = 1, max_length = 100)]
+    /// Display name, 1 to 100 characters, not all blank (surrounding space
+    /// is dropped).
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
 }
 

@@ -95,8 +95,10 @@ pub fn check_need(query: &Query) -> Result<(), InvalidQuery> {
     if limit == 0 || limit > LIMIT_MAX {
         return Err(InvalidQuery(format!("limit must be 1 to {LIMIT_MAX}")));
     }
-    if query.need.trim().is_empty() || query.need.len() > 4_096 {
-        return Err(InvalidQuery("need must be 1 to 4096 bytes of text".into()));
+    if crate::text::is_blank(&query.need) || crate::text::chars(&query.need) > 4_096 {
+        return Err(InvalidQuery(
+            "need must be 1 to 4096 characters, not all blank".into(),
+        ));
     }
     Ok(())
 }

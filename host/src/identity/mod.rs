@@ -101,8 +101,13 @@ pub fn secret_hash(secret: &str) -> String {
 
 /// Registers an organisation and its first key; durable before it returns.
 pub async fn create_org(store: &Store, name: &str, now_ms: u64) -> Result<NewOrg> {
+    // The limit is on the name as sent (what the schema's maxLength counts);
+    // what is kept is the name without its surrounding space.
+    if crate::text::is_blank(name) || crate::text::chars(name) > NAME_CHARS_MAX {
+        return Err(Error::InvalidName);
+    }
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > NAME_CHARS_MAX {
+    if name.is_empty() {
         return Err(Error::InvalidName);
     }
     let org = Org {

@@ -119,7 +119,7 @@ pub fn check(proposal: &Proposal) -> Result<(), String> {
     if proposal
         .jurisdiction
         .as_ref()
-        .is_some_and(|j| j.is_empty() || j.len() > 16)
+        .is_some_and(|j| j.is_empty() || crate::text::chars(j) > 16)
     {
         return Err("jurisdiction is 1 to 16 characters".into());
     }
