@@ -1,6 +1,8 @@
 //! Test harness: a real Mercato host on `127.0.0.1:0` with a temporary data
 //! directory, real sample-agent components, and a real HTTP client.
 
+pub mod browser;
+
 use mercato_host::config::Config;
 use mercato_host::identity::signing;
 use mercato_host::market::Upload;

@@ -189,6 +189,42 @@ async fn without_funds_nothing_runs_and_free_calls_move_no_money() {
 }
 
 #[tokio::test]
+async fn a_person_pauses_a_consumers_calls_in_its_budget_and_nothing_is_held() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = money_host(dir.path(), 3_600_000).await;
+    let provider = host.org("provider").await;
+    let consumer = host.org("consumer").await;
+    host.publish(&provider, "pii-redactor").await;
+    let (status, body) = host
+        .put_budget(
+            &consumer,
+            json!({ "per_call_max_micros": 3_000, "paused": true }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["paused"], true);
+    let before = host.balance(&consumer).await;
+    let (status, body) = redact(&host, &consumer, Some(2_500)).await;
+    assert_error(status, &body, StatusCode::PAYMENT_REQUIRED, "budget_paused");
+    let after = host.balance(&consumer).await;
+    assert_eq!(after["available_micros"], before["available_micros"]);
+    assert_eq!(after["pending_micros"], 0);
+    // A budget without the pause lets calls run again.
+    let (status, body) = host
+        .put_budget(&consumer, json!({ "per_call_max_micros": 3_000 }))
+        .await;
+    assert_eq!(
+        (status, &body["paused"]),
+        (StatusCode::OK, &json!(false)),
+        "{body}"
+    );
+    let (status, body) = redact(&host, &consumer, Some(2_500)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    audit(&host).await;
+    host.stop().await;
+}
+
+#[tokio::test]
 async fn budgets_cap_each_call_and_pause_a_consumer_for_the_day() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = money_host(dir.path(), 3_600_000).await;

@@ -83,11 +83,38 @@ pub async fn components_create(
     Ok((status, Json(published)))
 }
 
-/// Lists every capability of the latest version of every agent.
-#[utoipa::path(get, path = "/v1/capabilities", tag = "capabilities",
-    responses((status = 200, body = [CapabilityView])))]
-pub async fn capabilities_list(State(market): State<Arc<Market>>) -> Json<Vec<CapabilityView>> {
-    Json(market.capabilities())
+/// A page of the catalog.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// Capabilities to skip.
+    #[serde(default)]
+    pub offset: Option<usize>,
+    /// Capabilities wanted (every one after `offset` when absent).
+    #[param(minimum = 1)]
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// Lists every capability of the latest version of every agent, or a page
+/// of them (`offset`, `limit`), in catalog order.
+#[utoipa::path(get, path = "/v1/capabilities", tag = "capabilities", params(Page),
+    responses((status = 200, body = [CapabilityView]), (status = 400, body = super::ErrorBody)))]
+pub async fn capabilities_list(
+    State(market): State<Arc<Market>>,
+    page: Result<axum::extract::Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<CapabilityView>>, Problem> {
+    let axum::extract::Query(page) =
+        page.map_err(|e| Problem::new("invalid_request", e.body_text()))?;
+    if page.limit == Some(0) {
+        return Err(Problem::new("invalid_request", "limit must be at least 1"));
+    }
+    Ok(Json(match (page.offset, page.limit) {
+        (None, None) => market.capabilities(),
+        (offset, limit) => {
+            market.capabilities_page(offset.unwrap_or(0), limit.unwrap_or(usize::MAX))
+        }
+    }))
 }
 
 /// One capability, by `agent.capability` (latest) or `agent.capability@version`.

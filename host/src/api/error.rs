@@ -21,7 +21,9 @@ pub fn status_of(code: &str) -> StatusCode {
             StatusCode::UNAUTHORIZED
         }
         "price_too_low" | "fuel_exhausted" | "insufficient_funds" | "budget_exceeded"
-        | "budget_exhausted" | "approval_required" => StatusCode::PAYMENT_REQUIRED,
+        | "budget_exhausted" | "budget_paused" | "approval_required" => {
+            StatusCode::PAYMENT_REQUIRED
+        }
         "forbidden"
         | "not_owner"
         | "org_not_verified"

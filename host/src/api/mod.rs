@@ -21,6 +21,7 @@ mod negotiations;
 mod openapi;
 mod ops;
 mod orgs;
+mod pages;
 mod tls;
 mod trust;
 
@@ -130,6 +131,7 @@ pub fn app_until(market: Arc<Market>, stopping: CancellationToken) -> Router {
         .route("/v1/accounts/me/budget", put(accounts::budget_put))
         .merge(mcp::routes(market.clone(), stopping))
         .merge(a2a::routes(market.clone()))
+        .merge(pages::routes(market.clone()))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::serve))

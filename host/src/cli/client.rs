@@ -373,7 +373,9 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                         ("spent today", "spent_today_micros"),
                     ],
                 );
-                if body["paused"] == true {
+                if body["budget"]["paused"] == true {
+                    println!("paused: calls are paused in the budget");
+                } else if body["paused"] == true {
                     println!("paused: the daily budget is exhausted");
                 }
             }

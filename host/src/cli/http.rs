@@ -74,6 +74,9 @@ fn todo_for(code: &str) -> Option<&'static str> {
         "budget_exceeded" | "budget_exhausted" => {
             "raise your budget, or wait for the daily budget to reset at 00:00 UTC"
         }
+        "budget_paused" => {
+            "unpause calls in your budget (the account page, or PUT /v1/accounts/me/budget)"
+        }
         "approval_required" => {
             "an approver must approve this call; retry with the approval id once approved"
         }

@@ -127,6 +127,7 @@ pub fn is_refusal(code: &str) -> bool {
             | "insufficient_funds"
             | "budget_exceeded"
             | "budget_exhausted"
+            | "budget_paused"
             | "approval_required"
             | "approval_not_granted"
             | "approval_mismatch"

@@ -323,6 +323,7 @@ impl Error {
                 }
                 settlement::Error::OverPerCallLimit { .. } => "budget_exceeded",
                 settlement::Error::BudgetExhausted { .. } => "budget_exhausted",
+                settlement::Error::Paused => "budget_paused",
                 settlement::Error::InvalidAmount(_) => "invalid_request",
                 settlement::Error::NotInEscrow(_) => "not_in_escrow",
                 // A deposit id (its Idempotency-Key) already credited, its

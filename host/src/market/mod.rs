@@ -13,6 +13,7 @@ mod discovery;
 mod error;
 mod events;
 mod fair;
+mod history;
 mod idempotency;
 mod invoke;
 mod load;
@@ -31,6 +32,7 @@ pub use approvals::{APPROVAL_TTL_MS, Approval, NewApprover};
 pub use discovery::{DiscoveredCapability, entry_for, schema_fields};
 pub use error::{Error, Result, echoed};
 pub use events::{Event, WebhookSecret, webhook_signature};
+pub use history::{PAGE_MAX, UploadRecord};
 pub use idempotency::{Claim, Claimed, KEY_CHARS_MAX, Remembered};
 pub use invoke::{CHUNKS_BUFFERED, InvocationRecord, InvokeRequest, chunk_channel};
 pub use money::{Decision, DisputeRecord, Rerun};
@@ -271,6 +273,11 @@ impl Market {
         Ok(identity::org_for_key(&self.store, api_key)?)
     }
 
+    /// The organisation with this id, if any.
+    pub fn org(&self, org_id: &str) -> Result<Option<Org>> {
+        Ok(identity::org(&self.store, org_id)?)
+    }
+
     /// Every organisation.
     pub fn orgs(&self) -> Result<Vec<Org>> {
         Ok(identity::list_orgs(&self.store)?)
@@ -301,6 +308,19 @@ impl Market {
             .latest()
             .iter()
             .flat_map(|listed| listed.capabilities.iter().map(|c| self.view(listed, c)))
+            .collect()
+    }
+
+    /// A page of [`Market::capabilities`]: views are built only for the
+    /// `limit` capabilities after the first `offset`.
+    pub fn capabilities_page(&self, offset: usize, limit: usize) -> Vec<CapabilityView> {
+        self.catalog
+            .latest()
+            .iter()
+            .flat_map(|listed| listed.capabilities.iter().map(move |c| (listed, c)))
+            .skip(offset)
+            .take(limit)
+            .map(|(listed, c)| self.view(listed, c))
             .collect()
     }
 

@@ -275,6 +275,7 @@ impl Market {
             .map_err(|e| Error::Internal(e.to_string()))?;
         self.store
             .put(Tree::Contracts, &contract.contract_id, &value)?;
+        self.index_contract(&contract)?;
         Ok(value)
     }
 

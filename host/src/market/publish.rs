@@ -1,6 +1,7 @@
 //! Publishing: verify the publisher and its signature, compile, describe,
 //! validate, attest, then store and list — or refuse with the report.
 
+use super::history::UploadRecord;
 use super::views::{CapabilityView, Published};
 use super::{Error, Market, Result, now_ms};
 use crate::attestation::{Attester, CaseReport, CheckResult, Report, Subject};
@@ -27,6 +28,7 @@ struct Checked {
     manifest_sha256: String,
     bytes: u64,
     manifest: Manifest,
+    key_id: String,
 }
 
 fn version_key(agent: &str, version: &str) -> String {
@@ -70,6 +72,7 @@ impl Market {
             manifest_sha256,
             bytes,
             manifest: Manifest::parse(&upload.manifest)?,
+            key_id: signature.key_id,
         })
     }
 
@@ -152,6 +155,16 @@ impl Market {
             attester.attest(&subject, now, &mut |_, _| {}).await
         };
         let signed = self.sign_report(&report)?;
+        self.record_upload(&UploadRecord {
+            upload_id: super::history::new_upload_id(),
+            org_id: org.org_id.clone(),
+            agent: description.name.clone(),
+            version: version_text.clone(),
+            passed: report.passed(),
+            at_ms: now,
+            key_id: checked.key_id.clone(),
+            report: signed.clone(),
+        })?;
         if !report.passed() {
             self.store.put(Tree::Reports, &key, &signed)?;
             self.store.sync().await?;
@@ -172,6 +185,7 @@ impl Market {
             capabilities,
             attested: true,
             manifest_sha256: checked.manifest_sha256.clone(),
+            signed_by_key_id: Some(checked.key_id.clone()),
         };
         let mut agent = existing.clone().unwrap_or_else(|| AgentRecord {
             name: description.name.clone(),

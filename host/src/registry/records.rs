@@ -41,6 +41,10 @@ pub struct VersionRecord {
     /// SHA-256 of the manifest text, hex.
     #[serde(default)]
     pub manifest_sha256: String,
+    /// The organisation key that signed the upload (versions published
+    /// before it was kept have none).
+    #[serde(default)]
+    pub signed_by_key_id: Option<String>,
 }
 
 /// One worked example.

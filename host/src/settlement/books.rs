@@ -34,6 +34,9 @@ pub struct Budget {
     /// Where alerts are also POSTed (JSON), with retries.
     #[serde(default)]
     pub webhook_url: Option<String>,
+    /// Paused by a person: no call holds money until a budget without it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 impl Budget {
@@ -109,7 +112,8 @@ pub struct Balance {
     pub spent_today_micros: u64,
     /// Its budget.
     pub budget: Budget,
-    /// Whether its daily budget paused its calls.
+    /// Whether its calls are paused (its daily budget reached, or paused in
+    /// its budget by a person).
     pub paused: bool,
 }
 
@@ -275,6 +279,9 @@ impl Books {
         let Some(budget) = self.budgets.get(org_id) else {
             return Ok(());
         };
+        if budget.paused {
+            return Err(Error::Paused);
+        }
         if let Some(limit) = budget.per_call_max_micros
             && amount > limit
         {
@@ -378,7 +385,8 @@ impl Books {
             escrowed_in_micros: self.escrow_in.get(org_id).copied().unwrap_or(0),
             spent_today_micros: self.spent_today.get(org_id).copied().unwrap_or(0),
             budget: self.budgets.get(org_id).cloned().unwrap_or_default(),
-            paused: self.paused.contains(org_id),
+            paused: self.paused.contains(org_id)
+                || self.budgets.get(org_id).is_some_and(|b| b.paused),
         }
     }
 }

@@ -33,6 +33,9 @@ pub enum Error {
         /// This refusal paused the consumer (the first of the day).
         newly_paused: bool,
     },
+    /// A person paused the consumer's calls in its budget.
+    #[error("calls are paused by this organisation's budget; unpause it to call again")]
+    Paused,
     /// An amount that makes no sense (zero deposit, above the limit).
     #[error("invalid amount: {0}")]
     InvalidAmount(String),

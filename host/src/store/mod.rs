@@ -97,10 +97,16 @@ pub enum Tree {
     ApproverKeys,
     /// `embedder:sha256(text)` → the text's vector (little-endian f32s).
     Vectors,
+    /// `consumer/org_id/transaction_id`, `provider/org_id/transaction_id`
+    /// and `contract/org_id/contract_id` → nothing: an organisation's calls
+    /// and contracts, newest last (the ids are UUIDv7).
+    ByOrg,
+    /// `org_id/upload_id` and `refused/upload_id` → an upload's outcome.
+    Uploads,
 }
 
 impl Tree {
-    const ALL: [Tree; 19] = [
+    const ALL: [Tree; 21] = [
         Tree::Orgs,
         Tree::ApiKeys,
         Tree::Components,
@@ -120,6 +126,8 @@ impl Tree {
         Tree::Approvals,
         Tree::ApproverKeys,
         Tree::Vectors,
+        Tree::ByOrg,
+        Tree::Uploads,
     ];
 
     fn name(self) -> &'static str {
@@ -138,6 +146,8 @@ impl Tree {
             Tree::Idempotency => "idempotency",
             Tree::Negotiations => "negotiations",
             Tree::Contracts => "contracts",
+            Tree::ByOrg => "by_org",
+            Tree::Uploads => "uploads",
             Tree::Ratings => "ratings",
             Tree::Events => "events",
             Tree::Approvals => "approvals",
@@ -151,7 +161,7 @@ impl Tree {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    trees: Arc<[sled::Tree; 19]>,
+    trees: Arc<[sled::Tree; Tree::ALL.len()]>,
     commit: Arc<GroupCommit>,
     wal: Arc<Wal>,
     journal: Arc<std::sync::Mutex<Option<Vec<Vec<u8>>>>>,
@@ -192,7 +202,7 @@ impl Store {
         for tree in Tree::ALL {
             trees.push(db.open_tree(tree.name())?);
         }
-        let trees: [sled::Tree; 19] = trees.try_into().map_err(|_| Error::Closed)?;
+        let trees: [sled::Tree; Tree::ALL.len()] = trees.try_into().map_err(|_| Error::Closed)?;
         let flushed = db.clone();
         let commit = GroupCommit::start(
             move || flushed.flush().map(|_| ()).map_err(|e| e.to_string()),
@@ -328,6 +338,39 @@ impl Store {
     ) -> Result<Vec<(String, T)>> {
         self.tree(tree)
             .scan_prefix(prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let key = String::from_utf8_lossy(&key).into_owned();
+                let value = decode(tree, &key, &value)?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
+    /// Up to `limit` records whose key starts with `prefix` and sorts before
+    /// `before` (all, when `None`), newest key first: a page of a listing
+    /// whose keys grow with time.
+    pub fn page_before<T: DeserializeOwned>(
+        &self,
+        tree: Tree,
+        prefix: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>> {
+        let end = match before {
+            Some(before) if before.starts_with(prefix) => before.as_bytes().to_vec(),
+            Some(_) => return Ok(Vec::new()),
+            None => {
+                // The first key after every key with this prefix.
+                let mut end = prefix.as_bytes().to_vec();
+                end.push(0xff);
+                end
+            }
+        };
+        self.tree(tree)
+            .range(prefix.as_bytes()..end.as_slice())
+            .rev()
+            .take(limit)
             .map(|entry| {
                 let (key, value) = entry?;
                 let key = String::from_utf8_lossy(&key).into_owned();
