@@ -2,7 +2,7 @@
 
 use mercato_tests::{Host, assert_error, component, manifest};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// The unit converter as another version: the version string lives in the
 /// component's data segment, so swapping it (same length) gives a valid
@@ -251,5 +251,34 @@ async fn uploads_with_bad_manifests_store_nothing() {
     let host = Host::start(dir.path()).await;
     let (_, list) = host.get("/v1/capabilities", None).await;
     assert_eq!(list, json!([]));
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn the_catalog_is_listed_a_page_at_a_time_in_one_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::start(dir.path()).await;
+    let org = host.org("provider").await;
+    for agent in ["unit-converter", "pii-redactor", "summarizer"] {
+        host.publish(&org, agent).await;
+    }
+    let (_, all) = host.get("/v1/capabilities", None).await;
+    let all: Vec<Value> = all.as_array().expect("a list").clone();
+    assert!(all.len() >= 4, "{all:?}");
+    let mut paged = Vec::new();
+    for offset in (0..all.len() + 2).step_by(2) {
+        let (status, page) = host
+            .get(&format!("/v1/capabilities?offset={offset}&limit=2"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let page = page.as_array().expect("a page").clone();
+        assert!(page.len() <= 2);
+        paged.extend(page);
+    }
+    assert_eq!(paged, all, "the pages, in order, are the whole list");
+    for bad in ["limit=0", "offset=-1", "limit=many"] {
+        let (status, body) = host.get(&format!("/v1/capabilities?{bad}"), None).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    }
     host.stop().await;
 }

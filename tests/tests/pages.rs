@@ -423,6 +423,36 @@ async fn pages_work_without_javascript_and_refuse_forged_forms() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
+
+    // The catalog pages through every listing, ten at a time, by its links.
+    let provider = host.org("provider").await;
+    host.publish(&provider, "hostile/misbehaver").await;
+    host.publish(&provider, "unit-converter").await;
+    let (_, all) = host.get("/v1/capabilities", None).await;
+    let total = all.as_array().expect("a list").len();
+    assert!(total > 10, "more than one page: {total}");
+    let (mut seen, mut next, mut pages) = (0, Some("/".to_string()), 0);
+    while let Some(path) = next.take() {
+        pages += 1;
+        assert!(pages <= total, "the pages end");
+        let html = client
+            .get(format!("{}{}", host.url, path.replace("&amp;", "&")))
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html");
+        let rows = html.matches("<a href=\"/capabilities/").count();
+        assert!((1..=10).contains(&rows), "{rows} rows on {path}");
+        seen += rows;
+        next = html
+            .split("<a rel=\"next\" href=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(str::to_string);
+    }
+    assert_eq!(seen, total, "every listing once, over {pages} pages");
     let signed_in = client
         .post(format!("{}/signin", host.url))
         .form(&[("key", ADMIN_TOKEN)])
