@@ -42,6 +42,28 @@ async fn the_host_serves_https_and_takes_a_renewed_certificate_without_a_restart
 
     let answer = trusting(&first.0).get(&health).send().await.expect("https");
     assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    // Over HTTPS the pages' session cookie is Secure too.
+    let signed_in = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(first.0.as_bytes()).expect("pem"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(format!("{}/signin", host.url))
+        .form(&[("key", mercato_tests::ADMIN_TOKEN)])
+        .send()
+        .await
+        .expect("signs in");
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     // A client that does not trust the certificate is refused in the handshake.
     let stranger = trusting(&self_signed().0).get(&health).send().await;
     assert!(stranger.is_err(), "an untrusted certificate was accepted");
