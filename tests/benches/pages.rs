@@ -52,7 +52,8 @@ async fn fill(dir: &std::path::Path, count: usize) {
             .expect("write");
         store.put(Tree::Agents, &name, &a).expect("write");
     }
-    store.sync().await.expect("sync");
+    store.close().await.expect("close");
+    drop(store);
 }
 
 async fn timed(request: reqwest::RequestBuilder, needle: &str) -> Duration {
