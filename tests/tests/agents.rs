@@ -479,9 +479,12 @@ async fn the_front_doors_check_keys_hosts_and_publish_cards() {
             .await
             .expect("request");
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        // The scheme, and where this door's OAuth metadata is (the
+        // configured public URL names it).
         assert_eq!(
             response.headers()["www-authenticate"],
-            "Bearer realm=\"mercato\""
+            "Bearer realm=\"mercato\", resource_metadata=\"https://market.example/.well-known/\
+             oauth-protected-resource/a2a\", scope=\"discover invoke\""
         );
     }
     // Then the configured hosts: a configured name passes, loopback does not.

@@ -49,9 +49,12 @@ impl FromRequestParts<Arc<Market>> for Caller {
 }
 
 /// Middleware for the agent front doors (`/mcp`, `/a2a`): the caller's API
-/// key is checked here, and the calling [`Org`] is put in the request's
-/// extensions for the protocol handler. Refused with 401 and
-/// `WWW-Authenticate: Bearer`.
+/// key or OAuth access token is checked here, and the calling [`Org`] is put
+/// in the request's extensions for the protocol handler (with the token's
+/// scopes and cap on it). Refused with 401 and a `WWW-Authenticate`
+/// challenge that says where the door's OAuth metadata is; a token without
+/// the `invoke` scope sending a call is refused with 403
+/// `insufficient_scope`.
 pub async fn bearer_only(
     axum::extract::State(market): axum::extract::State<Arc<Market>>,
     request: axum::extract::Request,
@@ -59,21 +62,88 @@ pub async fn bearer_only(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (mut parts, body) = request.into_parts();
-    match Caller::from_request_parts(&mut parts, &market).await {
-        Ok(Caller(org)) => {
-            parts.extensions.insert(org);
-            next.run(axum::extract::Request::from_parts(parts, body))
-                .await
+    let base = super::oauth::base_url(&market, &parts.headers);
+    let door = super::oauth::door_of(parts.uri.path());
+    let refuse = |problem: Problem, error: Option<(&str, &str)>| {
+        let mut response = problem.into_response();
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            super::oauth::challenge(&base, door, error),
+        );
+        response
+    };
+    let token = match bearer(&parts) {
+        Ok(token) => token.to_string(),
+        Err(problem) => return refuse(problem, None),
+    };
+    if !token.starts_with("mat_") {
+        return match Caller::from_request_parts(&mut parts, &market).await {
+            Ok(Caller(org)) => {
+                parts.extensions.insert(org);
+                next.run(axum::extract::Request::from_parts(parts, body))
+                    .await
+            }
+            Err(problem) => refuse(problem, None),
+        };
+    }
+    let accepted = [base.clone(), format!("{base}{door}")];
+    let org = match market.authenticate_token(&token, &accepted) {
+        Ok(Some(org)) => org,
+        Ok(None) => {
+            let message = "the access token is unknown, expired, revoked or for another resource";
+            return refuse(
+                Problem::new("unauthorized", message),
+                Some(("invalid_token", message)),
+            );
         }
-        Err(error) => {
-            let mut response = error.into_response();
+        Err(error) => return Problem::from(error).into_response(),
+    };
+    // A token without `invoke` may read the catalog, not send calls: the
+    // body says which (bounded like every body).
+    let allows_invoke = org.token.as_ref().is_none_or(|t| t.allows("invoke"));
+    let body = if allows_invoke {
+        body
+    } else {
+        let limit = market.config().body_bytes_max as usize;
+        let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+            return Problem::new("body_too_large", "the request body is too large").into_response();
+        };
+        if sends_a_call(door, &bytes) {
+            let message = "this token may discover but not call: authorize again with scope invoke";
+            let mut response = Problem::new("insufficient_scope", message).into_response();
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer realm=\"mercato\""),
+                super::oauth::challenge(&base, door, Some(("insufficient_scope", message))),
             );
-            response
+            return response;
         }
-    }
+        axum::body::Body::from(bytes)
+    };
+    parts.extensions.insert(org);
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
+}
+
+/// Whether a JSON-RPC body (one message or a batch) asks a door to run a
+/// call: MCP `tools/call`, an A2A message sent.
+fn sends_a_call(door: &str, body: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    let messages = match &value {
+        serde_json::Value::Array(batch) => batch.iter().collect(),
+        one => vec![one],
+    };
+    messages.iter().any(|m| {
+        let method = m.get("method").and_then(|v| v.as_str()).unwrap_or("");
+        match door {
+            "/a2a" => matches!(
+                method,
+                "SendMessage" | "SendStreamingMessage" | "message/send" | "message/stream"
+            ),
+            _ => method == "tools/call",
+        }
+    })
 }
 
 impl FromRequestParts<Arc<Market>> for Admin {

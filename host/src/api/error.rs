@@ -21,7 +21,7 @@ pub fn status_of(code: &str) -> StatusCode {
             StatusCode::UNAUTHORIZED
         }
         "price_too_low" | "fuel_exhausted" | "insufficient_funds" | "budget_exceeded"
-        | "budget_exhausted" | "budget_paused" | "approval_required" => {
+        | "budget_exhausted" | "budget_paused" | "token_cap_exceeded" | "approval_required" => {
             StatusCode::PAYMENT_REQUIRED
         }
         "forbidden"
@@ -30,7 +30,7 @@ pub fn status_of(code: &str) -> StatusCode {
         | "signing_key_unknown"
         | "signing_key_revoked" => StatusCode::FORBIDDEN,
         "not_found" => StatusCode::NOT_FOUND,
-        "rating_not_allowed" | "signup_closed" => StatusCode::FORBIDDEN,
+        "rating_not_allowed" | "signup_closed" | "insufficient_scope" => StatusCode::FORBIDDEN,
         "version_exists"
         | "version_not_newer"
         | "incompatible_version"
@@ -133,6 +133,17 @@ impl From<axum::extract::multipart::MultipartError> for Problem {
 impl From<axum::extract::multipart::MultipartRejection> for Problem {
     fn from(rejection: axum::extract::multipart::MultipartRejection) -> Self {
         Problem::new("invalid_request", rejection.body_text())
+    }
+}
+
+/// The status of an OAuth error (RFC 6749 §5.2: 400, or 401 for a client
+/// that failed to authenticate).
+pub fn oauth_status(code: &str) -> StatusCode {
+    match code {
+        "invalid_client" => StatusCode::UNAUTHORIZED,
+        "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
     }
 }
 

@@ -18,6 +18,7 @@ mod idempotency;
 mod listen;
 mod mcp;
 mod negotiations;
+mod oauth;
 mod openapi;
 mod ops;
 mod orgs;
@@ -129,6 +130,25 @@ pub fn app_until(market: Arc<Market>, stopping: CancellationToken) -> Router {
         )
         .route("/v1/contracts/{id}", get(negotiations::contracts_get))
         .route("/v1/accounts/me/budget", put(accounts::budget_put))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(oauth::resource_root),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(oauth::resource_mcp),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/a2a",
+            get(oauth::resource_a2a),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::server_metadata),
+        )
+        .route("/oauth/register", post(oauth::register))
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/revoke", post(oauth::revoke))
         .merge(mcp::routes(market.clone(), stopping))
         .merge(a2a::routes(market.clone()))
         .merge(pages::routes(market.clone()))

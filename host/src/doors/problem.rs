@@ -128,6 +128,7 @@ pub fn is_refusal(code: &str) -> bool {
             | "budget_exceeded"
             | "budget_exhausted"
             | "budget_paused"
+            | "token_cap_exceeded"
             | "approval_required"
             | "approval_not_granted"
             | "approval_mismatch"

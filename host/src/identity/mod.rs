@@ -14,6 +14,7 @@
 
 pub mod keys;
 pub mod market_key;
+pub mod oauth;
 pub mod signing;
 
 pub use keys::OrgKey;
@@ -77,6 +78,11 @@ pub struct Org {
     /// When an admin verified it; only verified organisations publish.
     #[serde(default)]
     pub verified_at_ms: Option<u64>,
+    /// Set when the request was authenticated with an OAuth access token
+    /// instead of an API key: what that token may do and spend. Never
+    /// stored.
+    #[serde(skip)]
+    pub token: Option<std::sync::Arc<oauth::TokenAccess>>,
 }
 
 /// A new organisation and its first API key, which is never shown again.
@@ -115,6 +121,7 @@ pub async fn create_org(store: &Store, name: &str, now_ms: u64) -> Result<NewOrg
         name: name.to_string(),
         created_at_ms: now_ms,
         verified_at_ms: None,
+        token: None,
     };
     let api_key = format!("mk_{}", random_hex(32));
     store.put(Tree::Orgs, &org.org_id, &org)?;

@@ -17,6 +17,9 @@ pub enum Error {
     /// caller's: the message names what was looked for.
     #[error("no {0}")]
     NotFound(String),
+    /// A request that cannot be done as sent; the message says what to change.
+    #[error("{0}")]
+    InvalidRequest(String),
     /// A discovery query that cannot run.
     #[error("invalid query: {0}")]
     InvalidQuery(String),
@@ -172,6 +175,9 @@ pub enum Error {
     /// The approval was for another call.
     #[error("approval {0} was given for another capability, input or cap")]
     ApprovalMismatch(String),
+    /// The OAuth access token the call came with lacks a scope it needs.
+    #[error("this token's scopes do not include `{0}`; authorize the client again with it")]
+    InsufficientScope(&'static str),
     /// This side already rated the transaction.
     #[error("you already rated transaction {0}")]
     AlreadyRated(String),
@@ -266,7 +272,7 @@ impl Error {
         match self {
             Error::Config(_) => "invalid_config",
             Error::NotFound(_) => "not_found",
-            Error::InvalidQuery(_) => "invalid_request",
+            Error::InvalidQuery(_) | Error::InvalidRequest(_) => "invalid_request",
             Error::NotOwner { .. } => "not_owner",
             Error::ComponentTooLarge { .. } => "component_too_large",
             Error::VersionExists { .. } => "version_exists",
@@ -311,6 +317,7 @@ impl Error {
             Error::Battery(_) => "invalid_battery",
             Error::DisputeExists(_) => "dispute_exists",
             Error::AlreadyRated(_) => "already_rated",
+            Error::InsufficientScope(_) => "insufficient_scope",
             Error::ApprovalRequired { .. } => "approval_required",
             Error::ApprovalNotGranted { .. } => "approval_not_granted",
             Error::ApprovalMismatch(_) => "approval_mismatch",
@@ -324,6 +331,8 @@ impl Error {
                 settlement::Error::OverPerCallLimit { .. } => "budget_exceeded",
                 settlement::Error::BudgetExhausted { .. } => "budget_exhausted",
                 settlement::Error::Paused => "budget_paused",
+                settlement::Error::OverAllowancePerCall { .. }
+                | settlement::Error::AllowanceExhausted { .. } => "token_cap_exceeded",
                 settlement::Error::InvalidAmount(_) => "invalid_request",
                 settlement::Error::NotInEscrow(_) => "not_in_escrow",
                 // A deposit id (its Idempotency-Key) already credited, its
@@ -377,6 +386,12 @@ impl Error {
             }
             Error::Settlement(settlement::Error::BudgetExhausted { limit, spent, .. }) => {
                 json!({ "daily_max_micros": limit, "spent_today_micros": spent })
+            }
+            Error::Settlement(settlement::Error::OverAllowancePerCall { amount, limit }) => {
+                json!({ "hold_micros": amount, "token_per_call_max_micros": limit })
+            }
+            Error::Settlement(settlement::Error::AllowanceExhausted { limit, spent }) => {
+                json!({ "token_daily_max_micros": limit, "token_spent_today_micros": spent })
             }
             Error::Refused {
                 error,

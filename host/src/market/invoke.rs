@@ -165,6 +165,11 @@ impl Market {
         request: InvokeRequest,
         emitter: Option<Sender<String>>,
     ) -> Result<InvokeResult> {
+        if let Some(token) = &consumer.token
+            && !token.allows("invoke")
+        {
+            return Err(Error::InsufficientScope("invoke"));
+        }
         let named = CapabilityId::parse(&request.capability_id)?;
         let contract = request
             .contract_id
@@ -233,6 +238,13 @@ impl Market {
             (None, budget) => budget,
             (cap, _) => cap,
         };
+        // An OAuth token's per-call cap caps a call that names none either
+        // (a call naming more is refused at the hold, like the budget's).
+        let token = consumer.token.as_deref();
+        let cap = match (cap, token.and_then(|t| t.per_call_max_micros)) {
+            (None, token_cap) => token_cap,
+            (cap, _) => cap,
+        };
         // A contract's price cap always holds.
         let cap = match (&contract, cap) {
             (Some(c), Some(cap)) => Some(cap.min(c.terms.max_price_micros)),
@@ -255,11 +267,17 @@ impl Market {
         let hold = if metering.hold_micros == 0 {
             None
         } else {
+            let allowance = token.map(|t| crate::settlement::Allowance {
+                id: t.grant_id.clone(),
+                per_call_max_micros: t.per_call_max_micros,
+                daily_max_micros: t.daily_max_micros,
+            });
             let held = self.settlement.hold(
                 &consumer.org_id,
                 &transaction_id,
                 metering.hold_micros,
                 now_ms(),
+                allowance.as_ref(),
             );
             if held.is_err() {
                 unused(&approval);

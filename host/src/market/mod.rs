@@ -19,6 +19,7 @@ mod invoke;
 mod load;
 mod money;
 mod negotiate;
+mod oauth;
 mod publish;
 mod rate;
 mod reattest;
@@ -37,6 +38,10 @@ pub use idempotency::{Claim, Claimed, KEY_CHARS_MAX, Remembered};
 pub use invoke::{CHUNKS_BUFFERED, InvocationRecord, InvokeRequest, chunk_channel};
 pub use money::{Decision, DisputeRecord, Rerun};
 pub use negotiate::{Contract, Negotiation, OFFER_MS, ROUNDS_MAX, Response};
+pub use oauth::{
+    ACCESS_TTL_MS, AuthorizeParams, AuthorizeRequest, Cap, ClientAuth, ClientMetadata, Grant,
+    GrantView, OauthClient, OauthError, Registered, TokenResponse,
+};
 pub use publish::{Upload, structure_checks};
 pub use reattest::{DelistedVersion, Reattested};
 pub use reputation::RatingRecord;

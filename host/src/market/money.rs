@@ -121,6 +121,7 @@ impl Market {
         for tx in self.settlement.release_due(now).await? {
             self.set_settlement_state(&tx, "released")?;
         }
+        self.oauth_sweep(now)?;
         Ok(())
     }
 

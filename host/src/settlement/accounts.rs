@@ -39,6 +39,13 @@ impl Settlement {
             .and_then(|b| b.per_call_max_micros)
     }
 
+    /// What an allowance (an OAuth token's cap) has spent and holds.
+    pub fn allowance_spend(&self, id: &str, now_ms: u64) -> super::AllowanceSpend {
+        let mut books = self.lock();
+        books.roll_day(now_ms);
+        books.allowance_spend(id)
+    }
+
     /// An organisation's balances and budget.
     pub fn balance(&self, org_id: &str, now_ms: u64) -> Balance {
         let mut books = self.lock();

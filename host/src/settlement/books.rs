@@ -95,6 +95,30 @@ impl Budget {
     }
 }
 
+/// A spending allowance inside an organisation's budget: what one OAuth
+/// access token may spend. Checked at every hold like the budget, after it;
+/// its spending is counted from the captures that name it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allowance {
+    /// What names it in the journal (the token's grant id).
+    pub id: String,
+    /// The most one call may hold, in micros.
+    pub per_call_max_micros: Option<u64>,
+    /// The most spent and held per UTC day, in micros.
+    pub daily_max_micros: Option<u64>,
+}
+
+/// What an allowance has spent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AllowanceSpend {
+    /// Captured today (UTC).
+    pub today_micros: u64,
+    /// Held for its calls in flight.
+    pub held_micros: u64,
+    /// Captured since it was granted, refunds deducted.
+    pub total_micros: u64,
+}
+
 /// An organisation's money, as it sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Balance {
@@ -136,6 +160,7 @@ pub struct Escrowed {
     pub cost_micros: u64,
     pub fee_micros: u64,
     pub release_at_ms: u64,
+    pub allowance_id: Option<String>,
     day: u64,
 }
 
@@ -162,6 +187,12 @@ pub struct Books {
     paused: HashSet<String>,
     /// Disputed escrows: not released when their window closes.
     frozen: HashSet<String>,
+    /// Allowances: captured today, held now, captured in all (refunds
+    /// deducted), and the allowance each hold in flight spends from.
+    allowance_today: HashMap<String, u64>,
+    allowance_held: HashMap<String, u64>,
+    allowance_total: HashMap<String, u64>,
+    hold_allowance: HashMap<String, (String, u64)>,
 }
 
 fn bump(map: &mut HashMap<String, u64>, key: &str, delta: i128) {
@@ -197,6 +228,7 @@ impl Books {
                 cost_micros,
                 fee_micros,
                 release_at_ms,
+                allowance_id,
             } => {
                 let escrowed = Escrowed {
                     consumer_org_id: consumer_org_id.clone(),
@@ -204,9 +236,16 @@ impl Books {
                     cost_micros: *cost_micros,
                     fee_micros: *fee_micros,
                     release_at_ms: *release_at_ms,
+                    allowance_id: allowance_id.clone(),
                     day: entry.at_ms / DAY_MS,
                 };
                 let charged = i128::from(escrowed.charged());
+                if let Some(allowance) = allowance_id {
+                    bump(&mut self.allowance_total, allowance, charged);
+                    if escrowed.day == self.day {
+                        bump(&mut self.allowance_today, allowance, charged);
+                    }
+                }
                 bump(&mut self.escrow_out, consumer_org_id, charged);
                 bump(
                     &mut self.escrow_in,
@@ -244,6 +283,12 @@ impl Books {
                             -i128::from(refund),
                         );
                     }
+                    if let Some(allowance) = &e.allowance_id {
+                        bump(&mut self.allowance_total, allowance, -i128::from(refund));
+                        if e.day == self.day {
+                            bump(&mut self.allowance_today, allowance, -i128::from(refund));
+                        }
+                    }
                 }
             }
         }
@@ -255,6 +300,7 @@ impl Books {
         if day != self.day {
             self.day = day;
             self.spent_today.clear();
+            self.allowance_today.clear();
             self.paused.clear();
             for e in self.escrow.values() {
                 if e.day == day {
@@ -263,6 +309,13 @@ impl Books {
                         &e.consumer_org_id,
                         i128::from(e.charged()),
                     );
+                    if let Some(allowance) = &e.allowance_id {
+                        bump(
+                            &mut self.allowance_today,
+                            allowance,
+                            i128::from(e.charged()),
+                        );
+                    }
                 }
             }
         }
@@ -302,6 +355,47 @@ impl Books {
         Ok(())
     }
 
+    /// Whether `amount` may be held through `allowance` (after the
+    /// organisation's own budget said yes).
+    pub fn check_allowance(&self, allowance: &Allowance, amount: u64) -> Result<()> {
+        if let Some(limit) = allowance.per_call_max_micros
+            && amount > limit
+        {
+            return Err(Error::OverAllowancePerCall { amount, limit });
+        }
+        if let Some(limit) = allowance.daily_max_micros {
+            let spend = self.allowance_spend(&allowance.id);
+            let spent = spend.today_micros.saturating_add(spend.held_micros);
+            if spent.saturating_add(amount) > limit {
+                return Err(Error::AllowanceExhausted { limit, spent });
+            }
+        }
+        Ok(())
+    }
+
+    /// What an allowance has spent and holds.
+    pub fn allowance_spend(&self, id: &str) -> AllowanceSpend {
+        AllowanceSpend {
+            today_micros: self.allowance_today.get(id).copied().unwrap_or(0),
+            held_micros: self.allowance_held.get(id).copied().unwrap_or(0),
+            total_micros: self.allowance_total.get(id).copied().unwrap_or(0),
+        }
+    }
+
+    /// Counts a hold against the allowance it spends from.
+    pub fn held_through(&mut self, hold_id: &str, allowance_id: &str, amount: u64) {
+        bump(&mut self.allowance_held, allowance_id, i128::from(amount));
+        self.hold_allowance
+            .insert(hold_id.to_string(), (allowance_id.to_string(), amount));
+    }
+
+    /// A hold no longer in flight no longer counts against its allowance.
+    fn release_allowance(&mut self, hold_id: &str) {
+        if let Some((allowance, amount)) = self.hold_allowance.remove(hold_id) {
+            bump(&mut self.allowance_held, &allowance, -i128::from(amount));
+        }
+    }
+
     /// Today's captured spending of an organisation.
     pub fn spent(&self, org_id: &str) -> u64 {
         self.spent_today.get(org_id).copied().unwrap_or(0)
@@ -327,6 +421,7 @@ impl Books {
     pub fn forget_hold(&mut self, id: &str, org_id: &str, amount: u64) -> Result<()> {
         self.ledger.forget_pending(id)?;
         self.holds.remove(id);
+        self.release_allowance(id);
         bump(&mut self.held, org_id, -i128::from(amount));
         Ok(())
     }
@@ -337,6 +432,7 @@ impl Books {
         if self.holds.remove(&id).is_some() {
             // Already expired holds are gone from `holds`; nothing to undo.
             let _ = self.ledger.forget_pending(&id);
+            self.release_allowance(&id);
             bump(&mut self.held, org_id, -i128::from(amount));
         }
     }
@@ -347,6 +443,7 @@ impl Books {
         for id in &expired {
             if let Some(Op::Hold { debit, amount, .. }) = self.holds.remove(id) {
                 let _ = self.ledger.forget_pending(id);
+                self.release_allowance(id);
                 let org = debit.strip_prefix("org:").unwrap_or(&debit).to_string();
                 bump(&mut self.held, &org, -i128::from(amount));
             }

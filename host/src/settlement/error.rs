@@ -33,6 +33,28 @@ pub enum Error {
         /// This refusal paused the consumer (the first of the day).
         newly_paused: bool,
     },
+    /// The hold is above the per-call cap of the allowance the call spends
+    /// from (an OAuth token's cap).
+    #[error(
+        "this call may cost up to {amount} micros; this token may spend at most {limit} a call"
+    )]
+    OverAllowancePerCall {
+        /// The hold.
+        amount: u64,
+        /// The allowance's per-call cap.
+        limit: u64,
+    },
+    /// The allowance's daily cap cannot cover the hold.
+    #[error(
+        "this token's daily cap of {limit} micros is reached ({spent} spent or held today); \
+         ask for a token with a higher cap, or wait until 00:00 UTC"
+    )]
+    AllowanceExhausted {
+        /// The daily cap.
+        limit: u64,
+        /// Spent and held today through the allowance.
+        spent: u64,
+    },
     /// A person paused the consumer's calls in its budget.
     #[error("calls are paused by this organisation's budget; unpause it to call again")]
     Paused,

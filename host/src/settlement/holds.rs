@@ -2,7 +2,7 @@
 //! the metered cost plus the fee captured into escrow after it, the rest
 //! released; a hold dropped without a capture is voided.
 
-use super::books::Books;
+use super::books::{Allowance, Books};
 use super::{Event, Result, Settlement};
 use crate::ledger::{self, ESCROW, Op, org_account};
 use crate::pricing;
@@ -15,6 +15,7 @@ pub struct Hold {
     pub(super) transaction_id: String,
     pub(super) consumer_org_id: String,
     pub(super) amount: u64,
+    pub(super) allowance_id: Option<String>,
     pub(super) settled: bool,
 }
 
@@ -54,17 +55,22 @@ pub(super) fn hold_id(transaction_id: &str) -> String {
 }
 
 impl Settlement {
-    /// Holds `amount` of `consumer`'s funds for a call, within its budget.
+    /// Holds `amount` of `consumer`'s funds for a call, within its budget
+    /// and, when the call spends through one, within `allowance`.
     pub fn hold(
         &self,
         consumer_org_id: &str,
         transaction_id: &str,
         amount: u64,
         now_ms: u64,
+        allowance: Option<&Allowance>,
     ) -> Result<Hold> {
         let mut books = self.lock();
         books.roll_day(now_ms);
         books.check_budget(consumer_org_id, amount)?;
+        if let Some(allowance) = allowance {
+            books.check_allowance(allowance, amount)?;
+        }
         let op = Op::Hold {
             id: hold_id(transaction_id),
             debit: org_account(consumer_org_id),
@@ -75,11 +81,15 @@ impl Settlement {
         books.ledger.apply(&op)?;
         books.remember_hold(op);
         books.held_today(consumer_org_id, amount);
+        if let Some(allowance) = allowance {
+            books.held_through(&hold_id(transaction_id), &allowance.id, amount);
+        }
         Ok(Hold {
             books: self.books.clone(),
             transaction_id: transaction_id.into(),
             consumer_org_id: consumer_org_id.into(),
             amount,
+            allowance_id: allowance.map(|a| a.id.clone()),
             settled: false,
         })
     }
@@ -128,6 +138,7 @@ impl Settlement {
             cost_micros,
             fee_micros,
             release_at_ms,
+            allowance_id: hold.allowance_id.clone(),
         };
         let spent_before = books.spent(&hold.consumer_org_id);
         self.journal(&mut books, event, ops, now_ms, Some(record))?;

@@ -28,6 +28,9 @@ pub enum Event {
         fee_micros: u64,
         /// When the dispute window closes.
         release_at_ms: u64,
+        /// The allowance the call spent from (an OAuth token's cap), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allowance_id: Option<String>,
     },
     /// Escrow paid out to the provider and the fee account.
     Release {

@@ -38,7 +38,7 @@ mod journal;
 mod service;
 
 pub use accounts::Audit;
-pub use books::{Balance, Budget, EscrowState};
+pub use books::{Allowance, AllowanceSpend, Balance, Budget, EscrowState};
 pub use error::{Error, Result};
 pub use holds::{Captured, Hold};
 pub use journal::{Event, JournalEntry};

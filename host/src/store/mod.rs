@@ -103,10 +103,14 @@ pub enum Tree {
     ByOrg,
     /// `org_id/upload_id` and `refused/upload_id` → an upload's outcome.
     Uploads,
+    /// OAuth: `client/{id}`, `grant/{id}`, `org/{org_id}/{grant_id}` (an
+    /// organisation's grants), `code/{sha256}`, `access/{sha256}` and
+    /// `refresh/{sha256}` → their records (codes and tokens only as hashes).
+    Oauth,
 }
 
 impl Tree {
-    const ALL: [Tree; 21] = [
+    const ALL: [Tree; 22] = [
         Tree::Orgs,
         Tree::ApiKeys,
         Tree::Components,
@@ -128,6 +132,7 @@ impl Tree {
         Tree::Vectors,
         Tree::ByOrg,
         Tree::Uploads,
+        Tree::Oauth,
     ];
 
     fn name(self) -> &'static str {
@@ -148,6 +153,7 @@ impl Tree {
             Tree::Contracts => "contracts",
             Tree::ByOrg => "by_org",
             Tree::Uploads => "uploads",
+            Tree::Oauth => "oauth",
             Tree::Ratings => "ratings",
             Tree::Events => "events",
             Tree::Approvals => "approvals",
@@ -347,6 +353,11 @@ impl Store {
             .collect()
     }
 
+    /// How many keys start with `prefix` (values are not read).
+    pub fn count_prefix(&self, tree: Tree, prefix: &str) -> usize {
+        self.tree(tree).scan_prefix(prefix).keys().count()
+    }
+
     /// Up to `limit` records whose key starts with `prefix` and sorts before
     /// `before` (all, when `None`), newest key first: a page of a listing
     /// whose keys grow with time.
@@ -419,6 +430,17 @@ impl Store {
             Err(TransactionError::Abort(())) => Ok(false),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
+    }
+
+    /// Removes a record and returns it, atomically: of two callers taking
+    /// the same key, one gets it (single-use codes). Not durable until
+    /// [`Store::sync`].
+    pub fn take<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>> {
+        let Some(old) = self.tree(tree).remove(key)? else {
+            return Ok(None);
+        };
+        self.commit.dirty();
+        decode(tree, key, &old).map(Some)
     }
 
     /// Removes a record; not durable until [`Store::sync`].

@@ -105,6 +105,10 @@ pub async fn dashboard(
         Ok(c) => c,
         Err(e) => return failure(&viewer, e.into()),
     };
+    let grants = match web.market.grants_of(&org.org_id) {
+        Ok(g) => g,
+        Err(e) => return failure(&viewer, e.into()),
+    };
     let b = &balance.budget;
     html_page(view::page(
         &viewer,
@@ -152,6 +156,7 @@ pub async fn dashboard(
                 }
                 p.muted { "Leave a field empty for no limit. Reaching the daily limit pauses calls until the next UTC day or a new budget." }
             }
+            (super::consent::connected(&viewer, &grants))
             section aria-labelledby="contracts" {
                 h2 #contracts { "Contracts" }
                 @if contracts.is_empty() {

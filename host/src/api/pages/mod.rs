@@ -15,6 +15,7 @@ mod account;
 mod assets;
 mod capability;
 mod catalog;
+mod consent;
 mod operator;
 mod provider;
 pub mod sessions;
@@ -57,6 +58,11 @@ pub fn routes<S>(market: Arc<Market>) -> Router<S> {
         .route("/signout", post(sign_out))
         .route("/account", get(account::dashboard))
         .route("/account/budget", post(account::budget))
+        .route("/account/tokens/{grant_id}/revoke", post(consent::revoke))
+        .route(
+            "/oauth/authorize",
+            get(consent::authorize).post(consent::decide),
+        )
         .route("/transactions/{id}", get(account::transaction))
         .route("/transactions/{id}/dispute", post(account::dispute))
         .route("/approvals", get(account::approvals))
@@ -76,13 +82,17 @@ pub fn routes<S>(market: Arc<Market>) -> Router<S> {
 /// or followed by a full referrer.
 async fn page_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+    // A page may name more places its form goes (the consent page: the
+    // client's redirect URI); otherwise only this site.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                 connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
