@@ -110,6 +110,11 @@ pub struct Config {
     /// resolve to loopback, private or link-local addresses. Every other
     /// webhook must resolve to public addresses only. Empty by default.
     pub webhook_allowed_hosts: Vec<String>,
+    /// Hosts whose OAuth client ID metadata documents may be fetched from
+    /// private addresses and over plain http (development, tests). Every
+    /// other document is fetched over https from public addresses only.
+    /// Empty by default.
+    pub client_metadata_allowed_hosts: Vec<String>,
     /// The URL clients reach this host at (`https://market.example`), written
     /// into A2A agent cards; without it a card names the host it was asked on.
     pub public_url: Option<String>,
@@ -217,6 +222,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             webhook_allowed_hosts: Vec::new(),
+            client_metadata_allowed_hosts: Vec::new(),
             signup: Signup::RateLimited,
             signups_per_client_per_minute: 5,
             unproven_creations_per_minute: 10,
@@ -312,6 +318,9 @@ impl Config {
             return Err(
                 "signups_per_client_per_minute must be positive (or signup = \"open\")".into(),
             );
+        }
+        if self.client_metadata_allowed_hosts.len() > 256 {
+            return Err("client_metadata_allowed_hosts lists at most 256 hosts".into());
         }
         if self.webhook_allowed_hosts.len() > 256 {
             return Err("webhook_allowed_hosts lists at most 256 hosts".into());

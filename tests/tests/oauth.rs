@@ -579,3 +579,125 @@ async fn discovery_codes_resources_scopes_and_refresh_follow_the_specifications(
     );
     host.stop().await;
 }
+
+/// Serves the documents `make(base)` returns (path → JSON) on a loopback
+/// port; returns its base URL.
+async fn document_server(make: impl FnOnce(&str) -> Vec<(&'static str, Value)>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut router = axum::Router::new();
+    for (path, document) in make(&base) {
+        router = router.route(
+            path,
+            axum::routing::get(move || async move { axum::Json(document) }),
+        );
+    }
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
+#[tokio::test]
+async fn a_client_known_by_its_metadata_document_needs_no_registration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = mercato_tests::test_config(dir.path());
+    // Loopback documents over plain http, for this test only.
+    config.client_metadata_allowed_hosts = vec!["127.0.0.1".into()];
+    let host = Host::start_with(config).await;
+    let provider = host.org("provider").await;
+    host.publish(&provider, "unit-converter").await;
+    let consumer = host.org("consumer").await;
+    let (_, server) = host
+        .get("/.well-known/oauth-authorization-server", None)
+        .await;
+    assert_eq!(server["client_id_metadata_document_supported"], true);
+
+    // A document naming its own URL; one naming another; one that is not
+    // client metadata.
+    let docs = document_server(|base| {
+        vec![
+            (
+                "/client.json",
+                json!({"client_id": format!("{base}/client.json"), "client_name": "Documented agent",
+                       "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+            ),
+            (
+                "/liar.json",
+                json!({"client_id": "https://elsewhere.example/c.json", "redirect_uris": [REDIRECT]}),
+            ),
+            ("/junk.json", json!(["not", "metadata"])),
+        ]
+    })
+    .await;
+    let client_id = format!("{docs}/client.json");
+    let cookie = sign_in(&host, &consumer.api_key).await;
+    let resource = format!("{}/mcp", host.url);
+    let code = code_for(&host, &cookie, &client_id, "discover invoke", &resource).await;
+    let (status, tokens) = exchange(&host, &client_id, &code, VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().expect("access");
+    assert_eq!(
+        rpc(&host, "/mcp", access, tools_list()).await.status(),
+        StatusCode::OK
+    );
+    // Listed on the account page under the document's name.
+    let page = web()
+        .get(format!("{}/account", host.url))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("account")
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("Documented agent"), "{page}");
+
+    // Bad documents, and private addresses not allowed, are shown to the
+    // person (400), never redirected.
+    let challenge = s256(VERIFIER);
+    for bad in [
+        format!("{docs}/liar.json"),
+        format!("{docs}/junk.json"),
+        format!("{docs}/missing.json"),
+        "https://127.0.0.2/client.json".to_string(),
+        "http://public.example/client.json".to_string(),
+    ] {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/oauth/authorize", host.url),
+            &[
+                ("response_type", "code"),
+                ("client_id", bad.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .expect("url");
+        let response = web()
+            .get(url)
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .expect("authorize");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert!(!response.headers().contains_key(LOCATION), "{bad}");
+    }
+    // A document client sends no secret.
+    let (status, body) = token(
+        &host,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", "made-up"),
+            ("code", "mac_x"),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    host.stop().await;
+}

@@ -63,12 +63,14 @@ pub async fn bearer_only(
     use axum::response::IntoResponse;
     let (mut parts, body) = request.into_parts();
     let base = super::oauth::base_url(&market, &parts.headers);
-    let door = super::oauth::door_of(parts.uri.path());
+    let path = parts.uri.path().to_string();
+    let door = super::oauth::door_of(&path);
+    let protected = super::oauth::protected_path(&path);
     let refuse = |problem: Problem, error: Option<(&str, &str)>| {
         let mut response = problem.into_response();
         response.headers_mut().insert(
             axum::http::header::WWW_AUTHENTICATE,
-            super::oauth::challenge(&base, door, error),
+            super::oauth::challenge(&base, &protected, error),
         );
         response
     };
@@ -86,7 +88,7 @@ pub async fn bearer_only(
             Err(problem) => refuse(problem, None),
         };
     }
-    let accepted = [base.clone(), format!("{base}{door}")];
+    let accepted = super::oauth::accepted(&base, &path);
     let org = match market.authenticate_token(&token, &accepted) {
         Ok(Some(org)) => org,
         Ok(None) => {
@@ -113,7 +115,7 @@ pub async fn bearer_only(
             let mut response = Problem::new("insufficient_scope", message).into_response();
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
-                super::oauth::challenge(&base, door, Some(("insufficient_scope", message))),
+                super::oauth::challenge(&base, &protected, Some(("insufficient_scope", message))),
             );
             return response;
         }

@@ -11,9 +11,9 @@
 use super::auth;
 use crate::identity::Org;
 use crate::market::Market;
-use crate::mcp::{Bounded, Mercato, SESSIONS_MAX, SESSIONS_PER_ORG_MAX, Service, fast};
+use crate::mcp::{AgentScope, Bounded, Mercato, SESSIONS_MAX, SESSIONS_PER_ORG_MAX, Service, fast};
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 struct Door {
+    market: Arc<Market>,
     server: Mercato,
     service: Service,
     sessions: Arc<Bounded>,
@@ -128,6 +129,7 @@ pub fn routes(market: Arc<Market>, stopping: CancellationToken) -> Router<Arc<Ma
     let config = market.config();
     let sessions = Arc::new(Bounded::new(SESSIONS_MAX));
     let door = Arc::new(Door {
+        market: market.clone(),
         server: Mercato::new(market.clone()),
         service: crate::mcp::service(market.clone(), sessions.clone(), stopping),
         sessions,
@@ -137,11 +139,31 @@ pub fn routes(market: Arc<Market>, stopping: CancellationToken) -> Router<Arc<Ma
     });
     Router::new()
         .route("/mcp", any(entry))
+        .route("/mcp/agents/{agent}", any(agent_entry))
         .route_layer(axum::middleware::from_fn_with_state(
             market,
             auth::bearer_only,
         ))
         .with_state(door)
+}
+
+/// `/mcp/agents/{agent}`: the same door, showing and calling only that
+/// agent's capabilities (the endpoint its registry listing names).
+async fn agent_entry(
+    State(door): State<Arc<Door>>,
+    Path(agent): Path<String>,
+    Extension(org): Extension<Org>,
+    mut request: Request,
+) -> Response {
+    if door.market.registry_versions(&agent).is_empty() {
+        return super::Problem::new(
+            "not_found",
+            format!("no agent `{}` is listed", crate::market::echoed(&agent)),
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(AgentScope(agent));
+    entry(State(door), Extension(org), request).await
 }
 
 async fn entry(
@@ -166,7 +188,14 @@ async fn entry(
     };
     if fast::applies(&parts.headers)
         && fast::host_allowed(&door.allowed_hosts, &parts.headers)
-        && let Some(answer) = fast::answer(&door.server, &parts.headers, &bytes, org.clone()).await
+        && let Some(answer) = fast::answer(
+            &door.server,
+            &parts.headers,
+            &bytes,
+            org.clone(),
+            parts.extensions.get::<AgentScope>(),
+        )
+        .await
     {
         return ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
     }

@@ -23,6 +23,7 @@ mod openapi;
 mod ops;
 mod orgs;
 mod pages;
+mod registry;
 mod tls;
 mod trust;
 
@@ -143,6 +144,10 @@ pub fn app_until(market: Arc<Market>, stopping: CancellationToken) -> Router {
             get(oauth::resource_a2a),
         )
         .route(
+            "/.well-known/oauth-protected-resource/mcp/agents/{agent}",
+            get(oauth::resource_agent),
+        )
+        .route(
             "/.well-known/oauth-authorization-server",
             get(oauth::server_metadata),
         )
@@ -151,6 +156,7 @@ pub fn app_until(market: Arc<Market>, stopping: CancellationToken) -> Router {
         .route("/oauth/revoke", post(oauth::revoke))
         .merge(mcp::routes(market.clone(), stopping))
         .merge(a2a::routes(market.clone()))
+        .merge(registry::routes())
         .merge(pages::routes(market.clone()))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))

@@ -62,6 +62,26 @@ pub fn door_of(path: &str) -> &'static str {
         .unwrap_or("/mcp")
 }
 
+/// The protected resource a request path is under: an agent's own MCP
+/// endpoint (`/mcp/agents/{agent}`), or its door.
+pub fn protected_path(path: &str) -> String {
+    match path.strip_prefix("/mcp/agents/") {
+        Some(agent) if !agent.is_empty() && !agent.contains('/') => path.to_string(),
+        _ => door_of(path).to_string(),
+    }
+}
+
+/// The resource indicators a token may be bound to for a request to
+/// `path`: the whole host, the door, and the agent's endpoint.
+pub fn accepted(base: &str, path: &str) -> Vec<String> {
+    let mut accepted = vec![base.to_string(), format!("{base}{}", door_of(path))];
+    let protected = protected_path(path);
+    if protected != door_of(path) {
+        accepted.push(format!("{base}{protected}"));
+    }
+    accepted
+}
+
 /// Where a door's protected-resource metadata is.
 pub fn resource_metadata_url(base: &str, door: &str) -> String {
     format!("{base}/.well-known/oauth-protected-resource{door}")
@@ -105,6 +125,24 @@ pub async fn resource_a2a(State(market): State<Arc<Market>>, headers: HeaderMap)
     protected_resource(&base, format!("{base}/a2a"), "Mercato A2A")
 }
 
+/// `GET /.well-known/oauth-protected-resource/mcp/agents/{agent}`: an
+/// agent's own MCP endpoint (its registry listing's remote).
+pub async fn resource_agent(
+    State(market): State<Arc<Market>>,
+    headers: HeaderMap,
+    axum::extract::Path(agent): axum::extract::Path<String>,
+) -> Response {
+    if market.registry_versions(&agent).is_empty() {
+        return super::Problem::new("not_found", "no such agent is listed").into_response();
+    }
+    let base = base_url(&market, &headers);
+    protected_resource(
+        &base,
+        format!("{base}/mcp/agents/{agent}"),
+        &format!("Mercato agent {agent}"),
+    )
+}
+
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
 pub async fn server_metadata(State(market): State<Arc<Market>>, headers: HeaderMap) -> Response {
     let base = base_url(&market, &headers);
@@ -123,7 +161,7 @@ pub async fn server_metadata(State(market): State<Arc<Market>>, headers: HeaderM
         "revocation_endpoint_auth_methods_supported": methods,
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
-        "client_id_metadata_document_supported": false,
+        "client_id_metadata_document_supported": true,
         "service_documentation": format!("{base}/"),
     }))
 }
@@ -355,10 +393,10 @@ pub async fn revoke(
 
 /// The `WWW-Authenticate` challenge of a door: where its metadata is, the
 /// scopes it takes, and why a token was refused (RFC 6750 §3).
-pub fn challenge(base: &str, door: &str, error: Option<(&str, &str)>) -> HeaderValue {
+pub fn challenge(base: &str, protected: &str, error: Option<(&str, &str)>) -> HeaderValue {
     let mut value = format!(
         "Bearer realm=\"mercato\", resource_metadata=\"{}\", scope=\"{}\"",
-        resource_metadata_url(base, door),
+        resource_metadata_url(base, protected),
         SCOPES.join(" ")
     );
     if let Some((code, description)) = error {
@@ -379,6 +417,13 @@ mod tests {
         assert_eq!(door_of("/mcp"), "/mcp");
         assert_eq!(door_of("/a2a/agents/x"), "/a2a");
         assert_eq!(door_of("/a2ax"), "/mcp");
+        assert_eq!(protected_path("/mcp/agents/x"), "/mcp/agents/x");
+        assert_eq!(protected_path("/mcp/agents/x/y"), "/mcp");
+        assert_eq!(
+            accepted("http://h", "/mcp/agents/x"),
+            ["http://h", "http://h/mcp", "http://h/mcp/agents/x"]
+        );
+        assert_eq!(accepted("http://h", "/a2a"), ["http://h", "http://h/a2a"]);
         assert_eq!(
             resources("http://h"),
             ["http://h", "http://h/mcp", "http://h/a2a"]

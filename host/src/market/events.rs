@@ -119,9 +119,9 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// Where a webhook may be delivered: the URL and the checked addresses of
-/// its host, or why not.
-async fn target(
+/// Where a webhook may be delivered (or any URL a tenant or stranger names
+/// fetched): the URL and the checked addresses of its host, or why not.
+pub(super) async fn target(
     url: &str,
     allowed_hosts: &[String],
 ) -> Result<(Url, String, Vec<SocketAddr>), String> {

@@ -16,6 +16,7 @@ mod fair;
 mod history;
 mod idempotency;
 mod invoke;
+mod listings;
 mod load;
 mod money;
 mod negotiate;
@@ -36,6 +37,7 @@ pub use events::{Event, WebhookSecret, webhook_signature};
 pub use history::{PAGE_MAX, UploadRecord};
 pub use idempotency::{Claim, Claimed, KEY_CHARS_MAX, Remembered};
 pub use invoke::{CHUNKS_BUFFERED, InvocationRecord, InvokeRequest, chunk_channel};
+pub use listings::Entry as ListingEntry;
 pub use money::{Decision, DisputeRecord, Rerun};
 pub use negotiate::{Contract, Negotiation, OFFER_MS, ROUNDS_MAX, Response};
 pub use oauth::{

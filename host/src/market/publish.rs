@@ -187,6 +187,24 @@ impl Market {
             manifest_sha256: checked.manifest_sha256.clone(),
             signed_by_key_id: Some(checked.key_id.clone()),
         };
+        // Every listed agent is also an MCP registry listing: what
+        // `/v0/servers` would serve for it must be valid server.json.
+        let public_url = self.config.public_url.as_deref();
+        let listing = crate::registry::listing::server_response(
+            &record,
+            &crate::registry::listing::namespace(public_url),
+            public_url.unwrap_or("http://localhost"),
+            true,
+        );
+        let violations = crate::registry::listing::listing_violations(&listing);
+        if !violations.is_empty() {
+            return Err(Error::Registry(crate::registry::Error::InvalidDescription(
+                format!(
+                    "its MCP registry listing would not be valid server.json: {}",
+                    violations.join("; ")
+                ),
+            )));
+        }
         let mut agent = existing.clone().unwrap_or_else(|| AgentRecord {
             name: description.name.clone(),
             owner_org_id: org.org_id.clone(),

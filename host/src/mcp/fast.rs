@@ -72,6 +72,7 @@ pub async fn answer(
     headers: &HeaderMap,
     body: &[u8],
     org: Org,
+    scope: Option<&super::AgentScope>,
 ) -> Option<Vec<u8>> {
     let call: Call = serde_json::from_slice(body).ok()?;
     let id_ok = call.id.is_string() || call.id.is_i64() || call.id.is_u64();
@@ -89,7 +90,7 @@ pub async fn answer(
     }
     server.market.metrics().mcp_fast_calls.inc();
     let answer = server
-        .call(call.params, org, None, CancellationToken::new())
+        .call(call.params, org, None, CancellationToken::new(), scope)
         .await;
     // Serialised straight from the result (no intermediate JSON tree).
     let bytes = match &answer {

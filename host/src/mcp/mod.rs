@@ -59,6 +59,23 @@ pub const META_ERROR: &str = "mercato/error";
 /// fuel, cost, fee, charge, signed receipt).
 pub const META_SETTLEMENT: &str = "mercato/settlement";
 
+/// Set on a request to `/mcp/agents/{agent}`: the door shows and calls
+/// only that agent's capabilities (no marketplace tools).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentScope(pub String);
+
+impl AgentScope {
+    /// Whether the tool named `name` is one this scope offers.
+    fn offers(scope: Option<&AgentScope>, name: &str) -> bool {
+        match scope {
+            None => true,
+            Some(AgentScope(agent)) => {
+                capability_id(name).is_some_and(|id| id.split('.').next() == Some(agent.as_str()))
+            }
+        }
+    }
+}
+
 /// The Streamable HTTP service `/mcp` mounts.
 pub type Service = StreamableHttpService<Mercato, Bounded>;
 
@@ -222,6 +239,7 @@ fn page(
     mut capabilities: Vec<Tool>,
     cursor: Option<&str>,
     size: usize,
+    with_marketplace: bool,
 ) -> Result<(Vec<Tool>, Option<String>), ErrorData> {
     if let Some(cursor) = cursor
         && capability_id(cursor).is_none()
@@ -230,7 +248,7 @@ fn page(
     }
     capabilities.retain(|tool| cursor.is_none_or(|c| *tool.name > *c));
     capabilities.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut page = if cursor.is_none() {
+    let mut page = if cursor.is_none() && with_marketplace {
         marketplace_tools()
     } else {
         Vec::new()
@@ -245,6 +263,15 @@ fn page(
     };
     page.extend(capabilities);
     Ok((page, next))
+}
+
+/// The agent a request to `/mcp/agents/{agent}` is scoped to.
+fn scope(context: &RequestContext<RoleServer>) -> Option<AgentScope> {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<AgentScope>())
+        .cloned()
 }
 
 fn caller(context: &RequestContext<RoleServer>) -> Result<Org, ErrorData> {
@@ -271,16 +298,18 @@ impl ServerHandler for Mercato {
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let cursor = request.and_then(|r| r.cursor);
+        let scope = scope(&context);
         let tools = self
             .market
             .capabilities()
             .iter()
+            .filter(|view| scope.as_ref().is_none_or(|AgentScope(a)| view.agent == *a))
             .filter_map(capability_tool)
             .collect();
-        let (tools, next) = page(tools, cursor.as_deref(), PAGE_TOOLS)?;
+        let (tools, next) = page(tools, cursor.as_deref(), PAGE_TOOLS, scope.is_none())?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
         Ok(result)
@@ -307,7 +336,9 @@ impl ServerHandler for Mercato {
             .meta
             .get_progress_token()
             .map(|token| (token, context.peer.clone()));
-        self.call(request, org, progress, context.ct.clone()).await
+        let scope = scope(&context);
+        self.call(request, org, progress, context.ct.clone(), scope.as_ref())
+            .await
     }
 }
 
@@ -317,14 +348,22 @@ impl Mercato {
         Mercato { market }
     }
 
-    /// `tools/call` for `org`, on rmcp's path or the fast one.
+    /// `tools/call` for `org`, on rmcp's path or the fast one; within
+    /// `scope`, only that agent's tools exist.
     pub(crate) async fn call(
         &self,
         request: CallToolRequestParams,
         org: Org,
         progress: Option<(ProgressToken, Peer<RoleServer>)>,
         cancel: CancellationToken,
+        scope: Option<&AgentScope>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if !AgentScope::offers(scope, &request.name) {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool `{}` on this agent's endpoint", request.name),
+                None,
+            ));
+        }
         match request.name.as_ref() {
             name @ ("discover" | "quote" | "negotiate") => {
                 let mut arguments = request.arguments.clone().unwrap_or_default();
@@ -387,7 +426,7 @@ mod tests {
             .rev()
             .map(|i| tool(&format!("a{i:02}__c")))
             .collect();
-        let (first, cursor) = page(capabilities.clone(), None, 5).expect("first page");
+        let (first, cursor) = page(capabilities.clone(), None, 5, true).expect("first page");
         assert_eq!(
             names(&first),
             ["discover", "negotiate", "quote", "a00__c", "a01__c"]
@@ -396,7 +435,7 @@ mod tests {
         let mut cursor = cursor;
         let mut pages = 1;
         while let Some(after) = cursor {
-            let (next, more) = page(capabilities.clone(), Some(&after), 5).expect("page");
+            let (next, more) = page(capabilities.clone(), Some(&after), 5, true).expect("page");
             assert!(next.len() <= 5);
             seen.extend(names(&next));
             cursor = more;
@@ -410,14 +449,14 @@ mod tests {
     #[test]
     fn a_page_survives_the_cursor_tool_being_delisted() {
         let capabilities = vec![tool("a__x"), tool("c__x")];
-        let (next, more) = page(capabilities, Some("b__x"), 5).expect("page");
+        let (next, more) = page(capabilities, Some("b__x"), 5, true).expect("page");
         assert_eq!(names(&next), ["c__x"]);
         assert_eq!(more, None);
     }
 
     #[test]
     fn a_cursor_that_names_no_tool_is_refused() {
-        let error = page(vec![], Some("'; drop"), 5).expect_err("invalid");
+        let error = page(vec![], Some("'; drop"), 5, true).expect_err("invalid");
         assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS);
     }
 

@@ -20,6 +20,7 @@
 mod catalog;
 pub mod compat;
 mod ids;
+pub mod listing;
 mod manifest;
 mod records;
 mod validate;

@@ -30,13 +30,22 @@ fn scope_meaning(scope: &str) -> &'static str {
 /// The authorization request's parameters, checked by the market: the
 /// client and redirect URI first (shown here when wrong), then the rest
 /// (sent back to the client when wrong).
-fn checked(
+async fn checked(
     web: &Web,
     params: &AuthorizeParams,
     base: &str,
 ) -> Result<Result<AuthorizeRequest, (OauthError, String)>, OauthError> {
-    let (client, redirect_uri) = web.market.oauth_authorize_client(params)?;
-    let resources = crate::api::oauth::resources(base);
+    let (client, redirect_uri) = web.market.oauth_authorize_client(params).await?;
+    let mut resources = crate::api::oauth::resources(base);
+    // An agent's own endpoint, when the request names a listed one.
+    if let Some(agent) = params.resource.as_deref().and_then(|r| {
+        r.trim_end_matches('/')
+            .strip_prefix(&format!("{base}/mcp/agents/"))
+    }) && !agent.contains('/')
+        && !web.market.registry_versions(agent).is_empty()
+    {
+        resources.push(format!("{base}/mcp/agents/{agent}"));
+    }
     Ok(web
         .market
         .oauth_authorize_check(client, redirect_uri.clone(), params, &resources)
@@ -123,7 +132,7 @@ pub async fn authorize(
 ) -> Response {
     let base = crate::api::oauth::base_url(&web.market, &headers);
     let params = params_of(query.as_deref());
-    let request = match checked(&web, &params, &base) {
+    let request = match checked(&web, &params, &base).await {
         Err(error) => return shown_error(&viewer, error),
         Ok(Err((error, redirect_uri))) => {
             return error_answer(&error, &redirect_uri, params.state.as_deref(), &base);
@@ -280,7 +289,7 @@ pub async fn decide(
         code_challenge_method: form.code_challenge_method.clone(),
         resource: form.resource.clone(),
     };
-    let request = match checked(&web, &params, &base) {
+    let request = match checked(&web, &params, &base).await {
         Err(error) => return shown_error(&viewer, error),
         Ok(Err((error, redirect_uri))) => {
             return error_answer(&error, &redirect_uri, params.state.as_deref(), &base);

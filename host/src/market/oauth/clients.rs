@@ -1,13 +1,14 @@
 //! Clients: registration (RFC 7591), the authorization request checked,
 //! and a person's consent turned into a single-use code.
 
+use super::documents::is_document_id;
 use super::records::{
-    AuthorizeParams, AuthorizeRequest, CLIENT_NAME_CHARS_MAX, CLIENTS_MAX, CODE_TTL_MS, Cap,
-    ClientMetadata, CodeRecord, GRANTS_PER_ORG_MAX, Oauth, OauthClient, OauthError,
-    REDIRECT_URIS_MAX, REGISTRATIONS_PER_MINUTE, Registered, resource_key,
+    AuthorizeParams, AuthorizeRequest, CLIENTS_MAX, CODE_TTL_MS, Cap, ClientMetadata, CodeRecord,
+    GRANTS_PER_ORG_MAX, Oauth, OauthClient, OauthError, REGISTRATIONS_PER_MINUTE, Registered,
+    check_metadata, resource_key,
 };
 use crate::identity::Org;
-use crate::identity::oauth::{self, new_secret, redirect_uri_acceptable, redirect_uri_matches};
+use crate::identity::oauth::{self, new_secret, redirect_uri_matches};
 use crate::identity::secret_hash;
 use crate::market::{Error, Market, Result, now_ms};
 use crate::store::Tree;
@@ -20,52 +21,7 @@ impl Market {
         metadata: ClientMetadata,
         client_address: std::net::IpAddr,
     ) -> Oauth<Registered> {
-        let invalid = |m: String| OauthError::new("invalid_client_metadata", m);
-        if metadata.redirect_uris.is_empty() || metadata.redirect_uris.len() > REDIRECT_URIS_MAX {
-            return Err(OauthError::new(
-                "invalid_redirect_uri",
-                format!("register 1 to {REDIRECT_URIS_MAX} redirect_uris"),
-            ));
-        }
-        for uri in &metadata.redirect_uris {
-            redirect_uri_acceptable(uri).map_err(|m| OauthError::new("invalid_redirect_uri", m))?;
-        }
-        if let Some(name) = &metadata.client_name
-            && (crate::text::chars(name) > CLIENT_NAME_CHARS_MAX || crate::text::is_blank(name))
-        {
-            return Err(invalid(format!(
-                "client_name is 1 to {CLIENT_NAME_CHARS_MAX} characters"
-            )));
-        }
-        let method = metadata
-            .token_endpoint_auth_method
-            .clone()
-            .unwrap_or_else(|| "client_secret_basic".into());
-        if !["none", "client_secret_post", "client_secret_basic"].contains(&method.as_str()) {
-            return Err(invalid(format!(
-                "token_endpoint_auth_method `{}` is not supported: use none, client_secret_post \
-                 or client_secret_basic",
-                method.chars().take(64).collect::<String>()
-            )));
-        }
-        if let Some(types) = &metadata.grant_types
-            && types
-                .iter()
-                .any(|t| t != "authorization_code" && t != "refresh_token")
-        {
-            return Err(invalid(
-                "grant_types: only authorization_code and refresh_token are offered".into(),
-            ));
-        }
-        if let Some(types) = &metadata.response_types
-            && types.iter().any(|t| t != "code")
-        {
-            return Err(invalid("response_types: only code is offered".into()));
-        }
-        if let Some(scope) = &metadata.scope {
-            oauth::requested_scopes(Some(scope))
-                .map_err(|m| OauthError::new("invalid_client_metadata", m))?;
-        }
+        let method = check_metadata(&metadata, "client_secret_basic")?;
         self.rates
             .take(
                 &format!("oauth-register:{client_address}"),
@@ -121,13 +77,21 @@ impl Market {
     /// The client and redirect URI of an authorization request. An error
     /// here is shown to the person, never sent to the redirect URI (it may
     /// not be the client's: RFC 6749 §4.1.2.1).
-    pub fn oauth_authorize_client(&self, params: &AuthorizeParams) -> Oauth<(OauthClient, String)> {
-        let client = self.oauth_client(&params.client_id)?.ok_or_else(|| {
-            OauthError::new(
-                "invalid_client",
-                "this client is not registered here; it must register first",
-            )
-        })?;
+    pub async fn oauth_authorize_client(
+        &self,
+        params: &AuthorizeParams,
+    ) -> Oauth<(OauthClient, String)> {
+        let client = if is_document_id(&params.client_id) {
+            self.document_client(&params.client_id).await?
+        } else {
+            self.oauth_client(&params.client_id)?.ok_or_else(|| {
+                OauthError::new(
+                    "invalid_client",
+                    "this client is not registered here: it must register first, or use a \
+                     client ID metadata document (an https URL as its client_id)",
+                )
+            })?
+        };
         let redirect_uri = match &params.redirect_uri {
             Some(presented) => client
                 .redirect_uris

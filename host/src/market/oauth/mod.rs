@@ -16,6 +16,7 @@
 //! reads the grant.
 
 mod clients;
+mod documents;
 mod records;
 mod tokens;
 

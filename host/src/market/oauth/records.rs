@@ -2,6 +2,7 @@
 //! (codes), grants, token records, and OAuth's error shape.
 
 use super::super::Error;
+use crate::identity::oauth::{self, redirect_uri_acceptable};
 use serde::{Deserialize, Serialize};
 
 /// How long an access token lives.
@@ -253,4 +254,58 @@ pub struct GrantView {
 
 pub(super) fn resource_key(resource: &str) -> &str {
     resource.trim_end_matches('/')
+}
+
+/// Checks a client's metadata (registration, or a client ID metadata
+/// document): redirect URIs, name, grant and response types, scopes.
+/// Returns its token endpoint authentication method (`default` when it
+/// names none).
+pub(super) fn check_metadata(metadata: &ClientMetadata, default: &str) -> Oauth<String> {
+    let invalid = |m: String| OauthError::new("invalid_client_metadata", m);
+    if metadata.redirect_uris.is_empty() || metadata.redirect_uris.len() > REDIRECT_URIS_MAX {
+        return Err(OauthError::new(
+            "invalid_redirect_uri",
+            format!("register 1 to {REDIRECT_URIS_MAX} redirect_uris"),
+        ));
+    }
+    for uri in &metadata.redirect_uris {
+        redirect_uri_acceptable(uri).map_err(|m| OauthError::new("invalid_redirect_uri", m))?;
+    }
+    if let Some(name) = &metadata.client_name
+        && (crate::text::chars(name) > CLIENT_NAME_CHARS_MAX || crate::text::is_blank(name))
+    {
+        return Err(invalid(format!(
+            "client_name is 1 to {CLIENT_NAME_CHARS_MAX} characters"
+        )));
+    }
+    let method = metadata
+        .token_endpoint_auth_method
+        .clone()
+        .unwrap_or_else(|| default.into());
+    if !["none", "client_secret_post", "client_secret_basic"].contains(&method.as_str()) {
+        return Err(invalid(format!(
+            "token_endpoint_auth_method `{}` is not supported: use none, client_secret_post \
+                 or client_secret_basic",
+            method.chars().take(64).collect::<String>()
+        )));
+    }
+    if let Some(types) = &metadata.grant_types
+        && types
+            .iter()
+            .any(|t| t != "authorization_code" && t != "refresh_token")
+    {
+        return Err(invalid(
+            "grant_types: only authorization_code and refresh_token are offered".into(),
+        ));
+    }
+    if let Some(types) = &metadata.response_types
+        && types.iter().any(|t| t != "code")
+    {
+        return Err(invalid("response_types: only code is offered".into()));
+    }
+    if let Some(scope) = &metadata.scope {
+        oauth::requested_scopes(Some(scope))
+            .map_err(|m| OauthError::new("invalid_client_metadata", m))?;
+    }
+    Ok(method)
 }

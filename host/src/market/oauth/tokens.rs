@@ -19,6 +19,17 @@ impl Market {
             .client_id
             .as_deref()
             .ok_or_else(|| OauthError::new("invalid_client", "client_id is required"))?;
+        if super::documents::is_document_id(client_id) {
+            // A client known by its metadata document is public: PKCE and
+            // the code's own client id are its proof.
+            if auth.client_secret.is_some() {
+                return Err(OauthError::new(
+                    "invalid_client",
+                    "a client known by its metadata document sends no secret",
+                ));
+            }
+            return Ok(self.document_client_cached(client_id));
+        }
         let client = self.oauth_client(client_id)?.ok_or_else(unknown)?;
         match (&client.secret_sha256, &auth.client_secret) {
             (None, None) => Ok(client),
