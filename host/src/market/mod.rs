@@ -109,6 +109,8 @@ pub struct Market {
     in_flight: idempotency::InFlight,
     reputation: std::sync::Mutex<crate::reputation::Reputation>,
     webhooks: events::Webhooks,
+    /// When expired OAuth codes and tokens were last swept (Unix ms).
+    oauth_swept_at_ms: std::sync::atomic::AtomicU64,
 }
 
 /// Unix time in milliseconds.
@@ -168,6 +170,7 @@ impl Market {
             in_flight: idempotency::InFlight::default(),
             reputation: std::sync::Mutex::new(crate::reputation::Reputation::default()),
             webhooks: events::Webhooks::default(),
+            oauth_swept_at_ms: std::sync::atomic::AtomicU64::new(0),
         };
         market.load_catalog().await?;
         market.load_stats()?;

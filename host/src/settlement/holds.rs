@@ -148,3 +148,113 @@ impl Settlement {
         Ok(captured)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settlement::{Error, Rules};
+    use crate::store::Store;
+    use std::time::Duration;
+
+    const NOW: u64 = 1_764_892_800_000;
+
+    fn open(dir: &std::path::Path) -> (Store, Settlement) {
+        let store = Store::open(dir, Duration::from_secs(60)).expect("store");
+        let rules = Rules {
+            fee_bps: 0,
+            dispute_window_ms: 3_600_000,
+            hold_timeout_ms: 60_000,
+        };
+        let settlement = Settlement::open(store.clone(), rules, NOW).expect("books");
+        (store, settlement)
+    }
+
+    fn allowance(per_call: Option<u64>, daily: Option<u64>) -> Allowance {
+        Allowance {
+            id: "gr_1".into(),
+            per_call_max_micros: per_call,
+            daily_max_micros: daily,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_allowance_caps_holds_and_its_spending_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, settlement) = open(dir.path());
+        settlement
+            .deposit("org_c", 1_000_000, "d1", NOW)
+            .await
+            .expect("deposit");
+        let cap = allowance(Some(5_000), Some(8_000));
+        // Above the per-call cap: refused, nothing held.
+        assert!(matches!(
+            settlement.hold("org_c", "tx0", 6_000, NOW, Some(&cap)),
+            Err(Error::OverAllowancePerCall {
+                amount: 6_000,
+                limit: 5_000
+            })
+        ));
+        let hold = settlement
+            .hold("org_c", "tx1", 5_000, NOW, Some(&cap))
+            .expect("hold");
+        assert_eq!(settlement.allowance_spend("gr_1", NOW).held_micros, 5_000);
+        // Held plus another hold would pass the daily cap.
+        assert!(matches!(
+            settlement.hold("org_c", "tx2", 4_000, NOW, Some(&cap)),
+            Err(Error::AllowanceExhausted {
+                limit: 8_000,
+                spent: 5_000
+            })
+        ));
+        // The organisation itself (no allowance) is not held to it.
+        drop(
+            settlement
+                .hold("org_c", "tx3", 9_000, NOW, None)
+                .expect("hold"),
+        );
+        settlement
+            .capture(
+                hold,
+                "org_p",
+                3_000,
+                NOW,
+                NOW + 3_600_000,
+                ("tx1".into(), serde_json::json!({})),
+            )
+            .expect("capture");
+        settlement.sync().await.expect("sync");
+        let spend = settlement.allowance_spend("gr_1", NOW);
+        assert_eq!(
+            (spend.today_micros, spend.held_micros, spend.total_micros),
+            (3_000, 0, 3_000)
+        );
+        // A dropped hold gives its room back.
+        drop(
+            settlement
+                .hold("org_c", "tx4", 5_000, NOW, Some(&cap))
+                .expect("hold"),
+        );
+        assert_eq!(settlement.allowance_spend("gr_1", NOW).held_micros, 0);
+
+        drop(settlement);
+        store.close().await.expect("close");
+        drop(store);
+        let (_store, reopened) = open(dir.path());
+        let spend = reopened.allowance_spend("gr_1", NOW);
+        assert_eq!((spend.today_micros, spend.total_micros), (3_000, 3_000));
+        assert!(matches!(
+            reopened.hold(
+                "org_c",
+                "tx5",
+                5_001,
+                NOW,
+                Some(&allowance(None, Some(8_000)))
+            ),
+            Err(Error::AllowanceExhausted { spent: 3_000, .. })
+        ));
+        // The next UTC day starts from zero; the total stays.
+        let tomorrow = NOW + 86_400_000;
+        let spend = reopened.allowance_spend("gr_1", tomorrow);
+        assert_eq!((spend.today_micros, spend.total_micros), (0, 3_000));
+    }
+}

@@ -162,6 +162,13 @@ fn consent_page(
             Some(host) => format!("{}://{host}", u.scheme()),
             None => format!("{}:", u.scheme()),
         })
+        // It goes into a header and a CSP source: nothing but what a scheme
+        // and host are made of.
+        .filter(|origin| {
+            origin
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-+:/[]".contains(&b))
+        })
         .unwrap_or_default();
     let hidden = [
         ("response_type", Some(params.response_type.as_str())),

@@ -11,6 +11,9 @@ use crate::market::{Error, Market, Result, now_ms};
 use crate::store::Tree;
 use std::sync::Arc;
 
+/// How often expired codes and tokens are swept.
+const SWEEP_EVERY_MS: u64 = 60_000;
+
 impl Market {
     /// Checks a client's credentials at the token endpoint.
     fn oauth_client_authenticated(&self, auth: &ClientAuth) -> Oauth<OauthClient> {
@@ -320,6 +323,15 @@ impl Market {
     /// Drops expired codes and access tokens, and refresh tokens past
     /// their life (the sweeper calls it).
     pub fn oauth_sweep(&self, now: u64) -> Result<usize> {
+        // A scan of every code and token: once a minute is enough.
+        let last = self
+            .oauth_swept_at_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now < last.saturating_add(SWEEP_EVERY_MS) {
+            return Ok(0);
+        }
+        self.oauth_swept_at_ms
+            .store(now, std::sync::atomic::Ordering::Relaxed);
         let mut dropped = 0;
         for (key, record) in self.store.scan_prefix::<CodeRecord>(Tree::Oauth, "code/")? {
             if record.expires_at_ms < now {
