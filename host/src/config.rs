@@ -110,6 +110,9 @@ pub struct Config {
     /// resolve to loopback, private or link-local addresses. Every other
     /// webhook must resolve to public addresses only. Empty by default.
     pub webhook_allowed_hosts: Vec<String>,
+    /// Megabytes of the store's pages kept in memory (reads beyond it go to
+    /// the operating system's page cache). Default 64.
+    pub store_cache_mb: u64,
     /// Hosts whose OAuth client ID metadata documents may be fetched from
     /// private addresses and over plain http (development, tests). Every
     /// other document is fetched over https from public addresses only.
@@ -222,6 +225,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             webhook_allowed_hosts: Vec::new(),
+            store_cache_mb: 64,
             client_metadata_allowed_hosts: Vec::new(),
             signup: Signup::RateLimited,
             signups_per_client_per_minute: 5,
@@ -319,6 +323,9 @@ impl Config {
                 "signups_per_client_per_minute must be positive (or signup = \"open\")".into(),
             );
         }
+        if !(4..=65_536).contains(&self.store_cache_mb) {
+            return Err("store_cache_mb must be 4 to 65536".into());
+        }
         if self.client_metadata_allowed_hosts.len() > 256 {
             return Err("client_metadata_allowed_hosts lists at most 256 hosts".into());
         }
@@ -368,5 +375,15 @@ mod tests {
         assert!(config.check().is_err());
         config.discovery_rating_boost = 0.0;
         assert!(config.check().is_ok());
+    }
+
+    #[test]
+    fn the_store_cache_is_bounded_and_read_from_toml() {
+        let mut config: Config = toml::from_str("store_cache_mb = 256").expect("toml");
+        assert_eq!(config.store_cache_mb, 256);
+        assert!(config.check().is_ok());
+        config.store_cache_mb = 0;
+        assert!(config.check().unwrap_err().contains("store_cache_mb"));
+        assert_eq!(Config::default().store_cache_mb, 64);
     }
 }

@@ -23,6 +23,20 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank - 1]
 }
 
+/// This process's resident memory (the host runs in it), from /proc.
+fn resident_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -84,10 +98,11 @@ async fn main() {
     let host = Host::start_with(test_config(dir.path())).await;
     let (_, health) = host.get("/healthz", None).await;
     println!(
-        "restart with {} capabilities listed: {:?} ({})",
+        "restart with {} capabilities listed: {:?} ({}); resident {:.1} MB",
         health["capabilities"],
         started.elapsed(),
-        health["index"]
+        health["index"],
+        resident_mb()
     );
     let http = reqwest::Client::new();
     let url = host.url.clone();
@@ -194,5 +209,6 @@ async fn main() {
             );
         }
     }
+    println!("resident after the requests: {:.1} MB", resident_mb());
     host.stop().await;
 }

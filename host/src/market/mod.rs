@@ -126,9 +126,10 @@ impl Market {
     /// every listed version (from cached artifacts where they exist).
     pub async fn open(config: Config) -> Result<(Arc<Market>, AdminToken)> {
         config.check().map_err(Error::Config)?;
-        let store = Store::open(
+        let store = Store::open_with_cache(
             &config.data_dir,
             Duration::from_millis(config.background_flush_ms),
+            config.store_cache_mb * 1024 * 1024,
         )?;
         let sandbox = Arc::new(Sandbox::new(config.sandbox.limits())?);
         let env_token = std::env::var("MERCATO_ADMIN_TOKEN").ok();

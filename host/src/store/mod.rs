@@ -198,12 +198,29 @@ fn owner_only(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Pages of the store kept in memory unless configured (`store_cache_mb`).
+pub const CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
 impl Store {
     /// Opens (or creates) the store in `dir` and starts its committer, which
     /// flushes unsynced writes at least every `background_flush`.
     pub fn open(dir: &Path, background_flush: Duration) -> Result<Self> {
+        Store::open_with_cache(dir, background_flush, CACHE_BYTES_DEFAULT)
+    }
+
+    /// [`Store::open`] with at most `cache_bytes` of pages kept in memory
+    /// (sled's own default is 1 GiB, which a busy host fills with the
+    /// records it has just written and never gives back).
+    pub fn open_with_cache(
+        dir: &Path,
+        background_flush: Duration,
+        cache_bytes: u64,
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let db = sled::Config::new().path(dir.join("db")).open()?;
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(cache_bytes)
+            .open()?;
         let mut trees = Vec::with_capacity(Tree::ALL.len());
         for tree in Tree::ALL {
             trees.push(db.open_tree(tree.name())?);
