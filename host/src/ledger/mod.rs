@@ -65,6 +65,9 @@ pub enum Error {
     /// Expiring a hold before its timeout.
     #[error("transfer {0} has not timed out")]
     NotExpired(String),
+    /// Forgetting a transfer that is still pending.
+    #[error("transfer {0} is still pending")]
+    StillPending(String),
     /// Debit and credit are the same account, or the amount is zero.
     #[error("a transfer moves a positive amount between two different accounts")]
     Invalid,
@@ -409,6 +412,30 @@ impl Ledger {
         self.release(id, State::Voided)?;
         self.transfers.remove(id);
         Ok(())
+    }
+
+    /// Forgets a transfer that is no longer pending (posted, voided or
+    /// expired): its effect stays in the accounts, only its record goes, so
+    /// its id is no longer refused as existing. For transfers whose ids are
+    /// unique by construction and whose second application is refused
+    /// elsewhere (a call's hold, payouts, fees and refunds, which settlement
+    /// guards by its escrow index); externally named ones (deposits, whose
+    /// ids are idempotency keys) are kept. Without it the ledger would keep
+    /// a record of every transfer it ever applied.
+    pub fn forget_settled(&mut self, id: &str) -> Result<()> {
+        match self.transfers.get(id).map(|t| t.state) {
+            None => Err(Error::UnknownTransfer(id.into())),
+            Some(State::Pending { .. }) => Err(Error::StillPending(id.into())),
+            Some(_) => {
+                self.transfers.remove(id);
+                Ok(())
+            }
+        }
+    }
+
+    /// How many transfers the ledger keeps a record of.
+    pub fn transfers_kept(&self) -> usize {
+        self.transfers.len()
     }
 
     /// A ledger holding only what `ops` can touch (for all-or-nothing batches).

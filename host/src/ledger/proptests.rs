@@ -215,3 +215,51 @@ fn a_hold_posts_less_and_releases_the_rest() {
     assert_eq!(l.account("org:a").available(), 700);
     assert_eq!(l.check_invariants(), Ok(()));
 }
+
+#[test]
+fn a_settled_transfer_is_forgotten_and_its_effect_stays() {
+    let mut l = Ledger::default();
+    let ok = |l: &mut Ledger, op: Op| l.apply(&op).unwrap_or_else(|e| panic!("{e}"));
+    ok(
+        &mut l,
+        Op::Transfer {
+            id: "d".into(),
+            debit: WORLD.into(),
+            credit: "org:a".into(),
+            amount: 1_000,
+        },
+    );
+    ok(
+        &mut l,
+        Op::Hold {
+            id: "h".into(),
+            debit: "org:a".into(),
+            credit: ESCROW.into(),
+            amount: 800,
+            timeout_at_ms: 10,
+        },
+    );
+    // A pending hold cannot be forgotten (it would leak its reservation).
+    assert_eq!(l.forget_settled("h"), Err(Error::StillPending("h".into())));
+    ok(
+        &mut l,
+        Op::Post {
+            id: "h".into(),
+            amount: 300,
+        },
+    );
+    let before = (l.account("org:a"), l.account(ESCROW), l.transfers_kept());
+    assert_eq!(l.forget_settled("h"), Ok(()));
+    assert_eq!(
+        l.forget_settled("h"),
+        Err(Error::UnknownTransfer("h".into()))
+    );
+    assert_eq!(l.transfer("h"), None);
+    assert_eq!(
+        (l.account("org:a"), l.account(ESCROW)),
+        (before.0, before.1)
+    );
+    assert_eq!(l.transfers_kept(), before.2 - 1);
+    assert_eq!(l.account("org:a").available(), 700);
+    assert_eq!(l.check_invariants(), Ok(()));
+}

@@ -216,6 +216,25 @@ impl Books {
 
     /// Updates the indexes after an entry applied.
     pub fn note(&mut self, entry: &JournalEntry) {
+        // A call's transfers (its hold, then fees, payouts and refunds)
+        // have ids made from its transaction id, and the escrow index
+        // refuses a second release or refund: once final, the ledger need
+        // not remember them. A deposit's id is the depositor's idempotency
+        // key and stays known.
+        if !matches!(entry.event, Event::Deposit { .. }) {
+            for op in &entry.ops {
+                let id = match op {
+                    Op::Transfer { id, .. }
+                    | Op::Hold { id, .. }
+                    | Op::Post { id, .. }
+                    | Op::Void { id }
+                    | Op::Expire { id, .. } => id,
+                };
+                // Still pending (never, for the entries settlement writes)
+                // or already forgotten: nothing to do.
+                let _ = self.ledger.forget_settled(id);
+            }
+        }
         match &entry.event {
             Event::Deposit { .. } => {}
             Event::Dispute { transaction_id } => {

@@ -228,6 +228,9 @@ mod tests {
             (spend.today_micros, spend.held_micros, spend.total_micros),
             (3_000, 0, 3_000)
         );
+        // The settled hold is forgotten by the ledger; the deposit is kept
+        // (its id is the depositor's idempotency key).
+        assert_eq!(settlement.lock().ledger.transfers_kept(), 1);
         // A dropped hold gives its room back.
         drop(
             settlement
@@ -240,6 +243,8 @@ mod tests {
         store.close().await.expect("close");
         drop(store);
         let (_store, reopened) = open(dir.path());
+        // Replayed, the journal leaves the same: only the deposit.
+        assert_eq!(reopened.lock().ledger.transfers_kept(), 1);
         let spend = reopened.allowance_spend("gr_1", NOW);
         assert_eq!((spend.today_micros, spend.total_micros), (3_000, 3_000));
         assert!(matches!(
