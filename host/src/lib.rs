@@ -9,6 +9,7 @@ pub mod a2a;
 pub mod api;
 pub mod attestation;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod discovery;
 pub mod doors;

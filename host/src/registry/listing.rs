@@ -65,28 +65,6 @@ fn description(record: &VersionRecord) -> String {
     cut
 }
 
-/// RFC 3339 UTC from Unix milliseconds.
-fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3_600,
-        rest % 3_600 / 60,
-        rest % 60
-    )
-}
-
 /// One version of an agent as the registry API answers it: `server`
 /// (server.json) and the registry's `_meta`. `base` is where the
 /// marketplace is reached; `latest` whether this is the agent's newest
@@ -97,7 +75,7 @@ pub fn server_response(record: &VersionRecord, namespace: &str, base: &str, late
         .iter()
         .map(|c| format!("{}.{}@{}", record.agent, c.name, record.version))
         .collect();
-    let published = rfc3339(record.published_at_ms);
+    let published = crate::clock::rfc3339_seconds(record.published_at_ms);
     json!({
         "server": {
             "$schema": SERVER_SCHEMA_URL,

@@ -131,19 +131,7 @@ pub fn day(ms: u64) -> String {
 
 /// The civil date (proleptic Gregorian, UTC) and the seconds into it.
 fn utc(ms: u64) -> (String, u64) {
-    let seconds = ms / 1000;
-    let days = (seconds / 86_400) as i64;
-    // Howard Hinnant's days-from-civil, inverted.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (format!("{y:04}-{m:02}-{d:02}"), seconds % 86_400)
+    (crate::clock::date(ms), ms / 1000 % 86_400)
 }
 
 /// A share as a percentage, or a dash.
