@@ -76,7 +76,9 @@ pub struct Config {
     pub rating_half_life_ms: u64,
     /// A sentence-embedding model directory (`config.json`,
     /// `tokenizer.json`, `model.safetensors`) for discovery; the built-in
-    /// feature-hashing embedder when absent. Needs the `model` build feature.
+    /// feature-hashing embedder when absent and `DATA_DIR/model` holds none
+    /// (`/healthz` then says so). Needs the `model` build feature (on by
+    /// default).
     pub embedding_model: Option<PathBuf>,
     /// How long a counter-offer stays open for the consumer, milliseconds.
     pub offer_ms: u64,

@@ -308,7 +308,8 @@ async fn the_sentence_embedding_model_finds_paraphrased_needs_and_survives_a_res
     config.embedding_model = Some(model.into());
     let host = Host::start_with(config.clone()).await;
     let (_, health) = host.get("/healthz", None).await;
-    assert_eq!(health["embedder"], "model:all-MiniLM-L6-v2");
+    let name = health["embedder"].as_str().unwrap_or_default();
+    assert!(name.starts_with("model:all-MiniLM-L6-v2@"), "{health}");
     let org = host.org("catalog").await;
     for agent in [
         "pii-redactor",
@@ -360,4 +361,65 @@ async fn the_sentence_embedding_model_finds_paraphrased_needs_and_survives_a_res
         );
     }
     host.stop().await;
+}
+
+/// Without a sentence-embedding model the host ranks with the built-in
+/// embedder and `/healthz` says so, with the way to give it one.
+#[tokio::test]
+async fn healthz_says_when_discovery_runs_on_the_built_in_fallback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::start(dir.path()).await;
+    let (_, health) = host.get("/healthz", None).await;
+    assert_eq!(health["embedder"], "hash-384", "{health}");
+    let why = health["embedder_fallback"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("no sentence-embedding model")
+            && why.contains(&dir.path().join("model").display().to_string()),
+        "{health}"
+    );
+    host.stop().await;
+}
+
+/// A model put in `DATA_DIR/model` (`scripts/fetch-model DATA_DIR/model`)
+/// is used without any configuration, and `/healthz` reports no fallback;
+/// a broken one there stops the start instead of quietly ranking worse.
+#[cfg(feature = "model")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_in_the_data_directory_is_the_default() {
+    let model = std::env::var("MERCATO_EMBEDDING_MODEL")
+        .expect("MERCATO_EMBEDDING_MODEL names the model directory (scripts/fetch-model)");
+    let model = std::fs::canonicalize(model).expect("model directory");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink(&model, dir.path().join("model")).expect("symlink");
+    let host = Host::start(dir.path()).await;
+    let (_, health) = host.get("/healthz", None).await;
+    // Named by its directory and its weights' digest (12 hex digits of the
+    // SHA-256 of model.safetensors), so vectors stored under it are its own.
+    let weights = {
+        use sha2::Digest as _;
+        let bytes = std::fs::read(model.join("model.safetensors")).expect("weights");
+        sha2::Sha256::digest(&bytes)[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        health["embedder"],
+        format!("model:model@{weights}"),
+        "{health}"
+    );
+    assert!(health.get("embedder_fallback").is_none(), "{health}");
+    host.stop().await;
+
+    let broken = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(broken.path().join("model")).expect("mkdir");
+    std::fs::write(
+        broken.path().join("model/model.safetensors"),
+        b"not a model",
+    )
+    .expect("write");
+    match mercato_host::market::Market::open(mercato_tests::test_config(broken.path())).await {
+        Err(e) => assert!(e.to_string().contains("embedding model"), "{e}"),
+        Ok(_) => panic!("a broken model in DATA_DIR/model must stop the start"),
+    }
 }

@@ -17,8 +17,12 @@ pub struct Health {
     pub status: &'static str,
     /// Capabilities listed.
     pub capabilities: usize,
-    /// The embedder discovery runs (`hash-384`, or `model:<dir>`).
+    /// The embedder discovery runs (`hash-384`, or `model:<dir>@<weights' SHA-256, 12 hex>`).
     pub embedder: String,
+    /// Present when discovery runs on the built-in embedder, the fallback:
+    /// why no sentence-embedding model runs, and how to give it one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedder_fallback: Option<String>,
     /// How the discovery index was made ready at start: `reloaded: …` from
     /// its dump, or `rebuilt: <why>`.
     pub index: String,
@@ -31,6 +35,7 @@ pub async fn healthz(State(market): State<Arc<Market>>) -> Json<Health> {
         status: "ok",
         capabilities: market.capability_count(),
         embedder: market.embedder_name().to_string(),
+        embedder_fallback: market.embedder_fallback().map(str::to_string),
         index: market.index_origin(),
     })
 }

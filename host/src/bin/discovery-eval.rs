@@ -49,6 +49,10 @@ struct Args {
     /// the embedder's own).
     #[arg(long)]
     fusion_weight: Option<f32>,
+    /// Writes, per need, its gold ids and both raw rankings (JSON lines), to
+    /// study fusion rules offline.
+    #[arg(long)]
+    dump: Option<std::path::PathBuf>,
 }
 
 /// An embedder that remembers what it embedded, for [`Args::vector_cache`].
@@ -288,6 +292,18 @@ fn main() -> Result<()> {
         started.elapsed().as_secs_f64(),
         needs.len()
     );
+    if let Some(file) = &args.dump {
+        let mut out = String::new();
+        for need in &needs {
+            let vector = embedder.embed(&need.query);
+            let (dense, lexical) = discovery.rankings_of(&need.query, &vector);
+            out.push_str(&serde_json::to_string(&serde_json::json!({
+                "gold": need.gold, "dense": dense, "lexical": lexical,
+            }))?);
+            out.push('\n');
+        }
+        std::fs::write(file, out).with_context(|| format!("cannot write {}", file.display()))?;
+    }
     let mut reports = Vec::new();
     let dense = format!("{family}-dense");
     for (mode, name) in [

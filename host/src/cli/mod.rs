@@ -81,8 +81,9 @@ pub enum Command {
         /// Ignore cached compiled artifacts and compile every component again.
         #[arg(long)]
         recompile: bool,
-        /// A sentence-embedding model directory for discovery (needs a build
-        /// with `--features model`); the built-in embedder otherwise.
+        /// A sentence-embedding model directory for discovery (the `model`
+        /// cargo feature, on by default). Without it: DATA_DIR/model when it
+        /// holds one, else the built-in embedder (`/healthz` says which).
         #[arg(long)]
         embedding_model: Option<PathBuf>,
         /// Serve HTTPS with this PEM certificate chain (with --tls-key);

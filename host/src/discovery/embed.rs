@@ -89,7 +89,8 @@ impl Embedder for HashEmbedder {
     /// Hashed features know words, not meanings: on ToolBench this ranking
     /// alone is well below BM25 (recall@10 0.63 against 0.76), so it only
     /// breaks ties and lifts near-misses (0.1 was best of 0–0.4 there and
-    /// on the set's second query file; docs/BENCHMARKS.md).
+    /// on the set's second query file, with rank fusion and again with
+    /// score fusion; docs/BENCHMARKS.md §5, §5c).
     fn fusion_weight(&self) -> f32 {
         0.1
     }

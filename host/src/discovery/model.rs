@@ -9,6 +9,7 @@ use super::embed::Embedder;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
+use sha2::Digest as _;
 use std::path::Path;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
@@ -54,9 +55,13 @@ impl ModelEmbedder {
             ..PaddingParams::default()
         }));
         let device = Device::Cpu;
-        let weights =
-            VarBuilder::from_buffered_safetensors(read("model.safetensors")?, DType::F32, &device)
-                .map_err(|e| fail("model.safetensors")(&e))?;
+        let bytes = read("model.safetensors")?;
+        // The name keys stored vectors and the index dump: it carries the
+        // weights' digest, so other weights in the same directory (or a
+        // directory of the same name) never reuse this model's vectors.
+        let digest = hex::encode(&sha2::Sha256::digest(&bytes)[..6]);
+        let weights = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)
+            .map_err(|e| fail("model.safetensors")(&e))?;
         let model = BertModel::load(weights, &config).map_err(|e| fail("model")(&e))?;
         let dir_name = dir
             .file_name()
@@ -67,7 +72,7 @@ impl ModelEmbedder {
             tokenizer,
             device,
             dimension,
-            name: format!("model:{dir_name}"),
+            name: format!("model:{dir_name}@{digest}"),
         })
     }
 
@@ -133,11 +138,13 @@ impl Embedder for ModelEmbedder {
         true
     }
 
-    /// A sentence model understands paraphrase that BM25 misses, but alone
-    /// it still ranks below BM25 on ToolBench (recall@10 0.70 against
-    /// 0.77): 0.3 of the lexical ranking's weight sits on the plateau of
-    /// 0.3–0.5 there, on both of its query files (docs/BENCHMARKS.md §5b).
+    /// Equal trust: with both sides scaled to [0, 1], half the weight on
+    /// the model is as good as the better side alone on both development
+    /// sets, whichever side that is (ToolBench, short endpoint texts: BM25
+    /// ahead of the model; APIBench, prose: the model ahead of BM25), where
+    /// any weight tuned towards one set lost on the other
+    /// (docs/BENCHMARKS.md §5c).
     fn fusion_weight(&self) -> f32 {
-        0.3
+        0.5
     }
 }

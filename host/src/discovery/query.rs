@@ -118,7 +118,8 @@ pub struct Hit {
 /// others exist to measure each part alone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Dense and lexical, fused by reciprocal rank.
+    /// Dense and lexical, each scaled to [0, 1] and summed with the
+    /// embedder's weight.
     Fused,
     /// BM25 only.
     Lexical,

@@ -1,11 +1,12 @@
 //! A search: plan by selectivity (how many entries the filter admits), the
 //! dense ranking (exact, by 8-bit codes, or a filtered HNSW walk), the
-//! lexical ranking (with its agent evidence), reciprocal-rank fusion with
-//! the rating boost, and each result's explanation.
+//! lexical ranking (with its agent evidence), score fusion with the rating
+//! boost, and each result's explanation.
 
 use super::codes::{Code, Group};
 use super::embed::dot;
 use super::filter::{Filter, Packed};
+use super::graph::Inner;
 use super::index::Discovery;
 use super::query::{Explanation, Hit, InvalidQuery, Mode, Query, check_need};
 use super::rank::best_first;
@@ -20,8 +21,10 @@ const HNSW_EF_SEARCH_MIN: usize = 40;
 pub(super) const CODES_MIN: usize = 2_048;
 /// Candidates taken from each ranking before fusion.
 const CANDIDATES: usize = 200;
-/// Reciprocal-rank fusion constant.
-const RRF_K: f32 = 60.0;
+
+/// Two rankings, best first: dense `(who, similarity)` and lexical `(who,
+/// score, agent part)`.
+pub type Rankings<K> = (Vec<(K, f32)>, Vec<(K, f32, f32)>);
 
 impl Discovery {
     /// Ranks the entries that pass every filter of `query`.
@@ -51,9 +54,157 @@ impl Discovery {
                 "the need's vector has the wrong dimension".into(),
             ));
         }
-        let vector = vector.to_vec();
         let terms = text::terms(&query.need);
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let (dense, lexical) = self.rankings(&inner, &filter, vector, &terms, limit, mode);
+
+        // Score fusion: each ranking scaled to [0, 1] over its candidates
+        // (similarity min-max, lexical by its best), then a weighted sum.
+        // Unlike rank fusion it keeps how far apart the candidates are, so a
+        // confident side outweighs a flat one (docs/BENCHMARKS.md §5c).
+        let dense_weight = match mode {
+            Mode::Fused => self.embedder.fusion_weight().clamp(0.0, 1.0),
+            Mode::Lexical => 0.0,
+            Mode::Dense => 1.0,
+        };
+        let (low, high) = dense
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(_, s)| {
+                (lo.min(s), hi.max(s))
+            });
+        let spread = (high - low).max(f32::EPSILON);
+        let best_lexical = lexical.first().map_or(0.0, |c| c.1).max(f32::EPSILON);
+        let mut fused: HashMap<usize, Explanation> =
+            HashMap::with_capacity(dense.len() + lexical.len());
+        let blank = || Explanation {
+            matched_terms: Vec::new(),
+            dense_similarity: 0.0,
+            dense_rank: None,
+            lexical_score: 0.0,
+            lexical_rank: None,
+            filters_passed: Vec::new(),
+            rating_boost: 1.0,
+            agent_score: 0.0,
+        };
+        for (rank, &(id, similarity)) in dense.iter().enumerate() {
+            let e = fused.entry(id).or_insert_with(blank);
+            e.dense_similarity = similarity;
+            e.dense_rank = Some(rank + 1);
+        }
+        for (rank, (id, score, agent)) in lexical.into_iter().enumerate() {
+            let e = fused.entry(id).or_insert_with(blank);
+            e.lexical_score = score;
+            e.lexical_rank = Some(rank + 1);
+            e.agent_score = agent;
+        }
+        let mut ranked: Vec<(usize, f32, Explanation)> = fused
+            .into_iter()
+            .filter(|(id, _)| inner.slots[*id].is_some())
+            .map(|(id, mut e)| {
+                let rating = inner.packed[id].rating;
+                e.rating_boost = if rating.is_nan() {
+                    1.0
+                } else {
+                    1.0 + self.rating_boost * ((rating as f32 - 3.0) / 2.0).clamp(-1.0, 1.0)
+                };
+                // A candidate only the lexical side found counts as the
+                // least similar of the dense ones.
+                let dense = e
+                    .dense_rank
+                    .map_or(0.0, |_| (e.dense_similarity - low) / spread);
+                let lexical = e.lexical_score / best_lexical;
+                let score =
+                    (dense_weight * dense + (1.0 - dense_weight) * lexical) * e.rating_boost;
+                (id, score, e)
+            })
+            .collect();
+        // The best `limit`, ties by key; only those become hits.
+        let key = |id: usize| inner.slots[id].as_ref().map_or("", |s| s.key.as_str());
+        let order = |a: &(usize, f32, Explanation), b: &(usize, f32, Explanation)| {
+            b.1.total_cmp(&a.1).then_with(|| key(a.0).cmp(key(b.0)))
+        };
+        if ranked.len() > limit {
+            ranked.select_nth_unstable_by(limit, order);
+            ranked.truncate(limit);
+        }
+        ranked.sort_unstable_by(order);
+        let mut hits: Vec<Hit> = ranked
+            .into_iter()
+            .map(|(id, score, mut explanation)| {
+                // Lexical-only hits were not scored densely: say how similar.
+                if explanation.dense_rank.is_none() {
+                    explanation.dense_similarity = dot(vector, inner.vector(id));
+                }
+                explanation.filters_passed = filter.names.clone();
+                Hit {
+                    key: key(id).to_string(),
+                    score,
+                    explanation,
+                }
+            })
+            .collect();
+        // Matched terms only for what is returned.
+        for hit in &mut hits {
+            if let Some(slot) = inner
+                .by_key
+                .get(&hit.key)
+                .and_then(|&id| inner.slots[id].as_ref())
+            {
+                let mut matched: Vec<String> = terms
+                    .iter()
+                    .filter(|t| slot.terms.iter().any(|(s, _)| s == *t))
+                    .cloned()
+                    .collect();
+                matched.dedup();
+                hit.explanation.matched_terms = matched;
+            }
+        }
+        Ok(hits)
+    }
+
+    /// The two rankings behind an unfiltered search, by key, best first:
+    /// dense `(key, similarity)` and lexical `(key, score, agent part)`. For
+    /// studying fusion (`discovery-eval --dump`), not for serving.
+    #[doc(hidden)]
+    pub fn rankings_of(&self, need: &str, vector: &[f32]) -> Rankings<String> {
+        let query = Query {
+            need: need.to_string(),
+            ..Query::default()
+        };
+        let Ok(filter) = Filter::new(&query) else {
+            return (Vec::new(), Vec::new());
+        };
+        let terms = text::terms(need);
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let (dense, lexical) =
+            self.rankings(&inner, &filter, vector, &terms, CANDIDATES, Mode::Fused);
+        let key = |id: usize| {
+            inner.slots[id]
+                .as_ref()
+                .map_or("", |s| s.key.as_str())
+                .to_string()
+        };
+        (
+            dense.into_iter().map(|(id, s)| (key(id), s)).collect(),
+            lexical
+                .into_iter()
+                .map(|(id, s, a)| (key(id), s, a))
+                .collect(),
+        )
+    }
+
+    /// The two rankings a search fuses, `CANDIDATES` each at most, best
+    /// first: dense `(id, similarity)` and lexical `(id, score, agent part)`,
+    /// both over the entries `filter` admits.
+    fn rankings(
+        &self,
+        inner: &Inner,
+        filter: &Filter,
+        vector: &[f32],
+        terms: &[String],
+        limit: usize,
+        mode: Mode,
+    ) -> Rankings<usize> {
         let packed = filter.pack(&inner.names);
 
         // Dense candidates: exact over the admitted few, or a filtered walk.
@@ -104,12 +255,12 @@ impl Discovery {
             admitted
                 .iter()
                 .flat_map(|(group, positions)| positions.iter().map(|&p| group.id(p)))
-                .map(|id| (id, dot(&vector, inner.vector(id))))
+                .map(|id| (id, dot(vector, inner.vector(id))))
                 .collect()
         } else if admitted_count <= self.exact_scan_max {
             // Many admitted: rank by the 8-bit codes, rescore the best
             // exactly (the codes' error, ~0.005, only reorders near-ties).
-            let code = Code::of(&vector);
+            let code = Code::of(vector);
             let mut approximate = Vec::with_capacity(admitted_count);
             for (group, positions) in &admitted {
                 group.scan(&code, positions, &mut approximate);
@@ -117,11 +268,11 @@ impl Discovery {
             best_first(&mut approximate, CANDIDATES, |c| c.1);
             approximate
                 .into_iter()
-                .map(|(id, _)| (id, dot(&vector, inner.vector(id))))
+                .map(|(id, _)| (id, dot(vector, inner.vector(id))))
                 .collect()
         } else {
             // The walk's cost grows with k: ask for what the fusion can use
-            // (a dense rank past 4 × limit adds at most weight / 100 to a score).
+            // (candidates past 4 × limit seldom reach the first `limit`).
             let k = (limit * 4).clamp(40, CANDIDATES).min(admitted_count);
             let walk = |id: &usize| admit(*id);
             // Tombstones stay in the graph until a rebuild: without them the
@@ -131,7 +282,7 @@ impl Discovery {
                 if bare { None } else { Some(&walk) };
             let mut found: Vec<(usize, f32)> = inner
                 .hnsw
-                .search_filter(&vector, k, k.max(HNSW_EF_SEARCH_MIN), filter)
+                .search_filter(vector, k, k.max(HNSW_EF_SEARCH_MIN), filter)
                 .into_iter()
                 // Tombstoned points are still in the graph.
                 .filter(|n| inner.slots.get(n.d_id).is_some_and(Option::is_some))
@@ -139,7 +290,7 @@ impl Discovery {
                 .collect();
             for &id in &inner.orphans {
                 if admit(id) && !found.iter().any(|(f, _)| *f == id) {
-                    found.push((id, dot(&vector, inner.vector(id))));
+                    found.push((id, dot(vector, inner.vector(id))));
                 }
             }
             found
@@ -153,101 +304,124 @@ impl Discovery {
             Mode::Dense => Vec::new(),
             Mode::Lexical => inner
                 .bm25
-                .score(&terms, admit)
+                .score(terms, admit)
                 .into_iter()
                 .map(|(id, score)| (id, score, 0.0))
                 .collect(),
             // Without filters every scored document is admitted (BM25 scores
             // live ones only): no per-document check, no slot to read.
             Mode::Fused if filter.names.is_empty() => {
-                inner.agents.lexical(&inner.bm25, &terms, &|_| true)
+                inner.agents.lexical(&inner.bm25, terms, &|_| true)
             }
-            Mode::Fused => inner.agents.lexical(&inner.bm25, &terms, &admit),
+            Mode::Fused => inner.agents.lexical(&inner.bm25, terms, &admit),
         };
         best_first(&mut lexical, CANDIDATES, |c| c.1);
 
-        // Reciprocal-rank fusion of the two rankings.
-        let mut fused: HashMap<usize, Explanation> =
-            HashMap::with_capacity(dense.len() + lexical.len());
-        let blank = || Explanation {
-            matched_terms: Vec::new(),
-            dense_similarity: 0.0,
-            dense_rank: None,
-            lexical_score: 0.0,
-            lexical_rank: None,
-            filters_passed: Vec::new(),
-            rating_boost: 1.0,
-            agent_score: 0.0,
+        (dense, lexical)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+    use std::sync::Arc;
+
+    /// An embedder whose vectors the test sets by hand (the need's is passed to
+    /// `search_embedded`), weighted like a sentence model.
+    struct Fixed;
+
+    impl Embedder for Fixed {
+        fn name(&self) -> &str {
+            "fixed-4"
+        }
+        fn dimension(&self) -> usize {
+            4
+        }
+        fn embed(&self, _: &str) -> Vec<f32> {
+            vec![0.5; 4]
+        }
+        fn fusion_weight(&self) -> f32 {
+            0.5
+        }
+    }
+
+    #[test]
+    fn fusion_keeps_how_far_ahead_each_side_is() {
+        let discovery = Discovery::new(Arc::new(Fixed));
+        let unit = |key: &str, description: &str, v: [f32; 4]| {
+            let mut v = v.to_vec();
+            normalise(&mut v);
+            discovery.upsert(
+                Entry {
+                    key: key.into(),
+                    agent: key.into(),
+                    name: key.into(),
+                    description: description.into(),
+                    category: "text".into(),
+                    tags: Vec::new(),
+                    fields: Vec::new(),
+                    facts: Facts {
+                        expected_cost_micros: 10,
+                        latency_ms_max: 100,
+                        uptime: 0.99,
+                        retention: Retention::None,
+                        encryption: true,
+                        jurisdictions: Vec::new(),
+                        rating: None,
+                    },
+                },
+                v,
+            );
         };
-        for (rank, &(id, similarity)) in dense.iter().enumerate() {
-            let e = fused.entry(id).or_insert_with(blank);
-            e.dense_similarity = similarity;
-            e.dense_rank = Some(rank + 1);
-        }
-        for (rank, (id, score, agent)) in lexical.into_iter().enumerate() {
-            let e = fused.entry(id).or_insert_with(blank);
-            e.lexical_score = score;
-            e.lexical_rank = Some(rank + 1);
-            e.agent_score = agent;
-        }
-        let dense_weight = self.embedder.fusion_weight();
-        let mut ranked: Vec<(usize, f32, Explanation)> = fused
-            .into_iter()
-            .filter(|(id, _)| inner.slots[*id].is_some())
-            .map(|(id, mut e)| {
-                let rrf = |rank: Option<usize>| rank.map_or(0.0, |r| 1.0 / (RRF_K + r as f32));
-                let rating = inner.packed[id].rating;
-                e.rating_boost = if rating.is_nan() {
-                    1.0
-                } else {
-                    1.0 + self.rating_boost * ((rating as f32 - 3.0) / 2.0).clamp(-1.0, 1.0)
-                };
-                let score =
-                    (dense_weight * rrf(e.dense_rank) + rrf(e.lexical_rank)) * e.rating_boost;
-                (id, score, e)
-            })
-            .collect();
-        // The best `limit`, ties by key; only those become hits.
-        let key = |id: usize| inner.slots[id].as_ref().map_or("", |s| s.key.as_str());
-        let order = |a: &(usize, f32, Explanation), b: &(usize, f32, Explanation)| {
-            b.1.total_cmp(&a.1).then_with(|| key(a.0).cmp(key(b.0)))
+        // `close.both`: the need's own meaning, and nearly the best words.
+        unit(
+            "close.both",
+            "translate french documents",
+            [1.0, 0.0, 0.0, 0.0],
+        );
+        // `words.only`: the best words, far in meaning.
+        unit(
+            "words.only",
+            "translate french text, translate french",
+            [0.2, 0.98, 0.0, 0.0],
+        );
+        unit("far.one", "weather forecasts", [0.0, 0.0, 1.0, 0.0]);
+        unit("far.two", "stock prices", [0.1, 0.0, 0.0, 0.995]);
+        let query = Query {
+            need: "translate french text".into(),
+            ..Query::default()
         };
-        if ranked.len() > limit {
-            ranked.select_nth_unstable_by(limit, order);
-            ranked.truncate(limit);
-        }
-        ranked.sort_unstable_by(order);
-        let mut hits: Vec<Hit> = ranked
-            .into_iter()
-            .map(|(id, score, mut explanation)| {
-                // Lexical-only hits were not scored densely: say how similar.
-                if explanation.dense_rank.is_none() {
-                    explanation.dense_similarity = dot(&vector, inner.vector(id));
-                }
-                explanation.filters_passed = filter.names.clone();
-                Hit {
-                    key: key(id).to_string(),
-                    score,
-                    explanation,
-                }
-            })
-            .collect();
-        // Matched terms only for what is returned.
-        for hit in &mut hits {
-            if let Some(slot) = inner
-                .by_key
-                .get(&hit.key)
-                .and_then(|&id| inner.slots[id].as_ref())
-            {
-                let mut matched: Vec<String> = terms
-                    .iter()
-                    .filter(|t| slot.terms.iter().any(|(s, _)| s == *t))
-                    .cloned()
-                    .collect();
-                matched.dedup();
-                hit.explanation.matched_terms = matched;
-            }
-        }
-        Ok(hits)
+        let need = [1.0, 0.0, 0.0, 0.0];
+        let keys = |mode| -> Vec<String> {
+            discovery
+                .search_embedded(&query, &need, mode)
+                .expect("search")
+                .into_iter()
+                .map(|h| h.key)
+                .collect()
+        };
+        // Each side alone disagrees on the first place...
+        assert_eq!(keys(Mode::Lexical)[0], "words.only");
+        assert_eq!(keys(Mode::Dense)[0], "close.both");
+        // ...and fused, the one close on both sides wins: rank fusion put
+        // `words.only` first (lexical rank 1, dense rank 2), although it is
+        // barely more similar than the unrelated ones.
+        let hits = discovery
+            .search_embedded(&query, &need, Mode::Fused)
+            .expect("search");
+        assert_eq!(hits[0].key, "close.both", "{hits:?}");
+        assert_eq!(hits[1].key, "words.only", "{hits:?}");
+        // The score is the weighted sum of both sides scaled to [0, 1].
+        let best_lexical = hits
+            .iter()
+            .map(|h| h.explanation.lexical_score)
+            .fold(0.0, f32::max);
+        let both = &hits[0];
+        let expected = 0.5 * 1.0 + 0.5 * both.explanation.lexical_score / best_lexical;
+        assert!((both.score - expected).abs() < 1e-4, "{both:?}");
+        assert!(
+            hits.iter().all(|h| (0.0..=1.0).contains(&h.score)),
+            "{hits:?}"
+        );
     }
 }

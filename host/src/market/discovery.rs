@@ -255,6 +255,12 @@ impl Market {
         self.discovery.embedder_name()
     }
 
+    /// Why discovery runs on the built-in embedder instead of a sentence
+    /// model, when it does.
+    pub fn embedder_fallback(&self) -> Option<&str> {
+        self.embedder_fallback.as_deref()
+    }
+
     /// How the index came to be at start: `reloaded` from its dump or
     /// `rebuilt`, with the figures or the reason.
     pub fn index_origin(&self) -> String {

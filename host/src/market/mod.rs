@@ -64,19 +64,45 @@ use stats::Stats;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The embedder the configuration asks for.
-fn embedder(config: &Config) -> Result<Arc<dyn crate::discovery::Embedder>> {
-    let Some(dir) = &config.embedding_model else {
-        return Ok(Arc::new(HashEmbedder::default()));
+/// Where a host looks for a sentence-embedding model when none is
+/// configured: `model/` in its data directory (`scripts/fetch-model
+/// DATA_DIR/model` puts one there).
+pub const DEFAULT_MODEL_DIR: &str = "model";
+
+/// The embedder the configuration asks for, and, when it is the built-in
+/// one, why (for `/healthz`). A model configured explicitly that cannot load
+/// is an error; so is one found in the default place, rather than a quiet
+/// fallback to a weaker ranking.
+fn embedder(config: &Config) -> Result<(Arc<dyn crate::discovery::Embedder>, Option<String>)> {
+    let default_dir = config.data_dir.join(DEFAULT_MODEL_DIR);
+    let dir = match &config.embedding_model {
+        Some(dir) => dir.clone(),
+        None if default_dir.join("model.safetensors").is_file() => default_dir,
+        None => {
+            let why = format!(
+                "no sentence-embedding model: configure embedding_model (--embedding-model) \
+                 or put one in {} (scripts/fetch-model {0})",
+                default_dir.display()
+            );
+            return Ok((Arc::new(HashEmbedder::default()), Some(why)));
+        }
     };
     #[cfg(feature = "model")]
     {
-        let model = crate::discovery::ModelEmbedder::load(dir)
+        let model = crate::discovery::ModelEmbedder::load(&dir)
             .map_err(|e| Error::Config(format!("embedding model {}: {e}", dir.display())))?;
-        Ok(Arc::new(model))
+        Ok((Arc::new(model), None))
     }
     #[cfg(not(feature = "model"))]
     {
+        if config.embedding_model.is_none() {
+            let why = format!(
+                "this build has no model support (the `model` cargo feature is off): \
+                 the model in {} is not used",
+                dir.display()
+            );
+            return Ok((Arc::new(HashEmbedder::default()), Some(why)));
+        }
         Err(Error::Config(format!(
             "embedding model {}: this build has no model support (build with --features model)",
             dir.display()
@@ -90,6 +116,8 @@ pub struct Market {
     sandbox: Arc<Sandbox>,
     catalog: Catalog,
     discovery: Discovery,
+    /// Why discovery runs on the built-in embedder, when it does.
+    embedder_fallback: Option<String>,
     /// How the discovery index came to be at start (for `/healthz`).
     index_restored: std::sync::OnceLock<crate::discovery::Restored>,
     rates: rate::RateLimiter,
@@ -145,12 +173,13 @@ impl Market {
             hold_timeout_ms: config.sandbox.deadline_ms + config.request_timeout_ms,
         };
         let settlement = Settlement::open(store.clone(), rules, now_ms())?;
+        let (embedder, embedder_fallback) = embedder(&config)?;
         let market = Market {
             store,
             sandbox,
             catalog: Catalog::default(),
-            discovery: Discovery::new(embedder(&config)?)
-                .with_rating_boost(config.discovery_rating_boost),
+            discovery: Discovery::new(embedder).with_rating_boost(config.discovery_rating_boost),
+            embedder_fallback,
             index_restored: std::sync::OnceLock::new(),
             rates: rate::RateLimiter::default(),
             compile_slots: Arc::new(tokio::sync::Semaphore::new(load::COMPILES_AT_ONCE)),
