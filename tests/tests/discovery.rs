@@ -294,6 +294,15 @@ async fn the_index_is_dumped_periodically_while_running() {
     host.stop().await;
 }
 
+/// The sentence-embedding model's directory: `MERCATO_EMBEDDING_MODEL`, as
+/// scripts/test sets it (scripts/fetch-model).
+#[cfg(feature = "model")]
+fn model_dir() -> std::path::PathBuf {
+    let dir = std::env::var("MERCATO_EMBEDDING_MODEL")
+        .expect("MERCATO_EMBEDDING_MODEL names the model directory (scripts/fetch-model)");
+    std::fs::canonicalize(&dir).unwrap_or_else(|e| panic!("{dir}: {e}"))
+}
+
 /// Discovery with the sentence-embedding model (built with `--features
 /// model`; `MERCATO_EMBEDDING_MODEL` names the directory, as scripts/test
 /// sets it): the same paraphrased needs find the same capabilities, the
@@ -301,11 +310,10 @@ async fn the_index_is_dumped_periodically_while_running() {
 #[cfg(feature = "model")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sentence_embedding_model_finds_paraphrased_needs_and_survives_a_restart() {
-    let model = std::env::var("MERCATO_EMBEDDING_MODEL")
-        .expect("MERCATO_EMBEDDING_MODEL names the model directory (scripts/fetch-model)");
+    let model = model_dir();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = mercato_tests::test_config(dir.path());
-    config.embedding_model = Some(model.into());
+    config.embedding_model = Some(model);
     let host = Host::start_with(config.clone()).await;
     let (_, health) = host.get("/healthz", None).await;
     let name = health["embedder"].as_str().unwrap_or_default();
@@ -386,9 +394,7 @@ async fn healthz_says_when_discovery_runs_on_the_built_in_fallback() {
 #[cfg(feature = "model")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_in_the_data_directory_is_the_default() {
-    let model = std::env::var("MERCATO_EMBEDDING_MODEL")
-        .expect("MERCATO_EMBEDDING_MODEL names the model directory (scripts/fetch-model)");
-    let model = std::fs::canonicalize(model).expect("model directory");
+    let model = model_dir();
     let dir = tempfile::tempdir().expect("tempdir");
     std::os::unix::fs::symlink(&model, dir.path().join("model")).expect("symlink");
     let host = Host::start(dir.path()).await;
