@@ -112,6 +112,12 @@ pub struct Config {
     /// resolve to loopback, private or link-local addresses. Every other
     /// webhook must resolve to public addresses only. Empty by default.
     pub webhook_allowed_hosts: Vec<String>,
+    /// PostgreSQL instead of the embedded store: a `postgres://` URL
+    /// (`mercato serve --database`). Without a password in it,
+    /// `MERCATO_DATABASE_PASSWORD` supplies one; the password is never
+    /// logged. `data_dir` then holds only what this host caches (compiled
+    /// artifacts, the discovery index's dump, a model).
+    pub database_url: Option<DatabaseUrl>,
     /// Megabytes of the store's pages kept in memory (reads beyond it go to
     /// the operating system's page cache). Default 64.
     pub store_cache_mb: u64,
@@ -228,10 +234,30 @@ impl Default for Config {
             tls_key: None,
             webhook_allowed_hosts: Vec::new(),
             store_cache_mb: 64,
+            database_url: None,
             client_metadata_allowed_hosts: Vec::new(),
             signup: Signup::RateLimited,
             signups_per_client_per_minute: 5,
             unproven_creations_per_minute: 10,
+        }
+    }
+}
+
+/// A database URL: read from a config file or a flag, and never printed
+/// with its password (`Debug` shows it redacted).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("redacted"));
+                write!(f, "{url}")
+            }
+            Ok(url) => write!(f, "{url}"),
+            Err(_) => f.write_str("<a database URL that does not parse>"),
         }
     }
 }

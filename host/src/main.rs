@@ -3,7 +3,8 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use mercato_host::cli::{
-    AttestOutputs, Cli, Command, KeysCommand, generate_key, run_attest, run_client, verify_document,
+    AttestOutputs, Cli, Command, KeysCommand, StoreCommand, generate_key, run_attest, run_client,
+    verify_document,
 };
 use mercato_host::config::Config;
 use mercato_host::identity::AdminToken;
@@ -33,6 +34,7 @@ async fn run(cli: Cli) -> Result<()> {
             config,
             recompile,
             embedding_model,
+            database,
             tls_cert,
             tls_key,
         } => {
@@ -42,6 +44,7 @@ async fn run(cli: Cli) -> Result<()> {
                 config.as_deref(),
                 *recompile,
                 embedding_model.clone(),
+                database.clone(),
                 tls_cert.clone().zip(tls_key.clone()),
             )
             .await
@@ -78,6 +81,13 @@ async fn run(cli: Cli) -> Result<()> {
             if !passed {
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        Command::Store {
+            command: StoreCommand::Migrate { from, to },
+        } => {
+            let report = mercato_host::cli::migrate_store(from, to).await?;
+            println!("{report}");
             Ok(())
         }
         Command::Verify { document, keys } => {
@@ -122,6 +132,7 @@ async fn serve(
     config_file: Option<&std::path::Path>,
     recompile: bool,
     embedding_model: Option<std::path::PathBuf>,
+    database: Option<String>,
     tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 ) -> Result<()> {
     let mut config = match config_file {
@@ -142,6 +153,9 @@ async fn serve(
     if embedding_model.is_some() {
         config.embedding_model = embedding_model;
     }
+    if let Some(url) = database {
+        config.database_url = Some(mercato_host::config::DatabaseUrl(url));
+    }
     if let Some((cert, key)) = tls {
         config.tls_cert = Some(cert);
         config.tls_key = Some(key);
@@ -158,7 +172,7 @@ async fn serve(
     eprintln!(
         "mercato listening on {} (data in {}; discovery embedder: {})",
         server.url(),
-        data_dir.display(),
+        server.market().store_shown(),
         server.market().embedder_name()
     );
     tokio::signal::ctrl_c()

@@ -3,9 +3,13 @@
 //! own sync latency measured in the same run.
 //!
 //! Run: `cargo bench -p mercato-tests --bench settlement`
-//! (`SETTLEMENT_CALLS=4000` sets the calls per measurement).
+//! (`SETTLEMENT_CALLS=4000` sets the calls per measurement). Each row runs on
+//! the embedded store and then, where PostgreSQL's server binaries are
+//! installed, on a PostgreSQL cluster of the bench's own on the same disk
+//! (`SETTLEMENT_STORES=sled` or `=postgres` runs one).
 
 use futures::StreamExt;
+use mercato_tests::postgres::Postgres;
 use mercato_tests::{Host, Org, test_config};
 use serde_json::json;
 use std::io::Write;
@@ -74,9 +78,32 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4_000);
-    // The data directory on the same disk as the build (not a tmpfs /tmp).
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
-    let mut config = test_config(dir.path());
+    let stores = std::env::var("SETTLEMENT_STORES").unwrap_or_else(|_| "sled,postgres".into());
+    for store in stores.split(',') {
+        // The data directory on the same disk as the build (not a tmpfs /tmp).
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+        let mut config = test_config(dir.path());
+        let cluster = match store {
+            "sled" => None,
+            "postgres" => {
+                let Some(cluster) =
+                    Postgres::start_in(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")))
+                else {
+                    continue;
+                };
+                let url = cluster.database();
+                config.database_url = Some(mercato_host::config::DatabaseUrl(url));
+                Some(cluster)
+            }
+            other => panic!("unknown store {other} (sled or postgres)"),
+        };
+        println!("== store: {store}");
+        bench(config, dir.path(), calls).await;
+        drop(cluster);
+    }
+}
+
+async fn bench(mut config: mercato_host::config::Config, dir: &std::path::Path, calls: usize) {
     config.sandbox.deadline_ms = 5_000;
     config.requests_in_flight_max = 4_096;
     let host = Host::start_with(config).await;
@@ -96,7 +123,7 @@ async fn main() {
     for (id, input) in [&paid, &free] {
         run(&host, &consumer, id, input.clone(), 200, 8).await;
     }
-    let (sync_p50, sync_p99) = disk_sync(dir.path());
+    let (sync_p50, sync_p99) = disk_sync(dir);
     println!("disk fdatasync (4 KiB append): p50 {sync_p50:?}  p99 {sync_p99:?}");
     println!(
         "{:<44} {:>10} {:>12} {:>12}",
@@ -156,7 +183,7 @@ async fn main() {
             percentile(&latencies, 0.99)
         );
     }
-    let (sync_p50, sync_p99) = disk_sync(dir.path());
+    let (sync_p50, sync_p99) = disk_sync(dir);
     println!("disk fdatasync again (after the runs): p50 {sync_p50:?}  p99 {sync_p99:?}");
 
     let (status, audit) = host

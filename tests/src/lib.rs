@@ -2,6 +2,7 @@
 //! directory, real sample-agent components, and a real HTTP client.
 
 pub mod browser;
+pub mod postgres;
 
 use mercato_host::config::Config;
 use mercato_host::identity::signing;

@@ -159,6 +159,7 @@ pub fn app_until(market: Arc<Market>, stopping: CancellationToken) -> Router {
         .merge(registry::routes())
         .merge(pages::routes(market.clone()))
         .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::serve))
         .fallback(ops::not_found)

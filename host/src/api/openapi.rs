@@ -43,6 +43,7 @@ use utoipa::{Modify, OpenApi};
         negotiations::negotiations_respond,
         negotiations::contracts_get,
         ops::healthz,
+        ops::readyz,
         ops::metrics,
         serve,
     ),

@@ -26,6 +26,20 @@ pub struct Health {
     /// How the discovery index was made ready at start: `reloaded: …` from
     /// its dump, or `rebuilt: <why>`.
     pub index: String,
+    /// The store's engine: `sled` (embedded) or `postgres`.
+    pub store: &'static str,
+}
+
+/// Whether this host can serve requests that need its store.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// True when the store answers.
+    pub ready: bool,
+    /// The store's engine: `sled` (embedded) or `postgres`.
+    pub store: &'static str,
+    /// Why the host is not ready, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Liveness and a count of what is listed.
@@ -37,7 +51,42 @@ pub async fn healthz(State(market): State<Arc<Market>>) -> Json<Health> {
         embedder: market.embedder_name().to_string(),
         embedder_fallback: market.embedder_fallback().map(str::to_string),
         index: market.index_origin(),
+        store: market.store_engine(),
     })
+}
+
+/// Readiness (for a load balancer): 200 when the store answers, else 503
+/// with `Retry-After`.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+    (status = 200, body = Ready),
+    (status = 503, body = Ready, description = "the database is unreachable; see Retry-After"),
+))]
+pub async fn readyz(State(market): State<Arc<Market>>) -> axum::response::Response {
+    let store = market.store_engine();
+    let checked = {
+        let market = market.clone();
+        tokio::task::spawn_blocking(move || market.store_reachable())
+            .await
+            .unwrap_or_else(|_| Err("the check did not finish".to_string()))
+    };
+    match checked {
+        Ok(()) => Json(Ready {
+            ready: true,
+            store,
+            reason: None,
+        })
+        .into_response(),
+        Err(reason) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            Json(Ready {
+                ready: false,
+                store,
+                reason: Some(reason),
+            }),
+        )
+            .into_response(),
+    }
 }
 
 /// Prometheus metrics (OpenMetrics text).

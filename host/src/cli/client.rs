@@ -77,6 +77,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         | Command::McpStdio
         | Command::Attest { .. }
         | Command::Verify { .. }
+        | Command::Store { .. }
         | Command::Keys {
             command: KeysCommand::Generate { .. },
         } => bail!("not a client command"),

@@ -8,6 +8,7 @@ mod client;
 pub mod error;
 mod http;
 pub mod mcp_stdio;
+mod migrate;
 mod offline;
 
 use clap::{Parser, Subcommand};
@@ -86,6 +87,11 @@ pub enum Command {
         /// holds one, else the built-in embedder (`/healthz` says which).
         #[arg(long)]
         embedding_model: Option<PathBuf>,
+        /// Keep the marketplace in PostgreSQL (`postgres://user@host/db`)
+        /// instead of the embedded store in DATA_DIR; a password not in the
+        /// URL comes from MERCATO_DATABASE_PASSWORD.
+        #[arg(long, env = "MERCATO_DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
         /// Serve HTTPS with this PEM certificate chain (with --tls-key);
         /// reloaded on SIGHUP or when the file changes.
         #[arg(long, requires = "tls_key")]
@@ -149,6 +155,12 @@ pub enum Command {
         /// Write the JSON report here.
         #[arg(long)]
         report: Option<PathBuf>,
+    },
+    /// Manage a host's store (run with the host stopped).
+    Store {
+        /// What to do with the store.
+        #[command(subcommand)]
+        command: StoreCommand,
     },
     /// Verify a signed document (an attestation report) offline.
     Verify {
@@ -266,6 +278,23 @@ pub enum OrgCommand {
     },
 }
 
+/// Store commands.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Move an embedded marketplace (a data directory) into an empty
+    /// PostgreSQL database: every record, the books, the marketplace key;
+    /// then check that the books replayed there hold the same money.
+    Migrate {
+        /// The data directory of the embedded store (its host stopped).
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL URL; a password not in it comes from
+        /// MERCATO_DATABASE_PASSWORD.
+        #[arg(long)]
+        to: String,
+    },
+}
+
 /// Signing key commands.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -316,4 +345,5 @@ pub enum AdminCommand {
 pub use attest::{AttestOutputs, attest_file, run_attest};
 pub use client::run_client;
 pub use http::client;
+pub use migrate::migrate_store;
 pub use offline::{generate_key, verify_document};

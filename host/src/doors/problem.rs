@@ -109,6 +109,7 @@ pub fn is_transient(code: &str) -> bool {
     matches!(
         code,
         "overloaded"
+            | "unavailable"
             | "rate_limited"
             | "request_timeout"
             | "internal"

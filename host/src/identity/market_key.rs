@@ -4,6 +4,7 @@
 //! contracts and receipts).
 
 use super::signing;
+use crate::store::{Store, Tree};
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -11,6 +12,9 @@ use utoipa::ToSchema;
 
 /// File name of the key in the data directory.
 pub const KEY_FILE: &str = "marketplace-signing.key";
+
+/// The key's record in the store's settings, when the store is shared.
+pub const SHARED_KEY: &str = "marketplace_signing_key";
 
 /// The marketplace's key pair.
 pub struct MarketKey {
@@ -70,6 +74,50 @@ impl MarketKey {
             }
             Err(e) => return Err(e),
         };
+        let key_id = signing::key_id(&key.verifying_key());
+        Ok(MarketKey { key, key_id })
+    }
+
+    /// The key of a marketplace whose records are shared by its hosts
+    /// (PostgreSQL): kept in the store's settings, so every host signs with
+    /// the same key. The first host stores it: the one in `data_dir` when
+    /// there is one (a marketplace moving off its embedded store keeps its
+    /// key), else a new one.
+    pub async fn load_or_create_shared(
+        store: &Store,
+        data_dir: &Path,
+    ) -> std::io::Result<MarketKey> {
+        let stored = |e: crate::store::Error| std::io::Error::other(e.to_string());
+        let key = match store
+            .get::<String>(Tree::Meta, SHARED_KEY)
+            .map_err(stored)?
+        {
+            Some(text) => text,
+            None => {
+                let text = match std::fs::read_to_string(data_dir.join(KEY_FILE)) {
+                    Ok(text) => text.trim().to_string(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        hex::encode(signing::generate_signing_key().to_bytes())
+                    }
+                    Err(e) => return Err(e),
+                };
+                // Of hosts starting together, the first insert wins.
+                store
+                    .insert_new(Tree::Meta, SHARED_KEY, &text)
+                    .map_err(stored)?;
+                store.sync().await.map_err(stored)?;
+                store
+                    .get::<String>(Tree::Meta, SHARED_KEY)
+                    .map_err(stored)?
+                    .ok_or_else(|| std::io::Error::other("the stored key vanished"))?
+            }
+        };
+        let key = signing::parse_signing_key(&key).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the stored key: {e}"),
+            )
+        })?;
         let key_id = signing::key_id(&key.verifying_key());
         Ok(MarketKey { key, key_id })
     }

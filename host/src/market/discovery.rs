@@ -251,6 +251,24 @@ impl Market {
     }
 
     /// The embedder discovery uses.
+    /// Where the marketplace's records are (a data directory or a database
+    /// URL without its password).
+    pub fn store_shown(&self) -> &str {
+        self.store.place()
+    }
+
+    /// The store's engine: `sled` or `postgres`.
+    pub fn store_engine(&self) -> &'static str {
+        self.store.engine()
+    }
+
+    /// Whether the store answers now (blocks for at most a connection
+    /// attempt): why not, when it does not.
+    pub fn store_reachable(&self) -> std::result::Result<(), String> {
+        self.store.ping().map_err(|e| e.to_string())
+    }
+
+    /// The discovery embedder's name.
     pub fn embedder_name(&self) -> &str {
         self.discovery.embedder_name()
     }

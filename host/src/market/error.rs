@@ -267,8 +267,24 @@ impl Error {
         Error::NotFound(format!("capability `{}`", echoed(id)))
     }
 
+    /// Whether the failure is the database being away (or this host not
+    /// allowed to write to it for now): `unavailable`, 503 with
+    /// `Retry-After`, never a 500.
+    pub fn database_unavailable(&self) -> bool {
+        let store = match self {
+            Error::Store(e)
+            | Error::Settlement(settlement::Error::Store(e))
+            | Error::Identity(identity::Error::Store(e)) => e,
+            _ => return false,
+        };
+        store.is_unavailable()
+    }
+
     /// The stable error code clients see.
     pub fn code(&self) -> &'static str {
+        if self.database_unavailable() {
+            return "unavailable";
+        }
         match self {
             Error::Config(_) => "invalid_config",
             Error::NotFound(_) => "not_found",
@@ -453,6 +469,7 @@ impl Error {
                 report,
                 ..
             } => json!({ "previous": previous, "failures": failures, "report": report }),
+            _ if self.database_unavailable() => json!({ "retry_after_ms": 1_000 }),
             _ => return None,
         };
         Some(details)

@@ -141,6 +141,25 @@ pub struct Market {
     oauth_swept_at_ms: std::sync::atomic::AtomicU64,
 }
 
+/// The store `config` asks for: PostgreSQL when it names a database, else
+/// the embedded store in the data directory.
+fn open_store(config: &Config) -> Result<Store> {
+    let flush = Duration::from_millis(config.background_flush_ms);
+    match &config.database_url {
+        Some(url) => {
+            let password = std::env::var("MERCATO_DATABASE_PASSWORD").ok();
+            let database =
+                crate::store::Database::parse(&url.0, password).map_err(Error::Config)?;
+            Ok(Store::connect(&database, &config.data_dir, flush)?)
+        }
+        None => Ok(Store::open_with_cache(
+            &config.data_dir,
+            flush,
+            config.store_cache_mb * 1024 * 1024,
+        )?),
+    }
+}
+
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -154,17 +173,17 @@ impl Market {
     /// every listed version (from cached artifacts where they exist).
     pub async fn open(config: Config) -> Result<(Arc<Market>, AdminToken)> {
         config.check().map_err(Error::Config)?;
-        let store = Store::open_with_cache(
-            &config.data_dir,
-            Duration::from_millis(config.background_flush_ms),
-            config.store_cache_mb * 1024 * 1024,
-        )?;
+        let store = open_store(&config)?;
         let sandbox = Arc::new(Sandbox::new(config.sandbox.limits())?);
         let env_token = std::env::var("MERCATO_ADMIN_TOKEN").ok();
         let configured = env_token.as_deref().or(config.admin_token.as_deref());
         let (admin, admin_token_sha256) = identity::init_admin_token(&store, configured).await?;
-        let market_key = MarketKey::load_or_create(&config.data_dir)
-            .map_err(|e| Error::Config(format!("marketplace signing key: {e}")))?;
+        let market_key = if store.is_shared() {
+            MarketKey::load_or_create_shared(&store, &config.data_dir).await
+        } else {
+            MarketKey::load_or_create(&config.data_dir)
+        }
+        .map_err(|e| Error::Config(format!("marketplace signing key: {e}")))?;
         let batteries = Batteries::load(config.batteries_dir.as_deref())?;
         let rules = Rules {
             fee_bps: config.fee_bps,

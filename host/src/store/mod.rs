@@ -1,29 +1,40 @@
-//! Persistence: the one module that names `sled`.
+//! Persistence: the one module that names `sled` or `postgres`.
 //!
-//! Owns: the data directory's database, its trees, the money journal
-//! (`journal.wal`, an append-only file of checksummed records with one
-//! `fdatasync` per group), and durability (group commit for both). Everything else passes and receives plain bytes or serde values,
-//! so a PostgreSQL backend can sit beside this one later.
+//! Owns: named trees of records, the money journal, and durability, on one
+//! of two engines behind the same [`Store`]: the embedded one (sled and
+//! `journal.wal`, an append-only file of checksummed records with one
+//! `fdatasync` per group) and PostgreSQL (`pg/`: a `records` table keyed by
+//! tree and key, a `journal` table, versioned migrations). Everything else
+//! passes and receives plain bytes or serde values and never learns which.
 //!
-//! Invariants:
+//! Invariants (both engines):
 //! - [`Store::sync`] returns only after everything written before the call is
-//!   on disk. Concurrent callers share one flush (group commit): one fdatasync
+//!   durable. Concurrent callers share one flush (group commit): one fdatasync
 //!   costs about 4 ms here, so a flush per request would cap throughput.
-//! - Writes that do not call `sync` (invocation records of calls) reach disk
-//!   within `background_flush_ms` through the same committer.
+//! - Writes that do not call `sync` (invocation records of calls) become
+//!   durable within `background_flush_ms` through the same committer.
 //! - Publishing an agent version is one transaction over the agent and version
 //!   trees, guarded by compare-and-swap on the agent record.
+//! - The journal's records come back in the order they were appended.
 
 mod commit;
+mod embedded;
+pub mod migrate;
+mod pg;
 mod wal;
 
-use commit::GroupCommit;
+use embedded::Embedded;
+use pg::Postgres;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use wal::Wal;
+
+pub use pg::Database;
+
+/// A record as read: its key and its bytes.
+type Raw = (String, Vec<u8>);
 
 /// The store's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -53,6 +64,21 @@ pub enum Error {
     /// The committer is gone (shutting down).
     #[error("the store is shutting down")]
     Closed,
+    /// PostgreSQL refused a statement.
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// The database cannot be reached (or this host may not write to it):
+    /// worth retrying later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl Error {
+    /// Whether the failure is the database being away, not a fault: the
+    /// doors answer it with 503 and `Retry-After`.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Unavailable(_))
+    }
 }
 
 /// The named trees. Keys are UTF-8 strings; values JSON (or raw bytes for
@@ -110,7 +136,8 @@ pub enum Tree {
 }
 
 impl Tree {
-    const ALL: [Tree; 22] = [
+    /// Every tree, in a fixed order.
+    pub const ALL: [Tree; 22] = [
         Tree::Orgs,
         Tree::ApiKeys,
         Tree::Components,
@@ -135,7 +162,8 @@ impl Tree {
         Tree::Oauth,
     ];
 
-    fn name(self) -> &'static str {
+    /// The tree's name (a sled tree, or the `tree` column in PostgreSQL).
+    pub fn name(self) -> &'static str {
         match self {
             Tree::Orgs => "orgs",
             Tree::ApiKeys => "api_keys",
@@ -163,47 +191,45 @@ impl Tree {
     }
 }
 
-/// The embedded store. Cheap to clone.
+/// The store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    trees: Arc<[sled::Tree; Tree::ALL.len()]>,
-    commit: Arc<GroupCommit>,
-    wal: Arc<Wal>,
+    engine: Arc<Engine>,
+    /// Where the records are, as shown to people (no password).
+    place: Arc<str>,
     journal: Arc<std::sync::Mutex<Option<Vec<Vec<u8>>>>>,
 }
 
-/// Makes the data directory the owner's alone: every directory in it 0700,
-/// every file 0600 (it holds keys, the books and replayed outputs). Files
-/// written later sit inside a 0700 directory whatever their own mode.
-fn owner_only(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mut stack = vec![dir.to_path_buf()];
-        // Bounded: the data directory holds a few dozen entries.
-        while let Some(dir) = stack.pop() {
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-            for entry in std::fs::read_dir(&dir)? {
-                let entry = entry?;
-                let kind = entry.file_type()?;
-                if kind.is_dir() {
-                    stack.push(entry.path());
-                } else if kind.is_file() {
-                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
-                }
-            }
+enum Engine {
+    Embedded(Embedded),
+    Postgres(Postgres),
+}
+
+/// Runs the same expression on whichever engine the store has.
+macro_rules! on_engine {
+    ($store:expr, $engine:ident => $body:expr) => {
+        match &*$store.engine {
+            Engine::Embedded($engine) => $body,
+            Engine::Postgres($engine) => $body,
         }
-    }
-    Ok(())
+    };
 }
 
 /// Pages of the store kept in memory unless configured (`store_cache_mb`).
 pub const CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 
+/// The first key after every key starting with `prefix`: keys are UTF-8,
+/// which never contains the byte 0xff.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    end.push(0xff);
+    end
+}
+
 impl Store {
-    /// Opens (or creates) the store in `dir` and starts its committer, which
-    /// flushes unsynced writes at least every `background_flush`.
+    /// Opens (or creates) the embedded store in `dir` and starts its
+    /// committer, which flushes unsynced writes at least every
+    /// `background_flush`.
     pub fn open(dir: &Path, background_flush: Duration) -> Result<Self> {
         Store::open_with_cache(dir, background_flush, CACHE_BYTES_DEFAULT)
     }
@@ -216,30 +242,53 @@ impl Store {
         background_flush: Duration,
         cache_bytes: u64,
     ) -> Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(cache_bytes)
-            .open()?;
-        let mut trees = Vec::with_capacity(Tree::ALL.len());
-        for tree in Tree::ALL {
-            trees.push(db.open_tree(tree.name())?);
-        }
-        let trees: [sled::Tree; Tree::ALL.len()] = trees.try_into().map_err(|_| Error::Closed)?;
-        let flushed = db.clone();
-        let commit = GroupCommit::start(
-            move || flushed.flush().map(|_| ()).map_err(|e| e.to_string()),
-            background_flush,
-        );
-        let (wal, journal) = Wal::open(&dir.join("journal.wal"))?;
-        owner_only(dir)?;
-        Ok(Store {
-            db,
-            trees: Arc::new(trees),
-            commit,
-            wal: Arc::new(wal),
+        let (engine, journal) = Embedded::open(dir, background_flush, cache_bytes)?;
+        let place = format!("{} (embedded)", dir.display());
+        Ok(Store::with(Engine::Embedded(engine), journal, place))
+    }
+
+    /// Connects to PostgreSQL, applies the schema's migrations and takes the
+    /// database's writer lock. `cache_dir` holds what this host keeps only
+    /// as a cache (compiled artifacts).
+    pub fn connect(
+        database: &Database,
+        cache_dir: &Path,
+        background_flush: Duration,
+    ) -> Result<Self> {
+        let (engine, journal) = Postgres::connect(database, cache_dir, background_flush)?;
+        Ok(Store::with(
+            Engine::Postgres(engine),
+            journal,
+            database.shown().to_string(),
+        ))
+    }
+
+    fn with(engine: Engine, journal: Vec<Vec<u8>>, place: String) -> Store {
+        Store {
+            engine: Arc::new(engine),
+            place: place.into(),
             journal: Arc::new(std::sync::Mutex::new(Some(journal))),
-        })
+        }
+    }
+
+    /// Which engine: `sled` or `postgres`.
+    pub fn engine(&self) -> &'static str {
+        match &*self.engine {
+            Engine::Embedded(_) => "sled",
+            Engine::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Where the records are: a data directory, or the database's URL
+    /// without its password.
+    pub fn place(&self) -> &str {
+        &self.place
+    }
+
+    /// Whether the records live outside this host (PostgreSQL): what must
+    /// survive the host (the marketplace key) is then kept in the store too.
+    pub fn is_shared(&self) -> bool {
+        matches!(&*self.engine, Engine::Postgres(_))
     }
 
     /// The journal's records as read at open, once (settlement replays them).
@@ -251,56 +300,58 @@ impl Store {
             .unwrap_or_default()
     }
 
+    /// The journal's records as read at open, if not yet taken.
+    pub fn journal_snapshot(&self) -> Vec<Vec<u8>> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default()
+    }
+
     /// Appends a record to the money journal (durable at [`Store::sync_journal`]).
     pub fn append_journal(&self, record: &[u8]) -> Result<()> {
-        self.wal.append(record)
+        on_engine!(self, e => e.append_journal(record))
     }
 
-    /// Waits until every journal record appended before the call is on disk.
+    /// Waits until every journal record appended before the call is durable.
     pub async fn sync_journal(&self) -> Result<()> {
-        self.wal.sync().await
+        on_engine!(self, e => e.sync_journal().await)
     }
 
-    fn tree(&self, tree: Tree) -> &sled::Tree {
-        &self.trees[tree as usize]
-    }
-
-    /// Waits until every write made before this call is on disk.
+    /// Waits until every write made before this call is durable.
     pub async fn sync(&self) -> Result<()> {
-        self.commit.sync().await
+        on_engine!(self, e => e.sync().await)
     }
 
     /// Flushes every write and stops the committer.
     pub async fn close(&self) -> Result<()> {
-        self.wal.close().await?;
-        self.commit.close().await
+        on_engine!(self, e => e.close().await)
     }
 
-    /// Fsyncs performed so far (for metrics).
+    /// Flushes performed so far (for metrics).
     pub fn syncs(&self) -> u64 {
-        self.commit.syncs() + self.wal.syncs()
+        on_engine!(self, e => e.syncs())
     }
 
     /// Raw bytes under `key`.
     pub fn get_bytes(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree(tree).get(key)?.map(|v| v.to_vec()))
+        on_engine!(self, e => e.get(tree, key))
     }
 
     /// Stores raw bytes; not durable until [`Store::sync`].
     pub fn put_bytes(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()> {
-        self.tree(tree).insert(key, value)?;
-        self.commit.dirty();
-        Ok(())
+        on_engine!(self, e => e.put(tree, key, value))
     }
 
     /// Whether `key` exists.
     pub fn contains(&self, tree: Tree, key: &str) -> Result<bool> {
-        Ok(self.tree(tree).contains_key(key)?)
+        on_engine!(self, e => e.contains(tree, key))
     }
 
     /// A JSON record under `key`.
     pub fn get<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>> {
-        match self.tree(tree).get(key)? {
+        match self.get_bytes(tree, key)? {
             None => Ok(None),
             Some(bytes) => decode(tree, key, &bytes).map(Some),
         }
@@ -315,11 +366,7 @@ impl Store {
     /// Stores a JSON record only if `key` is absent; false if it was present.
     pub fn insert_new<T: Serialize>(&self, tree: Tree, key: &str, value: &T) -> Result<bool> {
         let bytes = serde_json::to_vec(value)?;
-        let swapped = self
-            .tree(tree)
-            .compare_and_swap(key, None::<&[u8]>, Some(bytes))?;
-        self.commit.dirty();
-        Ok(swapped.is_ok())
+        on_engine!(self, e => e.insert_new(tree, key, bytes))
     }
 
     /// Replaces `expected` by `new` under `key` atomically; false (writing
@@ -333,24 +380,12 @@ impl Store {
     ) -> Result<bool> {
         let expected = serde_json::to_vec(expected)?;
         let new = serde_json::to_vec(new)?;
-        let swapped = self
-            .tree(tree)
-            .compare_and_swap(key, Some(expected), Some(new))?;
-        self.commit.dirty();
-        Ok(swapped.is_ok())
+        on_engine!(self, e => e.compare_and_swap(tree, key, expected, new))
     }
 
     /// Every JSON record of a tree, in key order.
     pub fn scan<T: DeserializeOwned>(&self, tree: Tree) -> Result<Vec<(String, T)>> {
-        self.tree(tree)
-            .iter()
-            .map(|entry| {
-                let (key, value) = entry?;
-                let key = String::from_utf8_lossy(&key).into_owned();
-                let value = decode(tree, &key, &value)?;
-                Ok((key, value))
-            })
-            .collect()
+        self.scan_prefix(tree, "")
     }
 
     /// Every JSON record whose key starts with `prefix`, in key order.
@@ -359,20 +394,21 @@ impl Store {
         tree: Tree,
         prefix: &str,
     ) -> Result<Vec<(String, T)>> {
-        self.tree(tree)
-            .scan_prefix(prefix)
-            .map(|entry| {
-                let (key, value) = entry?;
-                let key = String::from_utf8_lossy(&key).into_owned();
-                let value = decode(tree, &key, &value)?;
-                Ok((key, value))
-            })
-            .collect()
+        decode_all(tree, self.scan_prefix_bytes(tree, prefix)?)
     }
 
-    /// How many keys start with `prefix` (values are not read).
+    /// Every record whose key starts with `prefix` as raw bytes, in key order.
+    pub fn scan_prefix_bytes(&self, tree: Tree, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        on_engine!(self, e => e.scan_prefix(tree, prefix))
+    }
+
+    /// How many keys start with `prefix` (values are not read); 0 when the
+    /// database cannot answer (logged).
     pub fn count_prefix(&self, tree: Tree, prefix: &str) -> usize {
-        self.tree(tree).scan_prefix(prefix).keys().count()
+        on_engine!(self, e => e.count_prefix(tree, prefix)).unwrap_or_else(|error| {
+            tracing::warn!(%error, tree = tree.name(), "counting records failed");
+            0
+        })
     }
 
     /// Up to `limit` records whose key starts with `prefix` and sorts before
@@ -388,29 +424,15 @@ impl Store {
         let end = match before {
             Some(before) if before.starts_with(prefix) => before.as_bytes().to_vec(),
             Some(_) => return Ok(Vec::new()),
-            None => {
-                // The first key after every key with this prefix.
-                let mut end = prefix.as_bytes().to_vec();
-                end.push(0xff);
-                end
-            }
+            None => prefix_end(prefix),
         };
-        self.tree(tree)
-            .range(prefix.as_bytes()..end.as_slice())
-            .rev()
-            .take(limit)
-            .map(|entry| {
-                let (key, value) = entry?;
-                let key = String::from_utf8_lossy(&key).into_owned();
-                let value = decode(tree, &key, &value)?;
-                Ok((key, value))
-            })
-            .collect()
+        let raw = on_engine!(self, e => e.page_before(tree, prefix, &end, limit))?;
+        decode_all(tree, raw)
     }
 
     /// Number of records in a tree.
     pub fn len(&self, tree: Tree) -> usize {
-        self.tree(tree).len()
+        on_engine!(self, e => e.len(tree))
     }
 
     /// Writes a new agent version atomically: the agent record moves from
@@ -425,51 +447,38 @@ impl Store {
         version_key: &str,
         version: &V,
     ) -> Result<bool> {
-        use sled::Transactional;
-        use sled::transaction::{ConflictableTransactionError, TransactionError};
         let expected = expected_agent.map(serde_json::to_vec).transpose()?;
         let agent = serde_json::to_vec(agent)?;
         let version = serde_json::to_vec(version)?;
-        let agents = self.tree(Tree::Agents);
-        let versions = self.tree(Tree::Versions);
-        let outcome = (agents, versions).transaction(|(agents, versions)| {
-            let current = agents.get(agent_name)?.map(|v| v.to_vec());
-            if current != expected || versions.get(version_key)?.is_some() {
-                return Err(ConflictableTransactionError::Abort(()));
-            }
-            agents.insert(agent_name, agent.as_slice())?;
-            versions.insert(version_key, version.as_slice())?;
-            Ok(())
-        });
-        self.commit.dirty();
-        match outcome {
-            Ok(()) => Ok(true),
-            Err(TransactionError::Abort(())) => Ok(false),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-        }
+        on_engine!(self, e => e.put_agent_version(agent_name, expected, agent, version_key, version))
     }
 
     /// Removes a record and returns it, atomically: of two callers taking
     /// the same key, one gets it (single-use codes). Not durable until
     /// [`Store::sync`].
     pub fn take<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>> {
-        let Some(old) = self.tree(tree).remove(key)? else {
-            return Ok(None);
-        };
-        self.commit.dirty();
-        decode(tree, key, &old).map(Some)
+        match on_engine!(self, e => e.take(tree, key))? {
+            None => Ok(None),
+            Some(old) => decode(tree, key, &old).map(Some),
+        }
     }
 
     /// Removes a record; not durable until [`Store::sync`].
     pub fn remove(&self, tree: Tree, key: &str) -> Result<()> {
-        self.tree(tree).remove(key)?;
-        self.commit.dirty();
-        Ok(())
+        on_engine!(self, e => e.remove(tree, key))
+    }
+
+    /// Whether the database answers (the embedded one always does).
+    pub fn ping(&self) -> Result<()> {
+        match &*self.engine {
+            Engine::Embedded(_) => Ok(()),
+            Engine::Postgres(e) => e.ping(),
+        }
     }
 
     /// The database's size on disk, in bytes.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        on_engine!(self, e => e.size_on_disk())
     }
 }
 
@@ -479,6 +488,15 @@ fn decode<T: DeserializeOwned>(tree: Tree, key: &str, bytes: &[u8]) -> Result<T>
         key: key.to_string(),
         reason: e.to_string(),
     })
+}
+
+fn decode_all<T: DeserializeOwned>(tree: Tree, raw: Vec<Raw>) -> Result<Vec<(String, T)>> {
+    raw.into_iter()
+        .map(|(key, bytes)| {
+            let value = decode(tree, &key, &bytes)?;
+            Ok((key, value))
+        })
+        .collect()
 }
 
 #[cfg(test)]
