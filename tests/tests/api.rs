@@ -140,6 +140,7 @@ async fn openapi_documents_every_route_the_router_serves() {
         ("get", "/v1/approvals"),
         ("post", "/v1/approvals/{id}"),
         ("get", "/healthz"),
+        ("get", "/readyz"),
         ("get", "/metrics"),
         ("get", "/openapi.json"),
     ];

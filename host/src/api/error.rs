@@ -55,7 +55,7 @@ pub fn status_of(code: &str) -> StatusCode {
         | "idempotency_conflict"
         | "component_too_complex" => StatusCode::UNPROCESSABLE_ENTITY,
         "guest_trapped" | "memory_limit" | "output_too_large" => StatusCode::BAD_GATEWAY,
-        "overloaded" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded" | "unavailable" | "unconfirmed" => StatusCode::SERVICE_UNAVAILABLE,
         "deadline_exceeded" | "request_timeout" => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

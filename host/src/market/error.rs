@@ -351,6 +351,7 @@ impl Error {
                 | settlement::Error::AllowanceExhausted { .. } => "token_cap_exceeded",
                 settlement::Error::InvalidAmount(_) => "invalid_request",
                 settlement::Error::NotInEscrow(_) => "not_in_escrow",
+                settlement::Error::Unconfirmed(_) => "unconfirmed",
                 // A deposit id (its Idempotency-Key) already credited, its
                 // idempotency record gone: refused, never credited twice.
                 settlement::Error::Ledger(ledger::Error::TransferExists(_)) => "transfer_exists",
@@ -470,6 +471,9 @@ impl Error {
                 ..
             } => json!({ "previous": previous, "failures": failures, "report": report }),
             _ if self.database_unavailable() => json!({ "retry_after_ms": 1_000 }),
+            Error::Settlement(settlement::Error::Unconfirmed(_)) => {
+                json!({ "retry_after_ms": 1_000, "takes_effect_when_back": true })
+            }
             _ => return None,
         };
         Some(details)

@@ -65,6 +65,15 @@ pub enum Error {
     #[error("transaction {0} is not in escrow")]
     NotInEscrow(String),
     /// The journal on disk does not replay.
+    /// The books changed but the database did not confirm the journal
+    /// entry (it went away mid-operation): the entry is kept and written when
+    /// it is back, so the operation will take effect; repeating it would
+    /// repeat it.
+    #[error(
+        "the database did not confirm this operation ({0}); it is kept and takes effect when the \
+         database is back: check before repeating it"
+    )]
+    Unconfirmed(String),
     #[error("the ledger journal does not replay at entry {seq}: {reason}")]
     Corrupt {
         /// The entry.
@@ -75,4 +84,15 @@ pub enum Error {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] store::Error),
+}
+
+impl Error {
+    /// A journal sync's failure: the database being away after the books
+    /// changed is [`Error::Unconfirmed`].
+    pub(super) fn unconfirmed(error: store::Error) -> Error {
+        match error {
+            store::Error::Unavailable(reason) => Error::Unconfirmed(reason),
+            other => Error::Store(other),
+        }
+    }
 }

@@ -23,7 +23,10 @@ impl Settlement {
             }
         }
         if !released.is_empty() {
-            self.store.sync_journal().await?;
+            self.store
+                .sync_journal()
+                .await
+                .map_err(Error::unconfirmed)?;
         }
         Ok(released)
     }
@@ -68,7 +71,10 @@ impl Settlement {
             };
             self.journal(&mut books, event, ops, now_ms, None)?;
         }
-        self.store.sync_journal().await?;
+        self.store
+            .sync_journal()
+            .await
+            .map_err(Error::unconfirmed)?;
         Ok(())
     }
 
@@ -85,7 +91,10 @@ impl Settlement {
             };
             self.journal(&mut books, event, Vec::new(), now_ms, None)?;
         }
-        self.store.sync_journal().await?;
+        self.store
+            .sync_journal()
+            .await
+            .map_err(Error::unconfirmed)?;
         Ok(())
     }
 

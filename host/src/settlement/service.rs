@@ -134,12 +134,15 @@ impl Settlement {
             };
             self.journal(&mut books, event, ops, now_ms, None)?;
         }
-        self.store.sync_journal().await?;
+        self.store
+            .sync_journal()
+            .await
+            .map_err(Error::unconfirmed)?;
         Ok(self.balance(org_id, now_ms))
     }
 
     /// Waits until every journal entry made before the call is on disk.
     pub async fn sync(&self) -> Result<()> {
-        Ok(self.store.sync_journal().await?)
+        self.store.sync_journal().await.map_err(Error::unconfirmed)
     }
 }

@@ -42,6 +42,9 @@ struct Shared {
     flushes: watch::Sender<u64>,
     flush: Box<Flush>,
     syncs: AtomicU64,
+    /// A waiter whose flush failed gets the error instead of retrying
+    /// (PostgreSQL: an unreachable database answers 503, never a hang).
+    fail_fast: bool,
 }
 
 impl Shared {
@@ -60,8 +63,12 @@ impl Shared {
     }
 
     /// Ends a leadership: on success every ticket ≤ `target` is durable.
-    fn finish(&self, target: u64, flushed: std::result::Result<(), String>) -> bool {
-        let ok = match flushed {
+    fn finish(
+        &self,
+        target: u64,
+        flushed: std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
+        let ok = match &flushed {
             Ok(()) => {
                 self.syncs.fetch_add(1, Ordering::Relaxed);
                 true
@@ -81,7 +88,7 @@ impl Shared {
             }
         }
         self.flushes.send_modify(|n| *n += 1);
-        ok
+        flushed
     }
 }
 
@@ -97,12 +104,23 @@ impl GroupCommit {
     where
         F: Fn() -> std::result::Result<(), String> + Send + Sync + 'static,
     {
+        GroupCommit::start_with(flush, background_flush, false)
+    }
+
+    /// [`GroupCommit::start`]; with `fail_fast`, a waiter whose flush failed
+    /// gets [`Error::Unavailable`] (the writes stay pending and the
+    /// background thread retries them) instead of retrying until it works.
+    pub fn start_with<F>(flush: F, background_flush: Duration, fail_fast: bool) -> Arc<Self>
+    where
+        F: Fn() -> std::result::Result<(), String> + Send + Sync + 'static,
+    {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
             flushes: watch::Sender::new(0),
             flush: Box::new(flush),
             syncs: AtomicU64::new(0),
+            fail_fast,
         });
         let thread = {
             let shared = shared.clone();
@@ -146,11 +164,11 @@ impl GroupCommit {
                 shared.lead(&mut state)
             };
             match target {
-                Some(target) => {
-                    if !lead(shared, target).await {
-                        tokio::time::sleep(RETRY).await;
-                    }
-                }
+                Some(target) => match lead(shared, target).await {
+                    Ok(()) => {}
+                    Err(error) if shared.fail_fast => return Err(Error::Unavailable(error)),
+                    Err(_) => tokio::time::sleep(RETRY).await,
+                },
                 None => flushes.changed().await.map_err(|_| Error::Closed)?,
             }
         }
@@ -188,7 +206,7 @@ impl Drop for GroupCommit {
 /// the runtime allows it (its other tasks move to another worker meanwhile),
 /// else on the blocking pool; the leadership ends even if the caller is
 /// cancelled. Whether the flush succeeded.
-async fn lead(shared: &Arc<Shared>, target: u64) -> bool {
+async fn lead(shared: &Arc<Shared>, target: u64) -> std::result::Result<(), String> {
     let multi_thread = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if multi_thread {
@@ -197,7 +215,7 @@ async fn lead(shared: &Arc<Shared>, target: u64) -> bool {
         let shared = shared.clone();
         tokio::task::spawn_blocking(move || shared.finish(target, (shared.flush)()))
             .await
-            .unwrap_or(false)
+            .unwrap_or_else(|_| Err("the flush task failed".into()))
     }
 }
 
@@ -222,7 +240,7 @@ fn background(shared: &Shared, interval: Duration) {
             }
         };
         if let Some(target) = target {
-            shared.finish(target, (shared.flush)());
+            let _ = shared.finish(target, (shared.flush)());
         }
     }
 }

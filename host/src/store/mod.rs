@@ -83,7 +83,7 @@ impl Error {
 
 /// The named trees. Keys are UTF-8 strings; values JSON (or raw bytes for
 /// components and artifacts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tree {
     /// `org_id` → organisation.
     Orgs,
@@ -511,11 +511,16 @@ mod tests {
         // A background interval long enough that only `sync` calls flush.
         let store = Store::open(dir.path(), Duration::from_secs(3_600)).expect("open");
         let before = store.syncs();
+        // All 64 wait for each other before syncing, so they do sync at once
+        // however the runtime schedules them.
+        let ready = Arc::new(tokio::sync::Barrier::new(64));
         let writers: Vec<_> = (0..64)
             .map(|i| {
                 let store = store.clone();
+                let ready = ready.clone();
                 tokio::spawn(async move {
                     store.put(Tree::Meta, &format!("k{i:02}"), &i).expect("put");
+                    ready.wait().await;
                     store.sync().await.expect("sync");
                 })
             })

@@ -2,12 +2,15 @@
 //! tables (`schema.rs`), reached through connections on their own threads
 //! (`pool.rs`).
 //!
-//! Durability: a write that need not be durable at once (an invocation
-//! record) commits asynchronously (`synchronous_commit = off`: one round
-//! trip, no wait for the disk); [`Postgres::sync`] and the journal's flush
-//! commit synchronously, which makes every earlier write durable too (the
-//! server's log is sequential). Concurrent flushes share one commit through
-//! the same group commit as the embedded engine.
+//! Durability: a plain write (`put`, `remove`) waits in the overlay
+//! (`overlay.rs`) and is sent by the next flush; [`Postgres::sync`] and the
+//! journal's flush send everything pending in one synchronous commit
+//! (`flush.rs`), which also makes every earlier asynchronous commit durable
+//! (the server's log is sequential). Writes that must be atomic in the
+//! database (insert-if-absent, compare-and-swap, take, publish) are sent at
+//! once, committed asynchronously, after any pending write of their keys.
+//! Concurrent flushes share one commit through the same group commit as the
+//! embedded engine.
 //!
 //! One writer: the books are replayed from the journal and then kept in the
 //! host's memory, so two hosts writing to one database would each trust
@@ -17,12 +20,15 @@
 //! journal shows nobody else wrote meanwhile.
 
 mod database;
+mod flush;
+mod overlay;
 mod pool;
 mod schema;
 mod writer;
 
 use super::commit::GroupCommit;
 use super::{Error, Raw, Result, Tree};
+use overlay::Lookup;
 use pool::{Conn, Pool};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -59,10 +65,27 @@ pub(super) struct Shared {
     /// Set for good when another host wrote to the journal meanwhile.
     superseded: AtomicBool,
     stop: AtomicBool,
+    /// Set while flushes fail because the database is away.
+    degraded: AtomicBool,
+    /// Writes not yet sent and records known without asking.
+    overlay: overlay::Overlay,
 }
 
 impl Shared {
+    /// Whether new writes may be taken: this host holds the writer lock and
+    /// the database took the last flush (during an outage writes are refused
+    /// at once instead of piling up in memory).
     fn writable(&self) -> Result<()> {
+        if self.degraded.load(Ordering::Acquire) {
+            return Err(Error::Unavailable(
+                "the database did not take the last flush; retrying".into(),
+            ));
+        }
+        self.lock_held()
+    }
+
+    /// Whether this host holds the writer lock.
+    fn lock_held(&self) -> Result<()> {
         if self.superseded.load(Ordering::Acquire) {
             return Err(Error::Unavailable(
                 "another host wrote to this database while this one had lost its writer lock; \
@@ -76,47 +99,6 @@ impl Shared {
             ));
         }
         Ok(())
-    }
-
-    /// One synchronous commit: the pending journal records, and a heartbeat
-    /// that makes every earlier asynchronous commit durable with it.
-    fn flush(&self) -> Result<()> {
-        self.writable()?;
-        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
-        let first = self.last_seq.load(Ordering::Acquire) + 1;
-        let count = batch.len() as i64;
-        let records = Arc::new(batch);
-        let written = records.clone();
-        let outcome = self.pool.run(move |conn| {
-            let seqs: Vec<i64> = (first..first + count).collect();
-            let mut tx = conn.client.transaction()?;
-            tx.batch_execute("SET LOCAL synchronous_commit = on")?;
-            if count > 0 {
-                // A retry after a commit whose answer was lost writes the
-                // same records under the same numbers: nothing twice.
-                tx.execute(
-                    "INSERT INTO journal (seq, record) \
-                     SELECT * FROM unnest($1::bigint[], $2::bytea[]) ON CONFLICT (seq) DO NOTHING",
-                    &[&seqs, &*written],
-                )?;
-            }
-            tx.execute("UPDATE heartbeat SET beats = beats + 1 WHERE id = 1", &[])?;
-            tx.commit()
-        });
-        match outcome {
-            Ok(()) => {
-                self.last_seq.store(first + count - 1, Ordering::Release);
-                Ok(())
-            }
-            Err(error) => {
-                // Put the batch back in front of what came meanwhile.
-                let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-                let later = std::mem::take(&mut *pending);
-                *pending = Arc::try_unwrap(records).unwrap_or_else(|shared| (*shared).clone());
-                pending.extend(later);
-                Err(error)
-            }
-        }
     }
 }
 
@@ -200,11 +182,14 @@ impl Postgres {
             fenced: AtomicBool::new(false),
             superseded: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            degraded: AtomicBool::new(false),
+            overlay: overlay::Overlay::default(),
         });
         let flushed = shared.clone();
-        let commit = GroupCommit::start(
+        let commit = GroupCommit::start_with(
             move || flushed.flush().map_err(|e| e.to_string()),
             background_flush,
+            true,
         );
         let keeper = {
             let shared = shared.clone();
@@ -232,15 +217,33 @@ impl Postgres {
         self.shared.pool.run(job)
     }
 
-    fn write<R, F>(&self, job: F) -> Result<R>
+    /// A write that must be atomic in the database, sent at once after
+    /// any pending write of `keys` (so it can never be overtaken by one).
+    fn direct<R, F>(&self, keys: &[(Tree, &str)], job: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Conn) -> std::result::Result<R, postgres::Error> + Send + 'static,
     {
         self.shared.writable()?;
+        let overlay = &self.shared.overlay;
+        let _sending = overlay.sending();
+        if keys
+            .iter()
+            .any(|(tree, key)| overlay.is_pending(*tree, key))
+        {
+            self.shared.drain_sending()?;
+        }
         let outcome = self.run(job);
         self.commit.dirty();
         outcome
+    }
+
+    /// A write sent by the next flush.
+    fn behind(&self, tree: Tree, key: &str, value: Option<Vec<u8>>) -> Result<()> {
+        self.shared.writable()?;
+        self.shared.overlay.write(tree, key, value)?;
+        self.commit.dirty();
+        Ok(())
     }
 
     fn artifact_path(&self, key: &str) -> PathBuf {
@@ -299,12 +302,20 @@ impl Postgres {
                 Err(e) => Err(e.into()),
             };
         }
-        let key = key.as_bytes().to_vec();
-        self.run(move |conn| {
+        let evictions = match self.shared.overlay.lookup(tree, key) {
+            Lookup::Known(value) => return Ok(value.map(|v| v.to_vec())),
+            Lookup::Unknown { evictions } => evictions,
+        };
+        let bytes = key.as_bytes().to_vec();
+        let value: Option<Vec<u8>> = self.shared.pool.run_again(move |conn| {
             let sql = conn.prepared("SELECT value FROM records WHERE tree = $1 AND key = $2")?;
-            let row = conn.client.query_opt(&sql, &[&tree.name(), &key])?;
+            let row = conn.client.query_opt(&sql, &[&tree.name(), &bytes])?;
             Ok(row.map(|r| r.get(0)))
-        })
+        })?;
+        self.shared
+            .overlay
+            .remember(tree, key, value.as_deref(), evictions);
+        Ok(value)
     }
 
     pub(super) fn put(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()> {
@@ -315,39 +326,33 @@ impl Postgres {
             std::fs::rename(&tmp, &path)?;
             return Ok(());
         }
-        let (key, value) = (key.as_bytes().to_vec(), value.to_vec());
-        self.write(move |conn| {
-            let sql = conn.prepared(
-                "INSERT INTO records (tree, key, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
-            )?;
-            conn.client.execute(&sql, &[&tree.name(), &key, &value])?;
-            Ok(())
-        })
+        self.behind(tree, key, Some(value.to_vec()))
     }
 
     pub(super) fn contains(&self, tree: Tree, key: &str) -> Result<bool> {
         if tree == Tree::Artifacts {
             return Ok(self.artifact_path(key).exists());
         }
-        let key = key.as_bytes().to_vec();
-        self.run(move |conn| {
-            let sql = conn.prepared("SELECT 1 FROM records WHERE tree = $1 AND key = $2")?;
-            Ok(conn
-                .client
-                .query_opt(&sql, &[&tree.name(), &key])?
-                .is_some())
-        })
+        Ok(self.get(tree, key)?.is_some())
     }
 
     pub(super) fn insert_new(&self, tree: Tree, key: &str, value: Vec<u8>) -> Result<bool> {
-        let key = key.as_bytes().to_vec();
-        self.write(move |conn| {
+        if let Lookup::Known(Some(_)) = self.shared.overlay.lookup(tree, key) {
+            return Ok(false);
+        }
+        let (bytes, kept) = (key.as_bytes().to_vec(), value.clone());
+        let outcome = self.direct(&[(tree, key)], move |conn| {
             let sql = conn.prepared(
                 "INSERT INTO records (tree, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             )?;
-            Ok(conn.client.execute(&sql, &[&tree.name(), &key, &value])? == 1)
-        })
+            Ok(conn.client.execute(&sql, &[&tree.name(), &bytes, &value])? == 1)
+        });
+        match outcome {
+            Ok(true) => self.shared.overlay.settled(tree, key, Some(kept)),
+            Ok(false) => {}
+            Err(_) => self.shared.overlay.forget(tree, key),
+        }
+        outcome
     }
 
     pub(super) fn compare_and_swap(
@@ -357,21 +362,32 @@ impl Postgres {
         expected: Vec<u8>,
         new: Vec<u8>,
     ) -> Result<bool> {
-        let key = key.as_bytes().to_vec();
-        self.write(move |conn| {
+        if let Lookup::Known(current) = self.shared.overlay.lookup(tree, key)
+            && current.as_deref() != Some(&expected)
+        {
+            return Ok(false);
+        }
+        let (bytes, kept) = (key.as_bytes().to_vec(), new.clone());
+        let outcome = self.direct(&[(tree, key)], move |conn| {
             let sql = conn.prepared(
                 "UPDATE records SET value = $4 WHERE tree = $1 AND key = $2 AND value = $3",
             )?;
             Ok(conn
                 .client
-                .execute(&sql, &[&tree.name(), &key, &expected, &new])?
+                .execute(&sql, &[&tree.name(), &bytes, &expected, &new])?
                 == 1)
-        })
+        });
+        match outcome {
+            Ok(true) => self.shared.overlay.settled(tree, key, Some(kept)),
+            _ => self.shared.overlay.forget(tree, key),
+        }
+        outcome
     }
 
     pub(super) fn scan_prefix(&self, tree: Tree, prefix: &str) -> Result<Vec<Raw>> {
+        self.shared.drain()?;
         let (from, to) = (prefix.as_bytes().to_vec(), super::prefix_end(prefix));
-        self.run(move |conn| {
+        self.shared.pool.run_again(move |conn| {
             let sql = conn.prepared(
                 "SELECT key, value FROM records WHERE tree = $1 AND key >= $2 AND key < $3 \
                  ORDER BY key",
@@ -382,8 +398,9 @@ impl Postgres {
     }
 
     pub(super) fn count_prefix(&self, tree: Tree, prefix: &str) -> Result<usize> {
+        self.shared.drain()?;
         let (from, to) = (prefix.as_bytes().to_vec(), super::prefix_end(prefix));
-        self.run(move |conn| {
+        self.shared.pool.run_again(move |conn| {
             let sql = conn.prepared(
                 "SELECT count(*) FROM records WHERE tree = $1 AND key >= $2 AND key < $3",
             )?;
@@ -402,9 +419,10 @@ impl Postgres {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<Raw>> {
+        self.shared.drain()?;
         let (from, to) = (prefix.as_bytes().to_vec(), end.to_vec());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |conn| {
+        self.shared.pool.run_again(move |conn| {
             let sql = conn.prepared(
                 "SELECT key, value FROM records WHERE tree = $1 AND key >= $2 AND key < $3 \
                  ORDER BY key DESC LIMIT $4",
@@ -431,11 +449,13 @@ impl Postgres {
         version_key: &str,
         version: Vec<u8>,
     ) -> Result<bool> {
-        let (name, version_key) = (
+        let (name, vkey) = (
             agent_name.as_bytes().to_vec(),
             version_key.as_bytes().to_vec(),
         );
-        self.write(move |conn| {
+        let kept = (agent.clone(), version.clone());
+        let keys = [(Tree::Agents, agent_name), (Tree::Versions, version_key)];
+        let outcome = self.direct(&keys, move |conn| {
             let mut tx = conn.client.transaction()?;
             let current: Option<Vec<u8>> = tx
                 .query_opt(
@@ -459,26 +479,46 @@ impl Postgres {
             };
             let version_written = tx.execute(
                 "INSERT INTO records (tree, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[&Tree::Versions.name(), &version_key, &version],
+                &[&Tree::Versions.name(), &vkey, &version],
             )?;
             if agent_written != 1 || version_written != 1 {
                 return Ok(false);
             }
             tx.commit()?;
             Ok(true)
-        })
+        });
+        let overlay = &self.shared.overlay;
+        match outcome {
+            Ok(true) => {
+                overlay.settled(Tree::Agents, agent_name, Some(kept.0));
+                overlay.settled(Tree::Versions, version_key, Some(kept.1));
+            }
+            _ => {
+                overlay.forget(Tree::Agents, agent_name);
+                overlay.forget(Tree::Versions, version_key);
+            }
+        }
+        outcome
     }
 
     pub(super) fn take(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
-        let key = key.as_bytes().to_vec();
-        self.write(move |conn| {
+        if let Lookup::Known(None) = self.shared.overlay.lookup(tree, key) {
+            return Ok(None);
+        }
+        let bytes = key.as_bytes().to_vec();
+        let outcome = self.direct(&[(tree, key)], move |conn| {
             let sql =
                 conn.prepared("DELETE FROM records WHERE tree = $1 AND key = $2 RETURNING value")?;
             Ok(conn
                 .client
-                .query_opt(&sql, &[&tree.name(), &key])?
+                .query_opt(&sql, &[&tree.name(), &bytes])?
                 .map(|r| r.get(0)))
-        })
+        });
+        match outcome {
+            Ok(_) => self.shared.overlay.settled(tree, key, None),
+            Err(_) => self.shared.overlay.forget(tree, key),
+        }
+        outcome
     }
 
     pub(super) fn remove(&self, tree: Tree, key: &str) -> Result<()> {
@@ -488,16 +528,13 @@ impl Postgres {
                 _ => Ok(()),
             };
         }
-        let key = key.as_bytes().to_vec();
-        self.write(move |conn| {
-            let sql = conn.prepared("DELETE FROM records WHERE tree = $1 AND key = $2")?;
-            conn.client.execute(&sql, &[&tree.name(), &key])?;
-            Ok(())
-        })
+        self.behind(tree, key, None)
     }
 
     pub(super) fn ping(&self) -> Result<()> {
-        self.run(|conn| conn.client.batch_execute("SELECT 1"))
+        self.shared
+            .pool
+            .run_again(|conn| conn.client.batch_execute("SELECT 1"))
     }
 
     pub(super) fn size_on_disk(&self) -> u64 {

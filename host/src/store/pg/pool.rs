@@ -11,6 +11,7 @@
 use super::super::{Error, Result};
 use postgres::{Client, NoTls, Statement};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -32,6 +33,8 @@ pub(super) struct Conn {
     statements: HashMap<&'static str, Statement>,
     /// When it last ran a job.
     used: Instant,
+    /// The pool's failure count when it was last known good.
+    epoch: u64,
 }
 
 impl Conn {
@@ -97,13 +100,17 @@ impl Pool {
     pub fn start(config: postgres::Config, size: usize, session: &'static str) -> Pool {
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
+        // Bumped whenever a job finds the server gone: every connection is
+        // then checked before its next job (a restart cut them all).
+        let failures = Arc::new(AtomicU64::new(0));
         let threads = (0..size)
             .map(|n| {
                 let receiver = receiver.clone();
                 let config = config.clone();
+                let failures = failures.clone();
                 std::thread::Builder::new()
                     .name(format!("mercato-pg-{n}"))
-                    .spawn(move || serve(&config, session, &receiver))
+                    .spawn(move || serve(&config, session, &receiver, &failures))
                     .expect("spawn a database connection thread")
             })
             .collect();
@@ -134,6 +141,20 @@ impl Pool {
         answered.recv().map_err(|_| Error::Closed)?
     }
 
+    /// [`Pool::run`] for a job that may run twice (a read, or writes that
+    /// land the same however often they do): once more on another
+    /// connection when the first found the server gone.
+    pub fn run_again<R, F>(&self, job: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Conn) -> std::result::Result<R, postgres::Error> + Send + Clone + 'static,
+    {
+        match self.run(job.clone()) {
+            Err(Error::Unavailable(_)) => self.run(job),
+            outcome => outcome,
+        }
+    }
+
     /// Stops taking jobs and closes the connections once the queued jobs ran.
     pub fn close(&self) {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -151,7 +172,12 @@ impl Drop for Pool {
 }
 
 /// One connection thread: takes jobs until the pool closes.
-fn serve(config: &postgres::Config, session: &str, jobs: &Mutex<mpsc::Receiver<Job>>) {
+fn serve(
+    config: &postgres::Config,
+    session: &str,
+    jobs: &Mutex<mpsc::Receiver<Job>>,
+    failures: &AtomicU64,
+) {
     let mut conn: Option<Conn> = None;
     let mut failed_at: Option<(Instant, String)> = None;
     loop {
@@ -165,11 +191,15 @@ fn serve(config: &postgres::Config, session: &str, jobs: &Mutex<mpsc::Receiver<J
         // A connection idle for a while may have been cut (the server
         // restarted): checked before use, so the first job after a restart
         // does not fail on it.
+        let epoch = failures.load(Ordering::Acquire);
         if conn.as_mut().is_some_and(|c| {
-            c.client.is_closed()
-                || c.used.elapsed() > IDLE_CHECK && c.client.is_valid(CONNECT_TIMEOUT).is_err()
+            let suspect = c.used.elapsed() > IDLE_CHECK || c.epoch < epoch;
+            c.client.is_closed() || suspect && c.client.is_valid(CONNECT_TIMEOUT).is_err()
         }) {
             conn = None;
+        }
+        if let Some(c) = conn.as_mut() {
+            c.epoch = epoch;
         }
         if conn.is_none() {
             match &failed_at {
@@ -184,6 +214,7 @@ fn serve(config: &postgres::Config, session: &str, jobs: &Mutex<mpsc::Receiver<J
                             client,
                             statements: HashMap::new(),
                             used: Instant::now(),
+                            epoch,
                         });
                     }
                     Err(error) => {
@@ -198,6 +229,7 @@ fn serve(config: &postgres::Config, session: &str, jobs: &Mutex<mpsc::Receiver<J
         let broken = job(Ok(open));
         open.used = Instant::now();
         if broken || open.client.is_closed() {
+            failures.fetch_add(1, Ordering::AcqRel);
             conn = None;
         }
     }

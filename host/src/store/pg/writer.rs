@@ -42,6 +42,9 @@ pub(super) fn keep_lock(shared: &Shared, config: &postgres::Config, mut lock: po
 /// is one of its own (a flush whose commit landed but whose answer was lost
 /// with the connection); those are then counted as written.
 fn only_ours_since(shared: &Shared, client: &mut postgres::Client) -> bool {
+    // No flush may run meanwhile: one between the read below and the
+    // comparison would look like another host's records.
+    let _sending = shared.overlay.sending();
     let last = shared.last_seq.load(Ordering::Acquire);
     let Ok(rows) = client.query(
         "SELECT record FROM journal WHERE seq > $1 ORDER BY seq",
