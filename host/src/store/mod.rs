@@ -432,7 +432,10 @@ impl Store {
 
     /// Number of records in a tree.
     pub fn len(&self, tree: Tree) -> usize {
-        on_engine!(self, e => e.len(tree))
+        match &*self.engine {
+            Engine::Embedded(e) => e.len(tree),
+            Engine::Postgres(_) => self.count_prefix(tree, ""),
+        }
     }
 
     /// Writes a new agent version atomically: the agent record moves from

@@ -434,13 +434,6 @@ impl Postgres {
         })
     }
 
-    pub(super) fn len(&self, tree: Tree) -> usize {
-        self.count_prefix(tree, "").unwrap_or_else(|error| {
-            tracing::warn!(%error, tree = tree.name(), "counting records failed");
-            0
-        })
-    }
-
     pub(super) fn put_agent_version(
         &self,
         agent_name: &str,
