@@ -6,7 +6,10 @@
 //! (`SETTLEMENT_CALLS=4000` sets the calls per measurement). Each row runs on
 //! the embedded store and then, where PostgreSQL's server binaries are
 //! installed, on a PostgreSQL cluster of the bench's own on the same disk
-//! (`SETTLEMENT_STORES=sled` or `=postgres` runs one).
+//! (`SETTLEMENT_STORES=sled` or `=postgres` runs one). `postgres2` and
+//! `postgres3` run two and three replicas (hosts) on one database, every
+//! measurement's calls spread over them in turn, the first replica's
+//! in-process rows only.
 
 use futures::StreamExt;
 use mercato_tests::postgres::Postgres;
@@ -42,7 +45,7 @@ struct Run {
 }
 
 async fn run(
-    host: &Host,
+    hosts: &[Host],
     org: &Org,
     id: &str,
     input: serde_json::Value,
@@ -51,8 +54,9 @@ async fn run(
 ) -> Run {
     let started = Instant::now();
     let mut latencies: Vec<Duration> = futures::stream::iter(0..calls)
-        .map(|_| {
+        .map(|n| {
             let input = input.clone();
+            let host = &hosts[n % hosts.len()];
             async move {
                 let t = Instant::now();
                 let (status, body) = host.invoke(&org.api_key, id, input, Some(100_000)).await;
@@ -78,14 +82,20 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4_000);
-    let stores = std::env::var("SETTLEMENT_STORES").unwrap_or_else(|_| "sled,postgres".into());
+    let stores = std::env::var("SETTLEMENT_STORES")
+        .unwrap_or_else(|_| "sled,postgres,postgres2,postgres3".into());
     for store in stores.split(',') {
         // The data directory on the same disk as the build (not a tmpfs /tmp).
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
         let mut config = test_config(dir.path());
+        let replicas = match store {
+            "postgres2" => 2,
+            "postgres3" => 3,
+            _ => 1,
+        };
         let cluster = match store {
             "sled" => None,
-            "postgres" => {
+            "postgres" | "postgres2" | "postgres3" => {
                 let Some(cluster) =
                     Postgres::start_in(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")))
                 else {
@@ -95,18 +105,29 @@ async fn main() {
                 config.database_url = Some(mercato_host::config::DatabaseUrl(url));
                 Some(cluster)
             }
-            other => panic!("unknown store {other} (sled or postgres)"),
+            other => panic!("unknown store {other} (sled, postgres, postgres2, postgres3)"),
         };
         println!("== store: {store}");
-        bench(config, dir.path(), calls).await;
+        bench(config, dir.path(), calls, replicas).await;
         drop(cluster);
     }
 }
 
-async fn bench(mut config: mercato_host::config::Config, dir: &std::path::Path, calls: usize) {
+async fn bench(
+    mut config: mercato_host::config::Config,
+    dir: &std::path::Path,
+    calls: usize,
+    replicas: usize,
+) {
     config.sandbox.deadline_ms = 5_000;
     config.requests_in_flight_max = 4_096;
-    let host = Host::start_with(config).await;
+    let host = Host::start_with(config.clone()).await;
+    let mut others = Vec::new();
+    for n in 1..replicas {
+        let mut config = config.clone();
+        config.data_dir = dir.join(format!("replica-{n}"));
+        others.push(Host::start_with(config).await);
+    }
     let provider = host.org("provider").await;
     // Listed without their rate limits (600 a minute), which would
     // throttle a load test.
@@ -114,6 +135,25 @@ async fn bench(mut config: mercato_host::config::Config, dir: &std::path::Path, 
     host.publish_unthrottled(&provider, "unit-converter").await;
     let consumer = host.org("consumer").await;
     host.deposit(&consumer, 1_000_000_000_000).await;
+    let mut hosts = vec![host];
+    hosts.extend(others);
+    // Every replica lists both (they follow the first's change feed).
+    for replica in &hosts {
+        for id in ["pii-redactor.detect", "unit-converter.convert"] {
+            let started = Instant::now();
+            loop {
+                let (listed, _) = replica.get(&format!("/v1/capabilities/{id}"), None).await;
+                if listed.is_success() {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "{id} never listed"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
     // Warm both paths.
     let paid = ("pii-redactor.detect", json!({ "text": "mail a@b.io" }));
     let free = (
@@ -121,7 +161,7 @@ async fn bench(mut config: mercato_host::config::Config, dir: &std::path::Path, 
         json!({ "value": 1, "from": "km", "to": "m" }),
     );
     for (id, input) in [&paid, &free] {
-        run(&host, &consumer, id, input.clone(), 200, 8).await;
+        run(&hosts, &consumer, id, input.clone(), 200, 8).await;
     }
     let (sync_p50, sync_p99) = disk_sync(dir);
     println!("disk fdatasync (4 KiB append): p50 {sync_p50:?}  p99 {sync_p99:?}");
@@ -135,7 +175,7 @@ async fn bench(mut config: mercato_host::config::Config, dir: &std::path::Path, 
             ("settled (hold, capture, journal sync)", &paid),
         ] {
             let n = if concurrency == 1 { calls / 4 } else { calls };
-            let r = run(&host, &consumer, id, input.clone(), n, concurrency).await;
+            let r = run(&hosts, &consumer, id, input.clone(), n, concurrency).await;
             println!(
                 "{:<44} {:>10.0} {:>12?} {:>12?}",
                 format!("{label}, {concurrency} callers"),
@@ -147,6 +187,7 @@ async fn bench(mut config: mercato_host::config::Config, dir: &std::path::Path, 
     }
     // In process (no HTTP): the market's own path, where the settled call's
     // extra cost is the hold, the capture and the journal's sync.
+    let host = &hosts[0];
     let market = host.server().market().clone();
     let org = market
         .authenticate(&consumer.api_key)
@@ -191,5 +232,7 @@ async fn bench(mut config: mercato_host::config::Config, dir: &std::path::Path, 
         .await;
     assert!(status.is_success() && audit["problem"].is_null(), "{audit}");
     println!("journal entries: {}", audit["journal_entries"]);
-    host.stop().await;
+    for host in hosts {
+        host.stop().await;
+    }
 }

@@ -1,5 +1,5 @@
 //! The PostgreSQL store: the same promises as the embedded one, a
-//! marketplace that lives on after its host, one writer per database, the
+//! marketplace that lives on after its host, the
 //! database going away and coming back, and an embedded marketplace moved
 //! into PostgreSQL with `mercato store migrate`. Every test runs its own
 //! cluster (`mercato_tests::postgres`).
@@ -269,26 +269,6 @@ async fn a_marketplace_on_postgres_outlives_its_host() {
     assert_eq!(status, StatusCode::OK, "{again}");
     audit(&host).await;
     host.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_host_writes_to_a_database_at_a_time() {
-    let Some(pg) = Postgres::start() else { return };
-    let url = pg.database();
-    let first_dir = tempfile::tempdir().expect("tempdir");
-    let first = Host::start_with(pg_config(first_dir.path(), &url)).await;
-    let second_dir = tempfile::tempdir().expect("tempdir");
-    let refused = mercato_host::server::Server::start(pg_config(second_dir.path(), &url)).await;
-    let error = refused
-        .err()
-        .expect("a second host on the same database is refused")
-        .to_string();
-    assert!(error.contains("another mercato host"), "{error}");
-    assert!(!error.contains("password"), "{error}");
-    first.stop().await;
-    // Once the first has stopped, the database is free.
-    let second = Host::start_with(pg_config(second_dir.path(), &url)).await;
-    second.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

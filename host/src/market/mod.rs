@@ -13,6 +13,7 @@ mod discovery;
 mod error;
 mod events;
 mod fair;
+mod feed;
 mod history;
 mod idempotency;
 mod invoke;
@@ -134,6 +135,10 @@ pub struct Market {
     batteries: RwLock<Arc<Batteries>>,
     settlement: Settlement,
     sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Following the other replicas' changes (a shared store).
+    feed: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The last change of the feed applied.
+    feed_position: std::sync::atomic::AtomicU64,
     in_flight: idempotency::InFlight,
     reputation: std::sync::Mutex<crate::reputation::Reputation>,
     webhooks: events::Webhooks,
@@ -216,17 +221,25 @@ impl Market {
             batteries: RwLock::new(Arc::new(batteries)),
             settlement,
             sweeper: std::sync::Mutex::new(None),
+            feed: std::sync::Mutex::new(None),
+            feed_position: std::sync::atomic::AtomicU64::new(0),
             in_flight: idempotency::InFlight::default(),
             reputation: std::sync::Mutex::new(crate::reputation::Reputation::default()),
             webhooks: events::Webhooks::default(),
             oauth_swept_at_ms: std::sync::atomic::AtomicU64::new(0),
         };
+        // Read before the catalog, so a change made meanwhile is followed.
+        let feed_head = market.store.changes_head()?;
+        market
+            .feed_position
+            .store(feed_head, std::sync::atomic::Ordering::Release);
         market.load_catalog().await?;
         market.load_stats()?;
         market.load_ratings()?;
         market.restore_index().await?;
         let market = Arc::new(market);
         market.start_sweeper();
+        market.start_feed(feed_head);
         Ok((market, admin))
     }
 
@@ -237,10 +250,11 @@ impl Market {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some(sweeper) = sweeper {
-            sweeper.abort();
+        let feed = self.feed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        for task in [sweeper, feed].into_iter().flatten() {
+            task.abort();
             // Wait until it is gone: it may hold the market (and the store).
-            let _ = sweeper.await;
+            let _ = task.await;
         }
         // The index's dump spares the next start a rebuild; without it the
         // next start rebuilds, so a failure here loses nothing.

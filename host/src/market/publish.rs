@@ -241,6 +241,7 @@ impl Market {
         let listed = Listed::new(record.clone(), compiled).map_err(Error::Internal)?;
         self.catalog.insert(Arc::new(listed));
         self.index_agent(&record.agent).await?;
+        self.announce_agent(&record.agent);
         tracing::info!(agent = %record.agent, version = %record.version, org = %org.org_id, "published");
         self.published(&record, true)
     }

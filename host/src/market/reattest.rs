@@ -81,6 +81,12 @@ impl Market {
             }
         }
         self.store.sync().await?;
+        // Stored first: the other replicas read the reports they are told of.
+        for delisted in &out.delisted {
+            if let Some((agent, _)) = delisted.version.split_once('@') {
+                self.announce_agent(agent);
+            }
+        }
         Ok(out)
     }
 }

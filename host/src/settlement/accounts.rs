@@ -1,8 +1,8 @@
 //! An organisation's standing (budget, balance) and the books' audit.
 
 use super::books::{Balance, Budget};
-use super::{Error, Result, Settlement};
-use crate::ledger::{self, ESCROW, FEES, WORLD};
+use super::{Error, Event, Result, Settlement};
+use crate::ledger::{self, ESCROW, FEES, Op, WORLD};
 use crate::store::Tree;
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,16 @@ impl Settlement {
     pub async fn set_budget(&self, org_id: &str, budget: Budget, now_ms: u64) -> Result<Balance> {
         budget.check().map_err(Error::InvalidAmount)?;
         self.store.put(Tree::Budgets, org_id, &budget)?;
+        if self.turns.is_some() {
+            // Every replica applies it at the same point of the journal.
+            self.book(|books, journal| {
+                let event = Event::Budget {
+                    org_id: org_id.into(),
+                    budget: budget.clone(),
+                };
+                journal.append(books, event, Vec::new(), now_ms, None)
+            })?;
+        }
         self.store.sync().await?;
         let mut books = self.lock();
         books.roll_day(now_ms);
@@ -65,13 +75,34 @@ impl Settlement {
         Ok(books.balance(org_id))
     }
 
-    /// Expires holds past their timeout (a call that never came back).
-    pub fn expire_holds(&self, now_ms: u64) -> usize {
-        self.lock().expire(now_ms)
+    /// Expires holds past their timeout (a call that never came back, or
+    /// on a shared store a replica that died); returns how many.
+    pub fn expire_holds(&self, now_ms: u64) -> Result<usize> {
+        if self.turns.is_none() {
+            return Ok(self.lock().expire(now_ms));
+        }
+        self.book(|books, journal| {
+            let expired = books.holds_expired(now_ms);
+            for (id, transaction_id) in &expired {
+                let event = Event::Void {
+                    transaction_id: transaction_id.clone(),
+                };
+                let ops = vec![Op::Expire {
+                    id: id.clone(),
+                    now_ms,
+                }];
+                journal.append(books, event, ops, now_ms, None)?;
+            }
+            Ok(expired.len())
+        })
     }
 
-    /// Where all the money is, and whether the books balance.
+    /// Where all the money is, and whether the books balance (on a shared
+    /// journal, after applying what other replicas appended).
     pub fn audit(&self) -> Audit {
+        if let Err(error) = self.catch_up() {
+            tracing::warn!(%error, "the audit could not catch up with the shared journal");
+        }
         let books = self.lock();
         let net = |a: &ledger::Account| {
             u64::try_from((i128::from(a.credits_posted) - i128::from(a.debits_posted)).max(0))

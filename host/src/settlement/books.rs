@@ -237,6 +237,26 @@ impl Books {
         }
         match &entry.event {
             Event::Deposit { .. } => {}
+            Event::Hold {
+                consumer_org_id,
+                allowance_id,
+                ..
+            } => {
+                if let Some(op @ Op::Hold { id, amount, .. }) = entry.ops.first() {
+                    let (id, amount) = (id.clone(), *amount);
+                    self.remember_hold(op.clone());
+                    self.held_today(consumer_org_id, amount);
+                    if let Some(allowance) = allowance_id {
+                        self.held_through(&id, allowance, amount);
+                    }
+                }
+            }
+            Event::Void { transaction_id } => {
+                self.settle_hold(&format!("{transaction_id}:hold"));
+            }
+            Event::Budget { org_id, budget } => {
+                self.set_budget(org_id, budget.clone());
+            }
             Event::Dispute { transaction_id } => {
                 self.frozen.insert(transaction_id.clone());
             }
@@ -249,6 +269,8 @@ impl Books {
                 release_at_ms,
                 allowance_id,
             } => {
+                // A journaled hold (shared store) is settled by its capture.
+                self.settle_hold(&format!("{transaction_id}:hold"));
                 let escrowed = Escrowed {
                     consumer_org_id: consumer_org_id.clone(),
                     provider_org_id: provider_org_id.clone(),
@@ -454,6 +476,35 @@ impl Books {
             self.release_allowance(&id);
             bump(&mut self.held, org_id, -i128::from(amount));
         }
+    }
+
+    /// Forgets a journaled hold that its capture or void settled (the ledger
+    /// already did): its room under the budget and allowance comes back.
+    fn settle_hold(&mut self, id: &str) {
+        if let Some(Op::Hold { debit, amount, .. }) = self.holds.remove(id) {
+            self.release_allowance(id);
+            let org = debit.strip_prefix("org:").unwrap_or(&debit).to_string();
+            bump(&mut self.held, &org, -i128::from(amount));
+        }
+    }
+
+    /// Journaled holds past their timeout (on a shared store, expired by a
+    /// journal entry every replica applies).
+    pub fn holds_expired(&self, now_ms: u64) -> Vec<(String, String)> {
+        self.ledger
+            .expired(now_ms)
+            .into_iter()
+            .filter_map(|id| {
+                self.holds.get(&id)?;
+                let tx = id.strip_suffix(":hold")?.to_string();
+                Some((id, tx))
+            })
+            .collect()
+    }
+
+    /// Whether a hold is pending (not captured, voided or expired).
+    pub fn holds_pending(&self, id: &str) -> bool {
+        self.holds.contains_key(id)
     }
 
     /// Expires holds past their timeout; returns how many.

@@ -10,18 +10,18 @@ impl Settlement {
     /// Releases every escrow whose window has closed: the provider is paid
     /// its cost, the marketplace its fee. Durable before it returns.
     pub async fn release_due(&self, now_ms: u64) -> Result<Vec<String>> {
-        let mut released = Vec::new();
-        {
-            let mut books = self.lock();
+        let released = self.book(|books, journal| {
+            let mut released = Vec::new();
             for (tx, entry) in books.due(now_ms) {
                 let ops = payout_ops(&tx, &entry, entry.charged(), 0);
                 let event = Event::Release {
                     transaction_id: tx.clone(),
                 };
-                self.journal(&mut books, event, ops, now_ms, None)?;
+                journal.append(books, event, ops, now_ms, None)?;
                 released.push(tx);
             }
-        }
+            Ok(released)
+        })?;
         if !released.is_empty() {
             self.store
                 .sync_journal()
@@ -39,8 +39,7 @@ impl Settlement {
         refund_micros: u64,
         now_ms: u64,
     ) -> Result<()> {
-        {
-            let mut books = self.lock();
+        self.book(|books, journal| {
             let entry = books
                 .escrowed(transaction_id)
                 .ok_or_else(|| Error::NotInEscrow(transaction_id.into()))?;
@@ -69,8 +68,8 @@ impl Settlement {
                 transaction_id: transaction_id.into(),
                 refund_micros,
             };
-            self.journal(&mut books, event, ops, now_ms, None)?;
-        }
+            journal.append(books, event, ops, now_ms, None)
+        })?;
         self.store
             .sync_journal()
             .await
@@ -81,16 +80,15 @@ impl Settlement {
     /// Freezes a transaction's escrow for a dispute (it is not released when
     /// the window closes); durable before it returns.
     pub async fn freeze(&self, transaction_id: &str, now_ms: u64) -> Result<()> {
-        {
-            let mut books = self.lock();
+        self.book(|books, journal| {
             if books.escrowed(transaction_id).is_none() {
                 return Err(Error::NotInEscrow(transaction_id.into()));
             }
             let event = Event::Dispute {
                 transaction_id: transaction_id.into(),
             };
-            self.journal(&mut books, event, Vec::new(), now_ms, None)?;
-        }
+            journal.append(books, event, Vec::new(), now_ms, None)
+        })?;
         self.store
             .sync_journal()
             .await

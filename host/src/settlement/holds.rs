@@ -3,6 +3,8 @@
 //! released; a hold dropped without a capture is voided.
 
 use super::books::{Allowance, Books};
+use super::service::Journal;
+use super::shared::Turns;
 use super::{Event, Result, Settlement};
 use crate::ledger::{self, ESCROW, Op, org_account};
 use crate::pricing;
@@ -17,6 +19,8 @@ pub struct Hold {
     pub(super) amount: u64,
     pub(super) allowance_id: Option<String>,
     pub(super) settled: bool,
+    /// Set when the hold is journaled (a shared store): a void is too.
+    pub(super) turns: Option<Arc<Turns>>,
 }
 
 impl Hold {
@@ -28,11 +32,38 @@ impl Hold {
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        if !self.settled {
+        if self.settled {
+            return;
+        }
+        let Some(turns) = &self.turns else {
             let mut books = self.books.lock().unwrap_or_else(|p| p.into_inner());
             books.drop_hold(&self.transaction_id, &self.consumer_org_id, self.amount);
+            return;
+        };
+        // Journaled: voided in a turn. If that fails the hold stays until
+        // a sweeper expires it (its funds are only held, never moved).
+        let transaction_id = self.transaction_id.clone();
+        let voided = turns.turn(|books, entries| {
+            let id = hold_id(&transaction_id);
+            if !books.holds_pending(&id) {
+                return Ok(());
+            }
+            let event = Event::Void { transaction_id };
+            let ops = vec![Op::Void { id }];
+            entries.journal(books, event, ops, books_now(), None)?;
+            Ok(())
+        });
+        if let Err(error) = voided {
+            tracing::warn!(%error, transaction = %self.transaction_id, "a hold not voided; it expires at its timeout");
         }
     }
+}
+
+/// The wall clock, for an entry journaled where the caller gave no time.
+fn books_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A captured charge.
@@ -65,25 +96,36 @@ impl Settlement {
         now_ms: u64,
         allowance: Option<&Allowance>,
     ) -> Result<Hold> {
-        let mut books = self.lock();
-        books.roll_day(now_ms);
-        books.check_budget(consumer_org_id, amount)?;
-        if let Some(allowance) = allowance {
-            books.check_allowance(allowance, amount)?;
-        }
-        let op = Op::Hold {
-            id: hold_id(transaction_id),
-            debit: org_account(consumer_org_id),
-            credit: ESCROW.into(),
-            amount,
-            timeout_at_ms: now_ms.saturating_add(self.rules.hold_timeout_ms),
-        };
-        books.ledger.apply(&op)?;
-        books.remember_hold(op);
-        books.held_today(consumer_org_id, amount);
-        if let Some(allowance) = allowance {
-            books.held_through(&hold_id(transaction_id), &allowance.id, amount);
-        }
+        self.book(|books, journal| {
+            books.roll_day(now_ms);
+            books.check_budget(consumer_org_id, amount)?;
+            if let Some(allowance) = allowance {
+                books.check_allowance(allowance, amount)?;
+            }
+            let op = Op::Hold {
+                id: hold_id(transaction_id),
+                debit: org_account(consumer_org_id),
+                credit: ESCROW.into(),
+                amount,
+                timeout_at_ms: now_ms.saturating_add(self.rules.hold_timeout_ms),
+            };
+            if let Journal::Shared(entries) = journal {
+                let event = Event::Hold {
+                    transaction_id: transaction_id.into(),
+                    consumer_org_id: consumer_org_id.into(),
+                    allowance_id: allowance.map(|a| a.id.clone()),
+                };
+                entries.journal(books, event, vec![op], now_ms, None)?;
+                return Ok(());
+            }
+            books.ledger.apply(&op)?;
+            books.remember_hold(op);
+            books.held_today(consumer_org_id, amount);
+            if let Some(allowance) = allowance {
+                books.held_through(&hold_id(transaction_id), &allowance.id, amount);
+            }
+            Ok(())
+        })?;
         Ok(Hold {
             books: self.books.clone(),
             transaction_id: transaction_id.into(),
@@ -91,6 +133,7 @@ impl Settlement {
             amount,
             allowance_id: allowance.map(|a| a.id.clone()),
             settled: false,
+            turns: self.turns.clone(),
         })
     }
 
@@ -115,22 +158,10 @@ impl Settlement {
             alerts: Vec::new(),
         };
         let id = hold_id(&hold.transaction_id);
-        let mut books = self.lock();
-        let hold_op = books
-            .hold_op(&id)
-            .ok_or_else(|| ledger::Error::UnknownTransfer(id.clone()))?;
-        // From here the hold is settled one way or the other: the in-memory
-        // hold is replaced by the journaled pair [Hold, Post], or, if that
-        // cannot be written, released.
+        // From here the hold is settled one way or the other: captured, or
+        // (embedded) released if the capture cannot be written, or (shared)
+        // left to expire.
         hold.settled = true;
-        books.forget_hold(&id, &hold.consumer_org_id, hold.amount)?;
-        let ops = vec![
-            hold_op,
-            Op::Post {
-                id,
-                amount: captured.charged_micros,
-            },
-        ];
         let event = Event::Capture {
             transaction_id: hold.transaction_id.clone(),
             consumer_org_id: hold.consumer_org_id.clone(),
@@ -140,11 +171,33 @@ impl Settlement {
             release_at_ms,
             allowance_id: hold.allowance_id.clone(),
         };
-        let spent_before = books.spent(&hold.consumer_org_id);
-        self.journal(&mut books, event, ops, now_ms, Some(record))?;
-        if let Some(budget) = books.budgets.get(&hold.consumer_org_id) {
-            captured.alerts = budget.crossed(spent_before, books.spent(&hold.consumer_org_id));
-        }
+        let consumer = hold.consumer_org_id.clone();
+        let charged = captured.charged_micros;
+        captured.alerts = self.book(|books, journal| {
+            let post = Op::Post {
+                id: id.clone(),
+                amount: charged,
+            };
+            let hold_op = books
+                .hold_op(&id)
+                .ok_or_else(|| ledger::Error::UnknownTransfer(id.clone()))?;
+            let ops = match journal {
+                // Journaled already: the capture posts it.
+                Journal::Shared(_) => vec![post],
+                // In memory: journaled with its capture as [Hold, Post].
+                Journal::Embedded(_) => {
+                    books.forget_hold(&id, &consumer, hold.amount)?;
+                    vec![hold_op, post]
+                }
+            };
+            let spent_before = books.spent(&consumer);
+            journal.append(books, event, ops, now_ms, Some(record))?;
+            Ok(books
+                .budgets
+                .get(&consumer)
+                .map(|budget| budget.crossed(spent_before, books.spent(&consumer)))
+                .unwrap_or_default())
+        })?;
         Ok(captured)
     }
 }

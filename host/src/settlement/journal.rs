@@ -1,5 +1,6 @@
 //! What the journal records: each entry's ledger operations and why.
 
+use super::books::Budget;
 use crate::ledger::Op;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,32 @@ pub enum Event {
         /// The allowance the call spent from (an OAuth token's cap), if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         allowance_id: Option<String>,
+    },
+    /// Funds held for a call in flight (journaled only on a shared store:
+    /// the embedded one keeps holds in memory and journals them with their
+    /// capture).
+    Hold {
+        /// Transaction.
+        transaction_id: String,
+        /// Payer.
+        consumer_org_id: String,
+        /// The allowance the call spends from, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allowance_id: Option<String>,
+    },
+    /// A journaled hold released without a capture: the call failed, or
+    /// it outlived its timeout (its replica died).
+    Void {
+        /// Transaction.
+        transaction_id: String,
+    },
+    /// An organisation's new budget (journaled only on a shared store, so
+    /// that every replica applies it at the same point).
+    Budget {
+        /// The organisation.
+        org_id: String,
+        /// Its budget.
+        budget: Budget,
     },
     /// Escrow paid out to the provider and the fee account.
     Release {

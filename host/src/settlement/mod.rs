@@ -36,6 +36,7 @@ mod escrow;
 mod holds;
 mod journal;
 mod service;
+mod shared;
 
 pub use accounts::Audit;
 pub use books::{Allowance, AllowanceSpend, Balance, Budget, EscrowState};

@@ -2,6 +2,7 @@
 //! replayed), journaling an entry, deposits, and waiting for the disk.
 
 use super::books::{Balance, Books, Budget};
+use super::shared::{Entries, Turns};
 use super::{Error, Event, JournalEntry, Result};
 use crate::ledger::{Op, WORLD, org_account};
 use crate::store::{self, Store, Tree};
@@ -26,11 +27,38 @@ pub struct Settlement {
     pub(super) store: Store,
     pub(super) books: Arc<Mutex<Books>>,
     pub(super) rules: Rules,
+    /// Turns at the journal, when the store is shared with other replicas.
+    pub(super) turns: Option<Arc<Turns>>,
+}
+
+/// Where an operation's entries go: the embedded journal at once, or a turn
+/// at the shared one.
+pub(super) enum Journal<'a> {
+    Embedded(&'a Settlement),
+    Shared(&'a mut Entries),
+}
+
+impl Journal<'_> {
+    /// Checks, applies and journals an entry (see [`Settlement::journal`]).
+    pub fn append(
+        &mut self,
+        books: &mut Books,
+        event: Event,
+        ops: Vec<Op>,
+        now_ms: u64,
+        record: Option<(String, serde_json::Value)>,
+    ) -> Result<JournalEntry> {
+        match self {
+            Journal::Embedded(settlement) => settlement.journal(books, event, ops, now_ms, record),
+            Journal::Shared(entries) => entries.journal(books, event, ops, now_ms, record),
+        }
+    }
 }
 
 impl Settlement {
     /// Opens the books: replays the journal and loads budgets.
     pub fn open(store: Store, rules: Rules, now_ms: u64) -> Result<Settlement> {
+        let shared = store.is_shared();
         let mut books = Books::default();
         for (n, bytes) in store.take_journal().into_iter().enumerate() {
             let corrupt = |reason: String| Error::Corrupt {
@@ -41,8 +69,10 @@ impl Settlement {
                 serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
             books.replay(&entry).map_err(corrupt)?;
             // A record the store lost in a crash (written unsynced beside
-            // the synced journal) comes back; a newer one is kept.
+            // the synced journal) comes back; a newer one is kept. (A shared
+            // journal's turn writes it in the same transaction.)
             if let Some((key, record)) = &entry.record
+                && !shared
                 && !store.contains(Tree::Invocations, key)?
             {
                 store.put(Tree::Invocations, key, record)?;
@@ -59,11 +89,38 @@ impl Settlement {
                 seq: books.seq,
                 reason,
             })?;
+        let books = Arc::new(Mutex::new(books));
+        let turns = shared.then(|| Turns::start(store.clone(), books.clone()));
         Ok(Settlement {
             store,
-            books: Arc::new(Mutex::new(books)),
+            books,
             rules,
+            turns,
         })
+    }
+
+    /// Runs `decide` on the books with the journal its entries go to: the
+    /// embedded one under the books' lock, or a turn at the shared one
+    /// (after the entries other replicas appended).
+    pub(super) fn book<R>(
+        &self,
+        decide: impl FnOnce(&mut Books, &mut Journal<'_>) -> Result<R>,
+    ) -> Result<R> {
+        match &self.turns {
+            Some(turns) => {
+                turns.turn(|books, entries| decide(books, &mut Journal::Shared(entries)))
+            }
+            None => decide(&mut self.lock(), &mut Journal::Embedded(self)),
+        }
+    }
+
+    /// On a shared journal: applies what other replicas appended (the books
+    /// otherwise follow within 100 ms). Nothing to do on the embedded one.
+    pub fn catch_up(&self) -> Result<()> {
+        match &self.turns {
+            Some(turns) => turns.catch_up(),
+            None => Ok(()),
+        }
     }
 
     /// The rules in force.
@@ -120,8 +177,7 @@ impl Settlement {
                 "a deposit is 1 to {DEPOSIT_MICROS_MAX} micros"
             )));
         }
-        {
-            let mut books = self.lock();
+        self.book(|books, journal| {
             let ops = vec![Op::Transfer {
                 id: deposit_id.into(),
                 debit: WORLD.into(),
@@ -132,8 +188,8 @@ impl Settlement {
                 org_id: org_id.into(),
                 amount_micros,
             };
-            self.journal(&mut books, event, ops, now_ms, None)?;
-        }
+            journal.append(books, event, ops, now_ms, None)
+        })?;
         self.store
             .sync_journal()
             .await

@@ -21,6 +21,7 @@ mod commit;
 mod embedded;
 pub mod migrate;
 mod pg;
+mod shared;
 mod wal;
 
 use embedded::Embedded;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use pg::Database;
+pub use shared::{JournalRecords, JournalTurn};
 
 /// A record as read: its key and its bytes.
 type Raw = (String, Vec<u8>);

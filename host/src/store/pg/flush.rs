@@ -63,7 +63,6 @@ impl Shared {
     /// records, and a heartbeat that makes every earlier asynchronous commit
     /// durable with them.
     pub(super) fn flush(&self) -> Result<()> {
-        self.lock_held()?;
         let _sending = self.overlay.sending();
         let writes = self.overlay.pending();
         let rows = Rows::of(&writes);

@@ -12,19 +12,20 @@
 //! Concurrent flushes share one commit through the same group commit as the
 //! embedded engine.
 //!
-//! One writer: the books are replayed from the journal and then kept in the
-//! host's memory, so two hosts writing to one database would each trust
-//! their own. A host holds a session advisory lock for as long as it runs; a
-//! second one is refused at start. If the lock's connection breaks (the
-//! server restarted), writes stop until the lock is taken again and the
-//! journal shows nobody else wrote meanwhile.
+//! Many writers: any number of hosts (replicas) share one database. The
+//! money journal is appended to in turns (`turn.rs`): a turn takes a
+//! transaction-scoped advisory lock, reads what the others appended since
+//! this host's last entry, and appends after them, so every replica applies
+//! one order of entries. What this host remembers of records it did not
+//! just write is trusted only briefly (`overlay.rs`).
 
 mod database;
+mod feed;
 mod flush;
 mod overlay;
 mod pool;
 mod schema;
-mod writer;
+mod turn;
 
 use super::commit::GroupCommit;
 use super::{Error, Raw, Result, Tree};
@@ -37,18 +38,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use database::Database;
-
-/// Advisory lock held by the host writing to the database ("mercato2").
-pub(super) const WRITER_LOCK: i64 = 0x6d65_7263_6174_6f32;
+pub(super) use turn::Turn;
 
 /// Connections in the pool.
 const CONNECTIONS: usize = 8;
-
-/// Attempts at the writer lock at start, [`LOCK_CHECK`] apart.
-const LOCK_ATTEMPTS: u32 = 6;
-
-/// How often the writer lock's connection is checked.
-pub(super) const LOCK_CHECK: Duration = Duration::from_millis(500);
 
 /// Settings of every pooled connection.
 const SESSION: &str = "SET synchronous_commit = off; SET statement_timeout = '30s'";
@@ -60,11 +53,6 @@ pub(super) struct Shared {
     pending: Mutex<Vec<Vec<u8>>>,
     /// The sequence number of the last journal record known written.
     last_seq: AtomicI64,
-    /// Set while this host does not hold the writer lock.
-    fenced: AtomicBool,
-    /// Set for good when another host wrote to the journal meanwhile.
-    superseded: AtomicBool,
-    stop: AtomicBool,
     /// Set while flushes fail because the database is away.
     degraded: AtomicBool,
     /// Writes not yet sent and records known without asking.
@@ -72,30 +60,13 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    /// Whether new writes may be taken: this host holds the writer lock and
-    /// the database took the last flush (during an outage writes are refused
-    /// at once instead of piling up in memory).
+    /// Whether new writes may be taken: the database took the last flush
+    /// (during an outage writes are refused at once instead of piling up in
+    /// memory).
     fn writable(&self) -> Result<()> {
         if self.degraded.load(Ordering::Acquire) {
             return Err(Error::Unavailable(
                 "the database did not take the last flush; retrying".into(),
-            ));
-        }
-        self.lock_held()
-    }
-
-    /// Whether this host holds the writer lock.
-    fn lock_held(&self) -> Result<()> {
-        if self.superseded.load(Ordering::Acquire) {
-            return Err(Error::Unavailable(
-                "another host wrote to this database while this one had lost its writer lock; \
-                 restart this host"
-                    .into(),
-            ));
-        }
-        if self.fenced.load(Ordering::Acquire) {
-            return Err(Error::Unavailable(
-                "this host is retaking its writer lock".into(),
             ));
         }
         Ok(())
@@ -105,14 +76,19 @@ impl Shared {
 pub(super) struct Postgres {
     shared: Arc<Shared>,
     commit: Arc<GroupCommit>,
-    lock_keeper: Mutex<Option<std::thread::JoinHandle<()>>>,
+    config: postgres::Config,
+    /// This replica's name in the change feed.
+    origin: String,
+    /// Raised when another replica announces a change (its listener starts
+    /// with the first follower).
+    signal: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
     /// Compiled artifacts, a cache of this host's own.
     artifacts: PathBuf,
 }
 
 impl Postgres {
-    /// Connects, migrates, takes the writer lock and reads the journal (on
-    /// a thread of its own: the client may not run inside an async task).
+    /// Connects, migrates and reads the journal (on a thread of its own:
+    /// the client may not run inside an async task).
     pub(super) fn connect(
         database: &Database,
         cache_dir: &Path,
@@ -133,45 +109,10 @@ impl Postgres {
     ) -> Result<(Postgres, Vec<Vec<u8>>)> {
         let mut setup = pool::connect(&database.config, "")?;
         schema::migrate(&mut setup)?;
+        let journal = turn::read_after(&mut setup, 0).map_err(pool::classify)?;
         drop(setup);
-        let mut lock = pool::connect(&database.config, "")?;
-        // A host that just stopped may still be leaving (its session ends
-        // a moment after its process): wait a little before refusing.
-        let mut locked = false;
-        for attempt in 0..LOCK_ATTEMPTS {
-            if attempt > 0 {
-                std::thread::sleep(LOCK_CHECK);
-            }
-            locked = lock
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
-                .map_err(pool::classify)?
-                .get(0);
-            if locked {
-                break;
-            }
-        }
-        if !locked {
-            return Err(Error::Postgres(format!(
-                "another mercato host is writing to {}: one host per database until replicas \
-                 share the books (stop the other host first)",
-                database.shown()
-            )));
-        }
-        let rows = lock
-            .query("SELECT seq, record FROM journal ORDER BY seq", &[])
-            .map_err(pool::classify)?;
-        let mut journal = Vec::with_capacity(rows.len());
-        let mut last_seq = 0i64;
-        for row in rows {
-            let seq: i64 = row.get(0);
-            if seq != last_seq + 1 {
-                return Err(Error::Postgres(format!(
-                    "the journal skips from entry {last_seq} to {seq}"
-                )));
-            }
-            last_seq = seq;
-            journal.push(row.get::<_, Vec<u8>>(1));
-        }
+        let last_seq = journal.last().map_or(0, |(seq, _)| *seq as i64);
+        let journal = journal.into_iter().map(|(_, record)| record).collect();
         let artifacts = cache_dir.join("artifacts");
         std::fs::create_dir_all(&artifacts)?;
         super::embedded::owner_only(cache_dir)?;
@@ -179,9 +120,6 @@ impl Postgres {
             pool: Pool::start(database.config.clone(), CONNECTIONS, SESSION),
             pending: Mutex::new(Vec::new()),
             last_seq: AtomicI64::new(last_seq),
-            fenced: AtomicBool::new(false),
-            superseded: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
             degraded: AtomicBool::new(false),
             overlay: overlay::Overlay::default(),
         });
@@ -191,18 +129,13 @@ impl Postgres {
             background_flush,
             true,
         );
-        let keeper = {
-            let shared = shared.clone();
-            let config = database.config.clone();
-            std::thread::Builder::new()
-                .name("mercato-pg-lock".into())
-                .spawn(move || writer::keep_lock(&shared, &config, lock))?
-        };
         Ok((
             Postgres {
                 shared,
                 commit,
-                lock_keeper: Mutex::new(Some(keeper)),
+                config: database.config.clone(),
+                origin: format!("{:016x}", rand::random::<u64>()),
+                signal: std::sync::OnceLock::new(),
                 artifacts,
             },
             journal,
@@ -262,6 +195,42 @@ impl Postgres {
         Ok(())
     }
 
+    /// Starts a turn at the journal after record `after` (`turn.rs`).
+    pub(super) fn begin_turn(&self, after: u64) -> Result<(turn::Turn, turn::Records)> {
+        self.shared.writable()?;
+        self.shared.begin_turn(after)
+    }
+
+    /// The journal's records after `after`, without a turn.
+    pub(super) fn journal_after(&self, after: u64) -> Result<turn::Records> {
+        self.shared.journal_after(after)
+    }
+
+    /// Records that `subject` changed and tells the other replicas.
+    pub(super) fn announce(&self, subject: &str) -> Result<()> {
+        self.shared.announce(&self.origin, subject)
+    }
+
+    /// Other replicas' changes after `after`, and the last number read.
+    pub(super) fn changes_after(&self, after: u64) -> Result<(Vec<String>, u64)> {
+        self.shared.changes_after(&self.origin, after)
+    }
+
+    pub(super) fn changes_head(&self) -> Result<u64> {
+        self.shared.changes_head()
+    }
+
+    /// Raised when another replica announces a change.
+    pub(super) fn change_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.signal
+            .get_or_init(|| {
+                let signal = feed::signal();
+                feed::listen(self.config.clone(), Arc::downgrade(&signal));
+                signal
+            })
+            .clone()
+    }
+
     pub(super) async fn sync_journal(&self) -> Result<()> {
         self.commit.sync().await
     }
@@ -272,21 +241,10 @@ impl Postgres {
 
     pub(super) async fn close(&self) -> Result<()> {
         let flushed = self.commit.close().await;
-        self.shared.stop.store(true, Ordering::Release);
-        let keeper = self
-            .lock_keeper
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Some(keeper) = keeper {
-                let _ = keeper.join();
-            }
-            shared.pool.close();
-        })
-        .await
-        .map_err(|_| Error::Closed)?;
+        tokio::task::spawn_blocking(move || shared.pool.close())
+            .await
+            .map_err(|_| Error::Closed)?;
         flushed
     }
 
@@ -302,9 +260,9 @@ impl Postgres {
                 Err(e) => Err(e.into()),
             };
         }
-        let evictions = match self.shared.overlay.lookup(tree, key) {
+        let since = match self.shared.overlay.lookup(tree, key) {
             Lookup::Known(value) => return Ok(value.map(|v| v.to_vec())),
-            Lookup::Unknown { evictions } => evictions,
+            unknown => unknown,
         };
         let bytes = key.as_bytes().to_vec();
         let value: Option<Vec<u8>> = self.shared.pool.run_again(move |conn| {
@@ -314,7 +272,7 @@ impl Postgres {
         })?;
         self.shared
             .overlay
-            .remember(tree, key, value.as_deref(), evictions);
+            .remember(tree, key, value.as_deref(), since);
         Ok(value)
     }
 
@@ -337,7 +295,7 @@ impl Postgres {
     }
 
     pub(super) fn insert_new(&self, tree: Tree, key: &str, value: Vec<u8>) -> Result<bool> {
-        if let Lookup::Known(Some(_)) = self.shared.overlay.lookup(tree, key) {
+        if let Lookup::Known(Some(_)) = self.shared.overlay.lookup_own(tree, key) {
             return Ok(false);
         }
         let (bytes, kept) = (key.as_bytes().to_vec(), value.clone());
@@ -362,7 +320,7 @@ impl Postgres {
         expected: Vec<u8>,
         new: Vec<u8>,
     ) -> Result<bool> {
-        if let Lookup::Known(current) = self.shared.overlay.lookup(tree, key)
+        if let Lookup::Known(current) = self.shared.overlay.lookup_own(tree, key)
             && current.as_deref() != Some(&expected)
         {
             return Ok(false);
@@ -495,7 +453,7 @@ impl Postgres {
     }
 
     pub(super) fn take(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
-        if let Lookup::Known(None) = self.shared.overlay.lookup(tree, key) {
+        if let Lookup::Known(None) = self.shared.overlay.lookup_own(tree, key) {
             return Ok(None);
         }
         let bytes = key.as_bytes().to_vec();

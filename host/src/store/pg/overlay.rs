@@ -8,13 +8,28 @@
 //! embedded one's. Reads of a key answer from here when it is known. A write
 //! stays here, unevictable, until its own statement has committed.
 //!
-//! Why a cache is sound: one host writes to a database at a time (the writer
-//! lock), and every write of this host passes through here. Sharing a
-//! database between replicas will need invalidation from a change feed.
+//! Other replicas write to the same database, so a record this host read
+//! or wrote earlier is trusted only for [`TRUSTED`] (a key revoked on one
+//! replica stops working on every other within it), except in the trees
+//! whose records never change once written. Its own pending writes are
+//! always trusted: they are newer than anything in the database. Writes
+//! that must be atomic look only at those ([`Overlay::lookup_own`]).
 
 use super::super::{Error, Result, Tree};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long a record known from an earlier read or a settled write is
+/// answered without asking the database.
+pub(super) const TRUSTED: Duration = Duration::from_millis(250);
+
+/// Whether a tree's records never change once written (components by
+/// digest, published versions, vectors by text digest): known, they are
+/// trusted for as long as they are kept.
+fn immutable(tree: Tree) -> bool {
+    matches!(tree, Tree::Components | Tree::Versions | Tree::Vectors)
+}
 
 /// Records kept at most (pending writes and cached reads together).
 const ENTRIES_MAX: usize = 50_000;
@@ -36,6 +51,10 @@ struct Entry {
     value: Option<Arc<Vec<u8>>>,
     /// The write's number while it waits for the database.
     pending: Option<u64>,
+    /// When it was learnt.
+    at: Instant,
+    /// The overlay's write count when it was learnt.
+    written: u64,
 }
 
 #[derive(Default)]
@@ -62,7 +81,7 @@ pub(super) enum Lookup {
     /// The record (or its absence), as this host last wrote or read it.
     Known(Option<Arc<Vec<u8>>>),
     /// Ask the database; cache the answer with [`Overlay::remember`].
-    Unknown { evictions: u64 },
+    Unknown { evictions: u64, writes: u64 },
 }
 
 #[derive(Default)]
@@ -129,32 +148,63 @@ impl Overlay {
         self.sending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// What is known of a key: a pending write, or a record learnt lately
+    /// (or ever, in a tree whose records never change).
     pub fn lookup(&self, tree: Tree, key: &str) -> Lookup {
         let state = self.state();
         match state.entries.get(&(tree, key.to_string())) {
-            Some(entry) => Lookup::Known(entry.value.clone()),
-            None => Lookup::Unknown {
+            Some(entry)
+                if entry.pending.is_some() || immutable(tree) || entry.at.elapsed() < TRUSTED =>
+            {
+                Lookup::Known(entry.value.clone())
+            }
+            _ => Lookup::Unknown {
                 evictions: state.evictions,
+                writes: state.writes,
+            },
+        }
+    }
+
+    /// A pending write of this host's, if any: what an atomic write may
+    /// trust without asking the database.
+    pub fn lookup_own(&self, tree: Tree, key: &str) -> Lookup {
+        let state = self.state();
+        match state.entries.get(&(tree, key.to_string())) {
+            Some(entry) if entry.pending.is_some() => Lookup::Known(entry.value.clone()),
+            _ => Lookup::Unknown {
+                evictions: state.evictions,
+                writes: state.writes,
             },
         }
     }
 
     /// Caches what the database answered, unless this host wrote the key
-    /// since (its entry is newer) or evicted anything since the read began.
-    pub fn remember(&self, tree: Tree, key: &str, value: Option<&[u8]>, evictions: u64) {
+    /// since the read began (its entry is newer) or evicted anything since.
+    pub fn remember(&self, tree: Tree, key: &str, value: Option<&[u8]>, since: Lookup) {
+        let Lookup::Unknown { evictions, writes } = since else {
+            return;
+        };
         if value.is_some_and(|v| v.len() > VALUE_BYTES_CACHED_MAX) {
             return;
         }
         let mut state = self.state();
         let key = (tree, key.to_string());
-        if state.evictions != evictions || state.entries.contains_key(&key) {
+        if state.evictions != evictions
+            || state
+                .entries
+                .get(&key)
+                .is_some_and(|e| e.pending.is_some() || e.written > writes)
+        {
             return;
         }
+        let written = state.writes;
         state.set(
             key,
             Entry {
                 value: value.map(|v| Arc::new(v.to_vec())),
                 pending: None,
+                at: Instant::now(),
+                written,
             },
         );
         state.trim();
@@ -175,6 +225,8 @@ impl Overlay {
             Entry {
                 value: value.map(Arc::new),
                 pending: Some(number),
+                at: Instant::now(),
+                written: number,
             },
         );
         Ok(())
@@ -184,6 +236,8 @@ impl Overlay {
     pub fn settled(&self, tree: Tree, key: &str, value: Option<Vec<u8>>) {
         let mut state = self.state();
         let key = (tree, key.to_string());
+        state.writes += 1;
+        let written = state.writes;
         match value {
             Some(v) if v.len() > VALUE_BYTES_CACHED_MAX => state.drop_key(&key),
             value => state.set(
@@ -191,6 +245,8 @@ impl Overlay {
                 Entry {
                     value: value.map(Arc::new),
                     pending: None,
+                    at: Instant::now(),
+                    written,
                 },
             ),
         }
@@ -199,7 +255,9 @@ impl Overlay {
 
     /// Forgets a key (after a write whose outcome in the database is unknown).
     pub fn forget(&self, tree: Tree, key: &str) {
-        self.state().drop_key(&(tree, key.to_string()));
+        let mut state = self.state();
+        state.writes += 1;
+        state.drop_key(&(tree, key.to_string()));
     }
 
     pub fn has_pending(&self) -> bool {
@@ -241,6 +299,7 @@ impl Overlay {
                 continue;
             }
             entry.pending = None;
+            entry.at = Instant::now();
             let large = size(&entry.value) > VALUE_BYTES_CACHED_MAX;
             state.pending -= 1;
             if large {
@@ -296,29 +355,31 @@ mod tests {
     #[test]
     fn reads_never_shadow_writes_and_eviction_keeps_pending_ones() {
         let overlay = Overlay::default();
-        let Lookup::Unknown { evictions } = overlay.lookup(Tree::Meta, "k") else {
-            panic!("unknown at first");
-        };
+        let before = overlay.lookup(Tree::Meta, "k");
+        assert!(matches!(before, Lookup::Unknown { .. }), "unknown at first");
         overlay
             .write(Tree::Meta, "k", Some(b"new".to_vec()))
             .expect("write");
-        overlay.remember(Tree::Meta, "k", Some(b"old"), evictions);
+        overlay.remember(Tree::Meta, "k", Some(b"old"), before);
         assert_eq!(value(&overlay, "k"), Some(Some(b"new".to_vec())));
 
         for n in 0..ENTRIES_MAX + 10 {
-            overlay.remember(
-                Tree::Orgs,
-                &format!("o{n}"),
-                Some(b"x"),
-                overlay_evictions(&overlay),
-            );
+            let since = overlay.lookup(Tree::Orgs, &format!("o{n}"));
+            overlay.remember(Tree::Orgs, &format!("o{n}"), Some(b"x"), since);
         }
         assert!(overlay.state().entries.len() <= ENTRIES_MAX);
         assert!(
             overlay.is_pending(Tree::Meta, "k"),
             "pending writes are never evicted"
         );
-        let stale = overlay.state().evictions - 1;
+        let (evictions, writes) = {
+            let state = overlay.state();
+            (state.evictions, state.writes)
+        };
+        let stale = Lookup::Unknown {
+            evictions: evictions - 1,
+            writes,
+        };
         overlay.remember(Tree::Meta, "late", Some(b"x"), stale);
         assert_eq!(
             value(&overlay, "late"),
@@ -327,8 +388,44 @@ mod tests {
         );
     }
 
-    fn overlay_evictions(overlay: &Overlay) -> u64 {
-        overlay.state().evictions
+    /// A record learnt from the database is trusted only briefly (another
+    /// replica may change it), except in a tree whose records never change;
+    /// a read that began before this host's own write is not cached.
+    #[test]
+    fn learnt_records_are_trusted_briefly_and_never_over_newer_writes() {
+        let overlay = Overlay::default();
+        let since = overlay.lookup(Tree::Orgs, "o");
+        overlay.remember(Tree::Orgs, "o", Some(b"v1"), since);
+        let since = overlay.lookup(Tree::Versions, "a@1.0.0");
+        overlay.remember(Tree::Versions, "a@1.0.0", Some(b"v"), since);
+        assert!(matches!(
+            overlay.lookup(Tree::Orgs, "o"),
+            Lookup::Known(Some(_))
+        ));
+        assert!(
+            matches!(overlay.lookup_own(Tree::Orgs, "o"), Lookup::Unknown { .. }),
+            "an atomic write trusts only pending writes"
+        );
+        std::thread::sleep(TRUSTED + Duration::from_millis(20));
+        assert!(matches!(
+            overlay.lookup(Tree::Orgs, "o"),
+            Lookup::Unknown { .. }
+        ));
+        assert!(matches!(
+            overlay.lookup(Tree::Versions, "a@1.0.0"),
+            Lookup::Known(Some(_))
+        ));
+
+        let since = overlay.lookup(Tree::Orgs, "p");
+        overlay.settled(Tree::Orgs, "p", Some(b"new".to_vec()));
+        overlay.remember(Tree::Orgs, "p", Some(b"old"), since);
+        assert_eq!(
+            match overlay.lookup(Tree::Orgs, "p") {
+                Lookup::Known(v) => v.map(|v| v.to_vec()),
+                Lookup::Unknown { .. } => None,
+            },
+            Some(b"new".to_vec())
+        );
     }
 
     /// Writes pile up only to a bound while the database is away.

@@ -75,6 +75,8 @@ pub(super) fn classify(error: postgres::Error) -> Error {
                 || *c == SqlState::CRASH_SHUTDOWN
                 || *c == SqlState::CANNOT_CONNECT_NOW
                 || *c == SqlState::TOO_MANY_CONNECTIONS
+                || *c == SqlState::LOCK_NOT_AVAILABLE
+                || *c == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
         });
     if away {
         Error::Unavailable(error.to_string())
@@ -126,6 +128,15 @@ impl Pool {
         R: Send + 'static,
         F: FnOnce(&mut Conn) -> std::result::Result<R, postgres::Error> + Send + 'static,
     {
+        self.submit(job)?.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Hands `job` to a connection; its answer comes on the channel.
+    pub fn submit<R, F>(&self, job: F) -> Result<mpsc::Receiver<Result<R>>>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Conn) -> std::result::Result<R, postgres::Error> + Send + 'static,
+    {
         let (answer, answered) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |conn| {
             let outcome = conn.and_then(|conn| job(conn).map_err(classify));
@@ -138,7 +149,7 @@ impl Pool {
             let jobs = jobs.as_ref().ok_or(Error::Closed)?;
             jobs.send(job).map_err(|_| Error::Closed)?;
         }
-        answered.recv().map_err(|_| Error::Closed)?
+        Ok(answered)
     }
 
     /// [`Pool::run`] for a job that may run twice (a read, or writes that

@@ -32,6 +32,13 @@ const MIGRATIONS: &[&str] = &[
          beats bigint  NOT NULL
      );
      INSERT INTO heartbeat (id, beats) VALUES (1, 0);",
+    // 2: the change feed replicas follow (catalog changes), in order.
+    "CREATE TABLE changes (
+         seq     bigserial   PRIMARY KEY,
+         origin  text        NOT NULL,
+         subject text        NOT NULL,
+         at      timestamptz NOT NULL DEFAULT now()
+     );",
 ];
 
 /// The schema version this binary writes.

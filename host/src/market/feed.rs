@@ -1,0 +1,104 @@
+//! Following the other replicas (a shared store): the catalog and the
+//! discovery index learn what was published or delisted elsewhere from the
+//! store's change feed, woken by its notifications and read at least every
+//! second anyway.
+
+use super::{Market, Result};
+use crate::registry::{Listed, VersionRecord};
+use crate::store::Tree;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How often the feed is read without a notification.
+const FEED_POLL: Duration = Duration::from_secs(1);
+
+impl Market {
+    /// Follows the change feed from change `after` (the head read before
+    /// the catalog was loaded), on a shared store.
+    pub(super) fn start_feed(self: &Arc<Self>, after: u64) {
+        let Some(signal) = self.store.change_signal() else {
+            return;
+        };
+        let weak: Weak<Market> = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut last = after;
+            loop {
+                let _ = tokio::time::timeout(FEED_POLL, signal.notified()).await;
+                let Some(market) = weak.upgrade() else { return };
+                match market.follow(last).await {
+                    Ok(read) => last = read,
+                    Err(error) => tracing::warn!(%error, "following the change feed"),
+                }
+            }
+        });
+        *self.feed.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+
+    /// Applies the changes after `after`; the last one read.
+    async fn follow(&self, after: u64) -> Result<u64> {
+        let mut last = after;
+        loop {
+            let (subjects, read) = self.store.changes_after(last)?;
+            for subject in &subjects {
+                if let Some(agent) = subject.strip_prefix("agent:") {
+                    self.reload_agent(agent).await?;
+                }
+            }
+            if read == last {
+                return Ok(last);
+            }
+            last = read;
+            self.feed_position
+                .store(last, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Brings an agent's listed versions in line with the store: versions
+    /// published elsewhere listed (compiled from the stored component when
+    /// this replica has no artifact), versions delisted elsewhere removed;
+    /// then its discovery entries.
+    pub(super) async fn reload_agent(&self, agent: &str) -> Result<()> {
+        let listed: std::collections::HashSet<String> = self
+            .catalog
+            .versions_of(agent)
+            .iter()
+            .map(|l| l.version.to_string())
+            .collect();
+        let prefix = format!("{agent}@");
+        for (key, record) in self
+            .store
+            .scan_prefix::<VersionRecord>(Tree::Versions, &prefix)?
+        {
+            if record.agent != agent {
+                continue;
+            }
+            let delisted = self.delisted(&key)?;
+            let present = listed.contains(&record.version);
+            if delisted && present {
+                if let Ok(version) = semver::Version::parse(&record.version) {
+                    self.catalog.remove(agent, &version);
+                }
+            } else if !delisted && !present {
+                let (compiled, artifact) = self.compiled(&record.component_sha256, None).await?;
+                if let Some(artifact) = artifact {
+                    self.cache_artifact(&record.component_sha256, &artifact)?;
+                }
+                let version = Listed::new(record, compiled).map_err(super::Error::Internal)?;
+                self.catalog.insert(Arc::new(version));
+            }
+        }
+        self.index_agent(agent).await?;
+        tracing::info!(agent, "catalog follows a change from another replica");
+        Ok(())
+    }
+
+    /// Tells the other replicas (a shared store) that an agent's listed
+    /// versions changed. The change is already stored, so a failure here
+    /// (the database went away just now) is logged: the others then list it
+    /// at their next start, or at the agent's next change.
+    pub(super) fn announce_agent(&self, agent: &str) {
+        if let Err(error) = self.store.announce(&format!("agent:{agent}")) {
+            tracing::warn!(%error, agent, "change not announced to the other replicas");
+        }
+    }
+}
