@@ -289,6 +289,57 @@ async fn keys_and_budgets_hold_across_replicas() {
     for host in [a, b, c] {
         audit(host).await;
     }
+
+    // A rate limit of 30 a minute holds across the three: each replica
+    // takes a third of it, so 45 calls spread over them admit 30 (one more
+    // if a token refilled meanwhile).
+    for host in [a, b, c] {
+        eventually("every replica counts three", || async {
+            host.get("/healthz", None).await.1["replicas"] == 3
+        })
+        .await;
+    }
+    let limited = mercato_tests::manifest("unit-converter")
+        .replace("rate_limit_per_minute = 600", "rate_limit_per_minute = 30");
+    let (status, body) = a
+        .upload(
+            &provider,
+            mercato_tests::component("unit-converter"),
+            limited,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for host in [b, c] {
+        eventually("the converter is listed on another replica", || async {
+            host.get("/v1/capabilities/unit-converter.convert", None)
+                .await
+                .0
+                .is_success()
+        })
+        .await;
+    }
+    let mut admitted = 0;
+    for n in 0..45 {
+        let (status, body) = replicas.hosts[n % 3]
+            .invoke(
+                &buyer.api_key,
+                "unit-converter.convert",
+                json!({ "value": 1, "from": "km", "to": "m" }),
+                None,
+            )
+            .await;
+        match status {
+            StatusCode::OK => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(body["error"]["code"], "rate_limited", "{body}")
+            }
+            _ => panic!("{status} {body}"),
+        }
+    }
+    assert!(
+        (30..=31).contains(&admitted),
+        "{admitted} of 45 calls admitted under a limit of 30 a minute"
+    );
     replicas.stop().await;
 }
 
@@ -373,6 +424,13 @@ async fn a_replica_killed_during_paid_load_loses_nothing_and_leaves_no_hold() {
         )
         .await
         .0 == 200
+    })
+    .await;
+
+    eventually("the victim lists the napper", || async {
+        reqwest::get(format!("{victim_url}/v1/capabilities/misbehaver.nap"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
     })
     .await;
 

@@ -28,12 +28,16 @@ pub struct Health {
     pub index: String,
     /// The store's engine: `sled` (embedded) or `postgres`.
     pub store: &'static str,
+    /// Hosts sharing the store, this one included (seen in the last 5 s; 1
+    /// on the embedded store). Rate limits are split among them.
+    pub replicas: u32,
 }
 
 /// Whether this host can serve requests that need its store.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Ready {
-    /// True when the store answers.
+    /// True when the store answers and (replicas on a shared store) the
+    /// catalog follows the others' changes.
     pub ready: bool,
     /// The store's engine: `sled` (embedded) or `postgres`.
     pub store: &'static str,
@@ -52,14 +56,16 @@ pub async fn healthz(State(market): State<Arc<Market>>) -> Json<Health> {
         embedder_fallback: market.embedder_fallback().map(str::to_string),
         index: market.index_origin(),
         store: market.store_engine(),
+        replicas: market.replicas(),
     })
 }
 
-/// Readiness (for a load balancer): 200 when the store answers, else 503
-/// with `Retry-After`.
+/// Readiness (for a load balancer): 200 when the store answers and, on a
+/// shared store, the catalog has followed the other replicas' changes in the
+/// last 5 s; else 503 with `Retry-After`.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
     (status = 200, body = Ready),
-    (status = 503, body = Ready, description = "the database is unreachable; see Retry-After"),
+    (status = 503, body = Ready, description = "the database is unreachable, or the catalog is behind the other replicas; see Retry-After"),
 ))]
 pub async fn readyz(State(market): State<Arc<Market>>) -> axum::response::Response {
     let store = market.store_engine();

@@ -68,7 +68,7 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a host on its embedded store.
+    /// Run a host on its embedded store (or on PostgreSQL: --database).
     Serve {
         /// Data directory (store, cached artifacts).
         #[arg(long)]

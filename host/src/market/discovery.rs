@@ -265,7 +265,8 @@ impl Market {
     /// Whether the store answers now (blocks for at most a connection
     /// attempt): why not, when it does not.
     pub fn store_reachable(&self) -> std::result::Result<(), String> {
-        self.store.ping().map_err(|e| e.to_string())
+        self.store.ping().map_err(|e| e.to_string())?;
+        self.feed_caught_up()
     }
 
     /// The discovery embedder's name.

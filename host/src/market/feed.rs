@@ -12,6 +12,9 @@ use std::time::Duration;
 /// How often the feed is read without a notification.
 const FEED_POLL: Duration = Duration::from_secs(1);
 
+/// Not ready when the feed was last read longer ago than this.
+const FEED_STALE: Duration = Duration::from_secs(5);
+
 impl Market {
     /// Follows the change feed from change `after` (the head read before
     /// the catalog was loaded), on a shared store.
@@ -26,8 +29,17 @@ impl Market {
                 let _ = tokio::time::timeout(FEED_POLL, signal.notified()).await;
                 let Some(market) = weak.upgrade() else { return };
                 match market.follow(last).await {
-                    Ok(read) => last = read,
+                    Ok(read) => {
+                        last = read;
+                        market
+                            .feed_read_at
+                            .store(super::now_ms(), std::sync::atomic::Ordering::Release);
+                    }
                     Err(error) => tracing::warn!(%error, "following the change feed"),
+                }
+                match market.store.beat() {
+                    Ok(replicas) => market.rates.share_among(replicas),
+                    Err(error) => tracing::debug!(%error, "replica heartbeat"),
                 }
             }
         });
@@ -89,6 +101,28 @@ impl Market {
         }
         self.index_agent(agent).await?;
         tracing::info!(agent, "catalog follows a change from another replica");
+        Ok(())
+    }
+
+    /// Hosts sharing the store, this one included (1 on the embedded one).
+    pub fn replicas(&self) -> u32 {
+        self.rates.replicas()
+    }
+
+    /// Whether this replica follows the others: on a shared store, the
+    /// change feed was read in the last [`FEED_STALE`].
+    pub fn feed_caught_up(&self) -> std::result::Result<(), String> {
+        if !self.store.is_shared() {
+            return Ok(());
+        }
+        let read_at = self.feed_read_at.load(std::sync::atomic::Ordering::Acquire);
+        let behind = super::now_ms().saturating_sub(read_at);
+        if behind > FEED_STALE.as_millis() as u64 {
+            return Err(format!(
+                "the catalog has not followed the other replicas for {} ms",
+                behind
+            ));
+        }
         Ok(())
     }
 

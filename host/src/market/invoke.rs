@@ -272,13 +272,16 @@ impl Market {
                 per_call_max_micros: t.per_call_max_micros,
                 daily_max_micros: t.daily_max_micros,
             });
-            let held = self.settlement.hold(
-                &consumer.org_id,
-                &transaction_id,
-                metering.hold_micros,
-                now_ms(),
-                allowance.as_ref(),
-            );
+            let held = self
+                .settlement
+                .hold(
+                    &consumer.org_id,
+                    &transaction_id,
+                    metering.hold_micros,
+                    now_ms(),
+                    allowance.as_ref(),
+                )
+                .await;
             if held.is_err() {
                 unused(&approval);
             }
@@ -449,14 +452,17 @@ impl Market {
                 let value =
                     serde_json::to_value(&record).map_err(|e| Error::Internal(e.to_string()))?;
                 let written = (record.transaction_id.clone(), value);
-                let captured = self.settlement.capture(
-                    hold,
-                    &record.provider_org_id,
-                    cost,
-                    record.at_ms,
-                    release_at_ms,
-                    written,
-                )?;
+                let captured = self
+                    .settlement
+                    .capture(
+                        hold,
+                        &record.provider_org_id,
+                        cost,
+                        record.at_ms,
+                        release_at_ms,
+                        written,
+                    )
+                    .await?;
                 debug_assert_eq!(captured.charged_micros, record.charged_micros);
                 for percent in &captured.alerts {
                     let budget = self.settlement.budget(&record.consumer_org_id);

@@ -139,6 +139,8 @@ pub struct Market {
     feed: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The last change of the feed applied.
     feed_position: std::sync::atomic::AtomicU64,
+    /// When the feed was last read (Unix ms).
+    feed_read_at: std::sync::atomic::AtomicU64,
     in_flight: idempotency::InFlight,
     reputation: std::sync::Mutex<crate::reputation::Reputation>,
     webhooks: events::Webhooks,
@@ -223,6 +225,7 @@ impl Market {
             sweeper: std::sync::Mutex::new(None),
             feed: std::sync::Mutex::new(None),
             feed_position: std::sync::atomic::AtomicU64::new(0),
+            feed_read_at: std::sync::atomic::AtomicU64::new(now_ms()),
             in_flight: idempotency::InFlight::default(),
             reputation: std::sync::Mutex::new(crate::reputation::Reputation::default()),
             webhooks: events::Webhooks::default(),

@@ -114,7 +114,7 @@ impl Market {
     /// Expires stale holds and pays out escrows whose window has closed.
     pub async fn sweep(&self) -> Result<()> {
         let now = now_ms();
-        let expired = self.settlement.expire_holds(now)?;
+        let expired = self.settlement.expire_holds(now).await?;
         if expired > 0 {
             tracing::warn!(expired, "expired stale holds");
         }

@@ -60,13 +60,12 @@ impl Settlement {
         self.store.put(Tree::Budgets, org_id, &budget)?;
         if self.turns.is_some() {
             // Every replica applies it at the same point of the journal.
-            self.book(|books, journal| {
-                let event = Event::Budget {
-                    org_id: org_id.into(),
-                    budget: budget.clone(),
-                };
-                journal.append(books, event, Vec::new(), now_ms, None)
-            })?;
+            let event = Event::Budget {
+                org_id: org_id.into(),
+                budget: budget.clone(),
+            };
+            self.book(move |books, journal| journal.append(books, event, Vec::new(), now_ms, None))
+                .await?;
         }
         self.store.sync().await?;
         let mut books = self.lock();
@@ -77,11 +76,11 @@ impl Settlement {
 
     /// Expires holds past their timeout (a call that never came back, or
     /// on a shared store a replica that died); returns how many.
-    pub fn expire_holds(&self, now_ms: u64) -> Result<usize> {
+    pub async fn expire_holds(&self, now_ms: u64) -> Result<usize> {
         if self.turns.is_none() {
             return Ok(self.lock().expire(now_ms));
         }
-        self.book(|books, journal| {
+        self.book(move |books, journal| {
             let expired = books.holds_expired(now_ms);
             for (id, transaction_id) in &expired {
                 let event = Event::Void {
@@ -95,6 +94,7 @@ impl Settlement {
             }
             Ok(expired.len())
         })
+        .await
     }
 
     /// Where all the money is, and whether the books balance (on a shared

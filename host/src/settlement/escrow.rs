@@ -10,18 +10,20 @@ impl Settlement {
     /// Releases every escrow whose window has closed: the provider is paid
     /// its cost, the marketplace its fee. Durable before it returns.
     pub async fn release_due(&self, now_ms: u64) -> Result<Vec<String>> {
-        let released = self.book(|books, journal| {
-            let mut released = Vec::new();
-            for (tx, entry) in books.due(now_ms) {
-                let ops = payout_ops(&tx, &entry, entry.charged(), 0);
-                let event = Event::Release {
-                    transaction_id: tx.clone(),
-                };
-                journal.append(books, event, ops, now_ms, None)?;
-                released.push(tx);
-            }
-            Ok(released)
-        })?;
+        let released = self
+            .book(move |books, journal| {
+                let mut released = Vec::new();
+                for (tx, entry) in books.due(now_ms) {
+                    let ops = payout_ops(&tx, &entry, entry.charged(), 0);
+                    let event = Event::Release {
+                        transaction_id: tx.clone(),
+                    };
+                    journal.append(books, event, ops, now_ms, None)?;
+                    released.push(tx);
+                }
+                Ok(released)
+            })
+            .await?;
         if !released.is_empty() {
             self.store
                 .sync_journal()
@@ -39,7 +41,9 @@ impl Settlement {
         refund_micros: u64,
         now_ms: u64,
     ) -> Result<()> {
-        self.book(|books, journal| {
+        let transaction_id = transaction_id.to_string();
+        self.book(move |books, journal| {
+            let transaction_id = transaction_id.as_str();
             let entry = books
                 .escrowed(transaction_id)
                 .ok_or_else(|| Error::NotInEscrow(transaction_id.into()))?;
@@ -69,7 +73,8 @@ impl Settlement {
                 refund_micros,
             };
             journal.append(books, event, ops, now_ms, None)
-        })?;
+        })
+        .await?;
         self.store
             .sync_journal()
             .await
@@ -80,7 +85,9 @@ impl Settlement {
     /// Freezes a transaction's escrow for a dispute (it is not released when
     /// the window closes); durable before it returns.
     pub async fn freeze(&self, transaction_id: &str, now_ms: u64) -> Result<()> {
-        self.book(|books, journal| {
+        let transaction_id = transaction_id.to_string();
+        self.book(move |books, journal| {
+            let transaction_id = transaction_id.as_str();
             if books.escrowed(transaction_id).is_none() {
                 return Err(Error::NotInEscrow(transaction_id.into()));
             }
@@ -88,7 +95,8 @@ impl Settlement {
                 transaction_id: transaction_id.into(),
             };
             journal.append(books, event, Vec::new(), now_ms, None)
-        })?;
+        })
+        .await?;
         self.store
             .sync_journal()
             .await

@@ -43,7 +43,7 @@ impl Drop for Hold {
         // Journaled: voided in a turn. If that fails the hold stays until
         // a sweeper expires it (its funds are only held, never moved).
         let transaction_id = self.transaction_id.clone();
-        let voided = turns.turn(|books, entries| {
+        let voided = turns.turn_blocking(|books, entries| {
             let id = hold_id(&transaction_id);
             if !books.holds_pending(&id) {
                 return Ok(());
@@ -88,7 +88,7 @@ pub(super) fn hold_id(transaction_id: &str) -> String {
 impl Settlement {
     /// Holds `amount` of `consumer`'s funds for a call, within its budget
     /// and, when the call spends through one, within `allowance`.
-    pub fn hold(
+    pub async fn hold(
         &self,
         consumer_org_id: &str,
         transaction_id: &str,
@@ -96,7 +96,12 @@ impl Settlement {
         now_ms: u64,
         allowance: Option<&Allowance>,
     ) -> Result<Hold> {
-        self.book(|books, journal| {
+        let (consumer, transaction) = (consumer_org_id.to_string(), transaction_id.to_string());
+        let allowed = allowance.cloned();
+        let timeout_ms = self.rules.hold_timeout_ms;
+        self.book(move |books, journal| {
+            let (consumer_org_id, transaction_id) = (consumer.as_str(), transaction.as_str());
+            let allowance = allowed.as_ref();
             books.roll_day(now_ms);
             books.check_budget(consumer_org_id, amount)?;
             if let Some(allowance) = allowance {
@@ -107,7 +112,7 @@ impl Settlement {
                 debit: org_account(consumer_org_id),
                 credit: ESCROW.into(),
                 amount,
-                timeout_at_ms: now_ms.saturating_add(self.rules.hold_timeout_ms),
+                timeout_at_ms: now_ms.saturating_add(timeout_ms),
             };
             if let Journal::Shared(entries) = journal {
                 let event = Event::Hold {
@@ -125,7 +130,8 @@ impl Settlement {
                 books.held_through(&hold_id(transaction_id), &allowance.id, amount);
             }
             Ok(())
-        })?;
+        })
+        .await?;
         Ok(Hold {
             books: self.books.clone(),
             transaction_id: transaction_id.into(),
@@ -140,7 +146,7 @@ impl Settlement {
     /// Captures `cost` plus the fee from a hold into escrow, releasing the
     /// rest, and writes `writes` (the transaction record) in the same atomic
     /// step. The caller syncs before reporting it.
-    pub fn capture(
+    pub async fn capture(
         &self,
         mut hold: Hold,
         provider_org_id: &str,
@@ -173,31 +179,34 @@ impl Settlement {
         };
         let consumer = hold.consumer_org_id.clone();
         let charged = captured.charged_micros;
-        captured.alerts = self.book(|books, journal| {
-            let post = Op::Post {
-                id: id.clone(),
-                amount: charged,
-            };
-            let hold_op = books
-                .hold_op(&id)
-                .ok_or_else(|| ledger::Error::UnknownTransfer(id.clone()))?;
-            let ops = match journal {
-                // Journaled already: the capture posts it.
-                Journal::Shared(_) => vec![post],
-                // In memory: journaled with its capture as [Hold, Post].
-                Journal::Embedded(_) => {
-                    books.forget_hold(&id, &consumer, hold.amount)?;
-                    vec![hold_op, post]
-                }
-            };
-            let spent_before = books.spent(&consumer);
-            journal.append(books, event, ops, now_ms, Some(record))?;
-            Ok(books
-                .budgets
-                .get(&consumer)
-                .map(|budget| budget.crossed(spent_before, books.spent(&consumer)))
-                .unwrap_or_default())
-        })?;
+        let held = hold.amount;
+        captured.alerts = self
+            .book(move |books, journal| {
+                let post = Op::Post {
+                    id: id.clone(),
+                    amount: charged,
+                };
+                let hold_op = books
+                    .hold_op(&id)
+                    .ok_or_else(|| ledger::Error::UnknownTransfer(id.clone()))?;
+                let ops = match journal {
+                    // Journaled already: the capture posts it.
+                    Journal::Shared(_) => vec![post],
+                    // In memory: journaled with its capture as [Hold, Post].
+                    Journal::Embedded(_) => {
+                        books.forget_hold(&id, &consumer, held)?;
+                        vec![hold_op, post]
+                    }
+                };
+                let spent_before = books.spent(&consumer);
+                journal.append(books, event, ops, now_ms, Some(record))?;
+                Ok(books
+                    .budgets
+                    .get(&consumer)
+                    .map(|budget| budget.crossed(spent_before, books.spent(&consumer)))
+                    .unwrap_or_default())
+            })
+            .await?;
         Ok(captured)
     }
 }
@@ -241,7 +250,9 @@ mod tests {
         let cap = allowance(Some(5_000), Some(8_000));
         // Above the per-call cap: refused, nothing held.
         assert!(matches!(
-            settlement.hold("org_c", "tx0", 6_000, NOW, Some(&cap)),
+            settlement
+                .hold("org_c", "tx0", 6_000, NOW, Some(&cap))
+                .await,
             Err(Error::OverAllowancePerCall {
                 amount: 6_000,
                 limit: 5_000
@@ -249,11 +260,14 @@ mod tests {
         ));
         let hold = settlement
             .hold("org_c", "tx1", 5_000, NOW, Some(&cap))
+            .await
             .expect("hold");
         assert_eq!(settlement.allowance_spend("gr_1", NOW).held_micros, 5_000);
         // Held plus another hold would pass the daily cap.
         assert!(matches!(
-            settlement.hold("org_c", "tx2", 4_000, NOW, Some(&cap)),
+            settlement
+                .hold("org_c", "tx2", 4_000, NOW, Some(&cap))
+                .await,
             Err(Error::AllowanceExhausted {
                 limit: 8_000,
                 spent: 5_000
@@ -263,6 +277,7 @@ mod tests {
         drop(
             settlement
                 .hold("org_c", "tx3", 9_000, NOW, None)
+                .await
                 .expect("hold"),
         );
         settlement
@@ -274,6 +289,7 @@ mod tests {
                 NOW + 3_600_000,
                 ("tx1".into(), serde_json::json!({})),
             )
+            .await
             .expect("capture");
         settlement.sync().await.expect("sync");
         let spend = settlement.allowance_spend("gr_1", NOW);
@@ -288,6 +304,7 @@ mod tests {
         drop(
             settlement
                 .hold("org_c", "tx4", 5_000, NOW, Some(&cap))
+                .await
                 .expect("hold"),
         );
         assert_eq!(settlement.allowance_spend("gr_1", NOW).held_micros, 0);
@@ -301,13 +318,15 @@ mod tests {
         let spend = reopened.allowance_spend("gr_1", NOW);
         assert_eq!((spend.today_micros, spend.total_micros), (3_000, 3_000));
         assert!(matches!(
-            reopened.hold(
-                "org_c",
-                "tx5",
-                5_001,
-                NOW,
-                Some(&allowance(None, Some(8_000)))
-            ),
+            reopened
+                .hold(
+                    "org_c",
+                    "tx5",
+                    5_001,
+                    NOW,
+                    Some(&allowance(None, Some(8_000)))
+                )
+                .await,
             Err(Error::AllowanceExhausted { spent: 3_000, .. })
         ));
         // The next UTC day starts from zero; the total stays.

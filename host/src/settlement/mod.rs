@@ -13,10 +13,16 @@
 //! Invariants:
 //! - The in-memory books are the journal replayed: at start every entry is
 //!   applied in order; an entry that does not apply stops the start.
-//! - A hold lives in memory only: it reserves funds against concurrent calls
-//!   and is journaled together with its capture (`[Hold, Post]` in one
-//!   entry), so a crash can never leave a hold pending. A hold that is
-//!   dropped without a capture (a failed or cancelled call) is voided.
+//! - On the embedded store a hold lives in memory only: it reserves funds
+//!   against concurrent calls and is journaled together with its capture
+//!   (`[Hold, Post]` in one entry), so a crash can never leave a hold
+//!   pending. A hold that is dropped without a capture (a failed or
+//!   cancelled call) is voided.
+//! - On a shared store (replicas on PostgreSQL) every entry, holds and
+//!   voids included, is appended in a turn after the other replicas'
+//!   entries, which are applied first (`shared`): every replica's books are
+//!   the same sequence. A hold a dead replica left is expired at its
+//!   timeout by a journaled entry.
 //! - Journal entries are appended to the journal file under the books' lock,
 //!   so their order on disk is the order they were applied in, and a sync
 //!   (one group-committed `fdatasync`) covers every entry applied before it.
@@ -27,7 +33,8 @@
 //! The rooms: `service` (the books opened, deposits, the journal synced),
 //! `holds` (a call's hold and capture), `escrow` (release, dispute,
 //! refund), `accounts` (budgets, balances, the audit), `books` (the
-//! in-memory state the journal replays into), `journal` and `error`.
+//! in-memory state the journal replays into), `shared` (turns at a shared
+//! journal), `journal` and `error`.
 
 mod accounts;
 mod books;

@@ -102,13 +102,15 @@ impl Settlement {
     /// Runs `decide` on the books with the journal its entries go to: the
     /// embedded one under the books' lock, or a turn at the shared one
     /// (after the entries other replicas appended).
-    pub(super) fn book<R>(
+    pub(super) async fn book<R: Send + 'static>(
         &self,
-        decide: impl FnOnce(&mut Books, &mut Journal<'_>) -> Result<R>,
+        decide: impl FnOnce(&mut Books, &mut Journal<'_>) -> Result<R> + Send + 'static,
     ) -> Result<R> {
         match &self.turns {
             Some(turns) => {
-                turns.turn(|books, entries| decide(books, &mut Journal::Shared(entries)))
+                turns
+                    .turn(move |books, entries| decide(books, &mut Journal::Shared(entries)))
+                    .await
             }
             None => decide(&mut self.lock(), &mut Journal::Embedded(self)),
         }
@@ -177,19 +179,21 @@ impl Settlement {
                 "a deposit is 1 to {DEPOSIT_MICROS_MAX} micros"
             )));
         }
-        self.book(|books, journal| {
+        let (org_id_owned, deposit_id) = (org_id.to_string(), deposit_id.to_string());
+        self.book(move |books, journal| {
             let ops = vec![Op::Transfer {
-                id: deposit_id.into(),
+                id: deposit_id,
                 debit: WORLD.into(),
-                credit: org_account(org_id),
+                credit: org_account(&org_id_owned),
                 amount: amount_micros,
             }];
             let event = Event::Deposit {
-                org_id: org_id.into(),
+                org_id: org_id_owned,
                 amount_micros,
             };
             journal.append(books, event, ops, now_ms, None)
-        })?;
+        })
+        .await?;
         self.store
             .sync_journal()
             .await

@@ -26,6 +26,10 @@ const CATCH_UP_EVERY: Duration = Duration::from_millis(100);
 pub(super) struct Entries {
     entries: Vec<JournalEntry>,
     rows: Vec<(Tree, String, Vec<u8>)>,
+    /// Whether an entry must be durable before its caller answers (money
+    /// moved; a hold, a void or a budget need not: nothing is reported on
+    /// them that a crash could take back).
+    durable: bool,
 }
 
 impl Entries {
@@ -46,6 +50,10 @@ impl Entries {
             record,
         };
         books.ledger.check_all(&entry.ops)?;
+        self.durable |= !matches!(
+            entry.event,
+            Event::Hold { .. } | Event::Void { .. } | Event::Budget { .. }
+        );
         if let Some((key, record)) = &entry.record {
             let bytes = serde_json::to_vec(record).map_err(crate::store::Error::from)?;
             self.rows.push((Tree::Invocations, key.clone(), bytes));
@@ -58,10 +66,73 @@ impl Entries {
     }
 }
 
+/// A caller's decision, run by the sequencer: whether it journaled anything.
+type Decision = Box<dyn FnOnce(&mut Books, &mut Entries) -> bool + Send>;
+
+/// A caller's slot for its decision's answer.
+type Slot<R> = Arc<Mutex<Option<Result<R>>>>;
+
+/// A caller waiting for a turn: its decision, and where its outcome goes.
+struct Waiting {
+    decide: Decision,
+    outcome: tokio::sync::oneshot::Sender<Result<()>>,
+}
+
+/// Gives every waiting caller the same kind of answer.
+fn answer_all(batch: Vec<Waiting>, answer: impl Fn(&Waiting) -> Result<()>) {
+    for waiting in batch {
+        let answered = answer(&waiting);
+        let _ = waiting.outcome.send(answered);
+    }
+}
+
+/// A store error again, for each caller it concerns.
+fn copy_store(error: &crate::store::Error) -> crate::store::Error {
+    use crate::store::Error as E;
+    match error {
+        E::Unavailable(reason) => E::Unavailable(reason.clone()),
+        E::Closed => E::Closed,
+        other => E::Postgres(other.to_string()),
+    }
+}
+
+/// A settlement error again, for each caller it concerns.
+fn copy(error: &Error) -> Error {
+    match error {
+        Error::Store(store) => Error::Store(copy_store(store)),
+        Error::Unconfirmed(reason) => Error::Unconfirmed(reason.clone()),
+        Error::Corrupt { seq, reason } => Error::Corrupt {
+            seq: *seq,
+            reason: reason.clone(),
+        },
+        other => Error::Store(crate::store::Error::Postgres(other.to_string())),
+    }
+}
+
+/// A caller's answer: its own refusal, else the turn's outcome.
+fn answer<R>(
+    decided: Slot<R>,
+    outcome: std::result::Result<Result<()>, tokio::sync::oneshot::error::RecvError>,
+) -> Result<R> {
+    let outcome = outcome.unwrap_or(Err(Error::Store(crate::store::Error::Closed)));
+    let decided = decided.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match decided {
+        // A refusal is the answer whatever became of the turn.
+        Some(Err(refused)) => Err(refused),
+        Some(Ok(answer)) => outcome.map(|()| answer),
+        None => Err(outcome
+            .err()
+            .unwrap_or(Error::Store(crate::store::Error::Closed))),
+    }
+}
+
 /// The shared journal's turns, for one replica.
 pub(super) struct Turns {
     store: Store,
     books: Arc<Mutex<Books>>,
+    /// Callers waiting for the next turn, and the sequencer's wake-up.
+    queue: Mutex<Vec<Waiting>>,
+    queued: std::sync::Condvar,
     /// One turn (or catch-up) of this replica at a time.
     gate: Mutex<()>,
     /// Set when a turn's outcome is unknown (the database went away while
@@ -76,22 +147,41 @@ impl Turns {
         let turns = Arc::new(Turns {
             store,
             books,
+            queue: Mutex::new(Vec::new()),
+            queued: std::sync::Condvar::new(),
             gate: Mutex::new(()),
             stale: AtomicBool::new(false),
         });
+        // The sequencer: takes every caller queued into one turn, and
+        // between turns catches up with the other replicas.
         let weak: Weak<Turns> = Arc::downgrade(&turns);
         let _ = std::thread::Builder::new()
             .name("mercato-books".into())
             .spawn(move || {
                 loop {
-                    std::thread::sleep(CATCH_UP_EVERY);
                     let Some(turns) = weak.upgrade() else { return };
-                    if let Err(error) = turns.catch_up() {
-                        tracing::debug!(%error, "catching up with the shared journal");
+                    let batch = turns.next_batch();
+                    let _gate = turns.gate();
+                    if batch.is_empty() {
+                        if let Err(error) = turns.catch_up_here() {
+                            tracing::debug!(%error, "catching up with the shared journal");
+                        }
+                    } else {
+                        turns.lead(batch);
                     }
                 }
             });
         turns
+    }
+
+    /// The callers queued, waiting up to [`CATCH_UP_EVERY`] for one.
+    fn next_batch(&self) -> Vec<Waiting> {
+        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut queue, _) = self
+            .queued
+            .wait_timeout_while(queue, CATCH_UP_EVERY, |q| q.is_empty())
+            .unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *queue)
     }
 
     fn books(&self) -> MutexGuard<'_, Books> {
@@ -105,46 +195,111 @@ impl Turns {
     /// Applies the entries other replicas appended since this one's last.
     pub fn catch_up(&self) -> Result<()> {
         let _gate = self.gate();
+        self.catch_up_here()
+    }
+
+    /// [`Turns::catch_up`] under the gate.
+    fn catch_up_here(&self) -> Result<()> {
         self.reload_if_stale()?;
         let after = self.books().seq;
         let read = self.store.journal_after(after)?;
         self.apply(&mut self.books(), read)
     }
 
-    /// One turn: catch up, `decide` (which journals through [`Entries`]),
-    /// append what it journaled. Blocks for two round trips to the database
-    /// plus the wait for the lock.
-    pub fn turn<R>(&self, decide: impl FnOnce(&mut Books, &mut Entries) -> Result<R>) -> Result<R> {
-        let _gate = self.gate();
-        self.reload_if_stale()?;
-        let after = self.books().seq;
-        let (turn, read) = self.store.begin_turn(after)?;
-        let mut entries = Entries::default();
-        let decided = {
-            let mut books = self.books();
-            self.apply(&mut books, read)?;
-            debug_assert_eq!(books.seq + 1, turn.first());
-            decide(&mut books, &mut entries)
+    /// Decides in a turn: after the entries other replicas appended,
+    /// `decide` runs on the books and journals through [`Entries`]; its
+    /// answer comes once what it journaled is appended. Callers share
+    /// turns: the sequencer takes every caller queued meanwhile into its
+    /// next turn (two round trips to the database, plus the wait for the
+    /// lock), deciding for each in the order it queued.
+    pub async fn turn<R: Send + 'static>(
+        &self,
+        decide: impl FnOnce(&mut Books, &mut Entries) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let (decided, outcome) = self.enqueue(decide);
+        let outcome = outcome.await;
+        answer(decided, outcome)
+    }
+
+    /// [`Turns::turn`] for a caller that cannot wait asynchronously (a
+    /// dropped hold); blocks the thread.
+    pub fn turn_blocking<R: Send + 'static>(
+        &self,
+        decide: impl FnOnce(&mut Books, &mut Entries) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let (decided, outcome) = self.enqueue(decide);
+        let outcome = futures::executor::block_on(outcome);
+        answer(decided, outcome)
+    }
+
+    fn enqueue<R: Send + 'static>(
+        &self,
+        decide: impl FnOnce(&mut Books, &mut Entries) -> Result<R> + Send + 'static,
+    ) -> (Slot<R>, tokio::sync::oneshot::Receiver<Result<()>>) {
+        let decided: Slot<R> = Arc::default();
+        let (outcome, answered) = tokio::sync::oneshot::channel();
+        let slot = decided.clone();
+        let waiting = Waiting {
+            decide: Box::new(move |books, entries| {
+                let before = entries.entries.len();
+                let answer = decide(books, entries);
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(answer);
+                entries.entries.len() > before
+            }),
+            outcome,
         };
-        let appended = !entries.entries.is_empty();
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(waiting);
+        self.queued.notify_one();
+        (decided, answered)
+    }
+
+    /// One turn for a batch of callers (under the gate).
+    fn lead(&self, batch: Vec<Waiting>) {
+        let started = self.reload_if_stale().and_then(|()| {
+            let after = self.books().seq;
+            Ok(self.store.begin_turn(after)?)
+        });
+        let (turn, read) = match started {
+            Ok(started) => started,
+            Err(error) => return answer_all(batch, |_| Err(copy(&error))),
+        };
+        let mut entries = Entries::default();
+        let mut answers = Vec::with_capacity(batch.len());
+        {
+            let mut books = self.books();
+            if let Err(error) = self.apply(&mut books, read) {
+                return answer_all(batch, |_| Err(copy(&error)));
+            }
+            debug_assert_eq!(books.seq + 1, turn.first());
+            for waiting in batch {
+                let appended = (waiting.decide)(&mut books, &mut entries);
+                answers.push((waiting.outcome, appended));
+            }
+        }
         let records = entries
             .entries
             .iter()
             .map(serde_json::to_vec)
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(crate::store::Error::from)?;
-        match turn.commit(records, entries.rows) {
-            Ok(()) => decided,
-            Err(error) => {
-                if appended {
-                    // The books hold entries the journal may not: read it
-                    // again before the next decision.
-                    self.stale.store(true, Ordering::Release);
-                    Err(Error::unconfirmed(error))
-                } else {
-                    Err(error.into())
-                }
-            }
+            .collect::<std::result::Result<Vec<_>, _>>();
+        let committed = match records {
+            Ok(records) => turn.commit(records, entries.rows, entries.durable),
+            Err(error) => Err(crate::store::Error::from(error)),
+        };
+        if committed.is_err() && !entries.entries.is_empty() {
+            // The books hold entries the journal may not: read it again
+            // before the next decision.
+            self.stale.store(true, Ordering::Release);
+        }
+        for (outcome, appended) in answers {
+            let answer = match &committed {
+                Ok(()) => Ok(()),
+                Err(error) if appended => Err(Error::unconfirmed(copy_store(error))),
+                Err(error) => Err(Error::Store(copy_store(error))),
+            };
+            let _ = outcome.send(answer);
         }
     }
 

@@ -19,10 +19,16 @@ impl JournalTurn {
     }
 
     /// Appends `records` and writes `rows` (each only if its key is absent)
-    /// in the same transaction, and ends the turn. An `Unavailable` error
-    /// leaves their fate unknown: read the journal again.
-    pub fn commit(self, records: Vec<Vec<u8>>, rows: Vec<(Tree, String, Vec<u8>)>) -> Result<()> {
-        self.0.commit(records, rows)
+    /// in the same transaction, and ends the turn; `durable`: they are
+    /// durable when it returns (else at the next sync). An `Unavailable`
+    /// error leaves their fate unknown: read the journal again.
+    pub fn commit(
+        self,
+        records: Vec<Vec<u8>>,
+        rows: Vec<(Tree, String, Vec<u8>)>,
+        durable: bool,
+    ) -> Result<()> {
+        self.0.commit(records, rows, durable)
     }
 }
 
@@ -68,6 +74,15 @@ impl Store {
         match &*self.engine {
             Engine::Postgres(e) => e.changes_after(after),
             Engine::Embedded(_) => Ok((Vec::new(), after)),
+        }
+    }
+
+    /// Records that this host is alive; how many hosts share the store
+    /// (seen in the last 5 s, this one included; 1 on the embedded store).
+    pub fn beat(&self) -> Result<u32> {
+        match &*self.engine {
+            Engine::Postgres(e) => e.beat(),
+            Engine::Embedded(_) => Ok(1),
         }
     }
 

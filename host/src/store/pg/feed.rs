@@ -17,6 +17,9 @@ use std::time::Duration;
 /// The channel changes are announced on.
 const CHANNEL: &str = "mercato_changes";
 
+/// A replica not seen for this long is counted gone.
+pub(super) const ALIVE: Duration = Duration::from_secs(5);
+
 /// How long the listener waits for a notification before checking that it
 /// is still wanted.
 const LISTEN_TICK: Duration = Duration::from_millis(500);
@@ -50,6 +53,36 @@ impl Shared {
                 .map(|row| row.get::<_, String>(2))
                 .collect();
             Ok((subjects, last))
+        })
+    }
+
+    /// Records that replica `origin` is alive; how many are (itself
+    /// included): those seen in the last [`ALIVE`]. Rows of replicas gone
+    /// for an hour are dropped.
+    pub(super) fn beat(&self, origin: &str) -> Result<u32> {
+        let origin = origin.to_string();
+        self.pool.run_again(move |conn| {
+            let mut tx = conn.client.transaction()?;
+            tx.execute(
+                "INSERT INTO replicas (origin, seen_at) VALUES ($1, now()) \
+                 ON CONFLICT (origin) DO UPDATE SET seen_at = now()",
+                &[&origin],
+            )?;
+            tx.execute(
+                "DELETE FROM replicas WHERE seen_at < now() - interval '1 hour'",
+                &[],
+            )?;
+            let n: i64 = tx
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM replicas WHERE seen_at > now() - interval '{} milliseconds'",
+                        ALIVE.as_millis()
+                    ),
+                    &[],
+                )?
+                .get(0);
+            tx.commit()?;
+            Ok(u32::try_from(n.max(1)).unwrap_or(u32::MAX))
         })
     }
 

@@ -43,8 +43,9 @@ pub(super) use turn::Turn;
 /// Connections in the pool.
 const CONNECTIONS: usize = 8;
 
-/// Settings of every pooled connection.
-const SESSION: &str = "SET synchronous_commit = off; SET statement_timeout = '30s'";
+/// Settings of every pooled connection (the waits bound a journal turn's).
+pub(super) const SESSION: &str = "SET synchronous_commit = off; SET statement_timeout = '30s'; \
+                       SET lock_timeout = '5s'; SET idle_in_transaction_session_timeout = '5s'";
 
 /// What the flush and the lock keeper share.
 pub(super) struct Shared {
@@ -57,6 +58,9 @@ pub(super) struct Shared {
     degraded: AtomicBool,
     /// Writes not yet sent and records known without asking.
     overlay: overlay::Overlay,
+    /// The connection journal turns run on (`turn.rs`).
+    turn_connection: turn::TurnConnection,
+    config: postgres::Config,
 }
 
 impl Shared {
@@ -122,6 +126,8 @@ impl Postgres {
             last_seq: AtomicI64::new(last_seq),
             degraded: AtomicBool::new(false),
             overlay: overlay::Overlay::default(),
+            turn_connection: Default::default(),
+            config: database.config.clone(),
         });
         let flushed = shared.clone();
         let commit = GroupCommit::start_with(
@@ -216,6 +222,11 @@ impl Postgres {
         self.shared.changes_after(&self.origin, after)
     }
 
+    /// Records that this replica is alive; how many are.
+    pub(super) fn beat(&self) -> Result<u32> {
+        self.shared.beat(&self.origin)
+    }
+
     pub(super) fn changes_head(&self) -> Result<u64> {
         self.shared.changes_head()
     }
@@ -231,8 +242,22 @@ impl Postgres {
             .clone()
     }
 
+    /// Journal records appended in turns are durable when their turn
+    /// returns (a turn that appends what must be durable commits
+    /// synchronously); only records appended outside turns (a migration)
+    /// wait for a flush.
     pub(super) async fn sync_journal(&self) -> Result<()> {
-        self.commit.sync().await
+        let pending = !self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty();
+        if pending {
+            self.commit.sync().await
+        } else {
+            Ok(())
+        }
     }
 
     pub(super) async fn sync(&self) -> Result<()> {

@@ -39,6 +39,12 @@ const MIGRATIONS: &[&str] = &[
          subject text        NOT NULL,
          at      timestamptz NOT NULL DEFAULT now()
      );",
+    // 3: the replicas alive (each beats every second), for what they share
+    // out among themselves (rate limits).
+    "CREATE TABLE replicas (
+         origin  text        PRIMARY KEY,
+         seen_at timestamptz NOT NULL
+     );",
 ];
 
 /// The schema version this binary writes.

@@ -1,33 +1,30 @@
 //! Turns at the shared money journal: how replicas agree on one order of
 //! entries.
 //!
-//! A turn is one transaction on one connection: it takes a
+//! A turn is one transaction on a connection kept for turns: it takes a
 //! transaction-scoped advisory lock, reads the records appended after the
 //! caller's last one, hands them to the caller (who applies them and then
 //! decides), appends the caller's records after them and commits, which
 //! releases the lock. Two turns never interleave, so every replica replays
 //! the same sequence, and a decision (a hold against a balance) is always
-//! made on every entry before it. A turn commits asynchronously; the
-//! caller's next [`super::Postgres::sync_journal`] is a synchronous commit,
-//! which makes it durable (the server's log is sequential, so an entry is
-//! never durable before one it was decided on).
+//! made on every entry before it. A turn whose records must be durable
+//! commits synchronously; others commit asynchronously and become durable
+//! with the next synchronous commit (the server's log is sequential, so an
+//! entry is never durable before one it was decided on).
+//!
+//! The connection is used on the caller's own thread (settlement's
+//! sequencer, never an async task): two round trips a turn, the lock and
+//! the read in one, the appends and the commit in the other, in the simple
+//! query protocol with values as hexadecimal text, so nothing a caller
+//! wrote is ever parsed as SQL.
 
 use super::super::{Error, Result, Tree};
 use super::Shared;
-use super::pool::Conn;
-use std::sync::mpsc;
-use std::time::Duration;
+use super::pool::{self, classify};
+use std::sync::{Arc, Mutex};
 
 /// The advisory lock a turn holds ("mercato3").
 const JOURNAL_LOCK: i64 = 0x6d65_7263_6174_6f33;
-
-/// How long a turn waits for the lock before the database counts as
-/// unavailable (a replica stuck in its turn loses its connection first:
-/// `idle_in_transaction_session_timeout` below).
-const LOCK_WAIT: &str = "5s";
-
-/// How long a caller may take to decide; longer and its turn is rolled back.
-const DECIDE_MAX: Duration = Duration::from_secs(5);
 
 /// Journal records in order: (sequence number, bytes).
 pub(in crate::store) type Records = Vec<(u64, Vec<u8>)>;
@@ -36,7 +33,11 @@ pub(in crate::store) type Records = Vec<(u64, Vec<u8>)>;
 /// its key is absent (the caller also writes it the usual way).
 pub(in crate::store) type Row = (Tree, String, Vec<u8>);
 
-/// The records after `after`, in order, checked to be contiguous.
+/// The connection kept for turns, made on first use and again after it
+/// broke.
+pub(super) type TurnConnection = Arc<Mutex<Option<postgres::Client>>>;
+
+/// The records after `after`, in order.
 pub(super) fn read_after(
     client: &mut impl postgres::GenericClient,
     after: u64,
@@ -51,96 +52,123 @@ pub(super) fn read_after(
         .collect())
 }
 
-/// A turn in progress: the caller's records are awaited on a connection.
+/// A turn in progress: the lock is held until [`Turn::commit`], or until
+/// the turn is dropped (rolled back).
 pub(in crate::store) struct Turn {
-    records: mpsc::SyncSender<(Vec<Vec<u8>>, Vec<Row>)>,
-    done: mpsc::Receiver<Result<()>>,
+    client: Option<postgres::Client>,
+    slot: TurnConnection,
     /// The sequence number the caller's first record gets.
     pub first: u64,
 }
 
 impl Turn {
     /// Appends `records` (numbered from [`Turn::first`]) and `rows`, and
-    /// ends the turn. An error after the records were sent leaves their
-    /// fate unknown: the caller rereads the journal.
-    pub fn commit(self, records: Vec<Vec<u8>>, rows: Vec<Row>) -> Result<()> {
-        self.records
-            .send((records, rows))
-            .map_err(|_| Error::Unavailable("the journal turn ended early".into()))?;
-        self.done
-            .recv()
-            .map_err(|_| Error::Unavailable("the journal turn ended early".into()))?
+    /// ends the turn; `durable`: the commit is synchronous (otherwise the
+    /// next synchronous commit makes it durable). An `Unavailable` error
+    /// leaves their fate unknown: the caller rereads the journal.
+    pub fn commit(mut self, records: Vec<Vec<u8>>, rows: Vec<Row>, durable: bool) -> Result<()> {
+        let mut client = self.client.take().ok_or(Error::Closed)?;
+        let mut sql = String::new();
+        if durable {
+            sql.push_str("SET LOCAL synchronous_commit = on; ");
+        }
+        if !records.is_empty() {
+            sql.push_str("INSERT INTO journal (seq, record) VALUES ");
+            for (n, record) in records.iter().enumerate() {
+                let comma = if n == 0 { "" } else { ", " };
+                let seq = self.first + n as u64;
+                sql.push_str(&format!(
+                    "{comma}({seq}, decode('{}', 'hex'))",
+                    hex::encode(record)
+                ));
+            }
+            sql.push_str("; ");
+        }
+        if !rows.is_empty() {
+            sql.push_str("INSERT INTO records (tree, key, value) VALUES ");
+            for (n, (tree, key, value)) in rows.iter().enumerate() {
+                let comma = if n == 0 { "" } else { ", " };
+                sql.push_str(&format!(
+                    "{comma}('{}', decode('{}', 'hex'), decode('{}', 'hex'))",
+                    tree.name(),
+                    hex::encode(key.as_bytes()),
+                    hex::encode(value)
+                ));
+            }
+            sql.push_str(" ON CONFLICT DO NOTHING; ");
+        }
+        sql.push_str("COMMIT");
+        match client.batch_execute(&sql) {
+            Ok(()) => {
+                self.give_back(client);
+                Ok(())
+            }
+            Err(error) => {
+                let _ = client.batch_execute("ROLLBACK");
+                self.give_back(client);
+                Err(classify(error))
+            }
+        }
+    }
+
+    /// The connection back for the next turn, unless it broke.
+    fn give_back(&self, client: postgres::Client) {
+        if !client.is_closed() {
+            *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(client);
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some(mut client) = self.client.take() {
+            let _ = client.batch_execute("ROLLBACK");
+            self.give_back(client);
+        }
     }
 }
 
 impl Shared {
     /// Starts a turn after `after`: the records others appended since.
+    /// Blocks the calling thread, which must not be an async task.
     pub(super) fn begin_turn(&self, after: u64) -> Result<(Turn, Records)> {
-        let (others_to, others) = mpsc::sync_channel::<Records>(1);
-        let (records_to, records) = mpsc::sync_channel::<(Vec<Vec<u8>>, Vec<Row>)>(1);
-        let done = self.pool.submit(move |conn: &mut Conn| {
-            let mut tx = conn.client.transaction()?;
-            tx.batch_execute(&format!(
-                "SET LOCAL lock_timeout = '{LOCK_WAIT}'; \
-                 SET LOCAL idle_in_transaction_session_timeout = '{LOCK_WAIT}'"
-            ))?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&JOURNAL_LOCK])?;
-            let read = read_after(&mut tx, after)?;
-            let first = read.last().map_or(after, |(seq, _)| *seq) + 1;
-            if others_to.send(read).is_err() {
-                return Ok(());
-            }
-            // The caller decides meanwhile; a caller gone rolls back.
-            let Ok((mine, rows)) = records.recv_timeout(DECIDE_MAX) else {
-                return Ok(());
-            };
-            if !mine.is_empty() {
-                let seqs: Vec<i64> = (0..mine.len()).map(|n| (first + n as u64) as i64).collect();
-                tx.execute(
-                    "INSERT INTO journal (seq, record) \
-                     SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-                    &[&seqs, &mine],
-                )?;
-            }
-            if !rows.is_empty() {
-                let trees: Vec<&str> = rows.iter().map(|(tree, _, _)| tree.name()).collect();
-                let keys: Vec<&[u8]> = rows.iter().map(|(_, key, _)| key.as_bytes()).collect();
-                let values: Vec<&[u8]> = rows.iter().map(|(_, _, value)| &value[..]).collect();
-                tx.execute(
-                    "INSERT INTO records (tree, key, value) \
-                     SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[]) \
-                     ON CONFLICT DO NOTHING",
-                    &[&trees, &keys, &values],
-                )?;
-            }
-            tx.commit()
-        })?;
-        let read = match others.recv() {
-            Ok(read) => read,
-            // The job ended before reading: its answer says why.
-            Err(_) => {
-                return Err(match done.recv() {
-                    Ok(Err(error)) => error,
-                    _ => Error::Unavailable("the journal turn ended early".into()),
-                });
-            }
+        let taken = self
+            .turn_connection
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let mut client = match taken {
+            Some(client) => client,
+            None => pool::connect(&self.config, super::SESSION)?,
         };
-        let first = read.last().map_or(after, |(seq, _)| *seq) + 1;
-        if let Some((seq, _)) = read.first()
-            && *seq != after + 1
-        {
-            return Err(Error::Postgres(format!(
-                "the journal skips from entry {after} to {seq}"
-            )));
+        match read_locked(&mut client, after) {
+            Ok(read) => {
+                let first = read.last().map_or(after, |(seq, _)| *seq) + 1;
+                let turn = Turn {
+                    client: Some(client),
+                    slot: self.turn_connection.clone(),
+                    first,
+                };
+                if let Some((seq, _)) = read.first()
+                    && *seq != after + 1
+                {
+                    return Err(Error::Postgres(format!(
+                        "the journal skips from entry {after} to {seq}"
+                    )));
+                }
+                Ok((turn, read))
+            }
+            Err(error) => {
+                let _ = client.batch_execute("ROLLBACK");
+                if !client.is_closed() {
+                    *self
+                        .turn_connection
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(client);
+                }
+                Err(error)
+            }
         }
-        Ok((
-            Turn {
-                records: records_to,
-                done,
-                first,
-            },
-            read,
-        ))
     }
 
     /// The records after `after`, read without a turn (a prefix of the
@@ -149,4 +177,32 @@ impl Shared {
         self.pool
             .run_again(move |conn| read_after(&mut conn.client, after))
     }
+}
+
+/// Begins the transaction, takes the lock and reads what came after
+/// `after` (one round trip).
+fn read_locked(client: &mut postgres::Client, after: u64) -> Result<Records> {
+    let messages = client
+        .simple_query(&format!(
+            "BEGIN; \
+             SELECT pg_advisory_xact_lock({JOURNAL_LOCK}); \
+             SELECT seq, encode(record, 'hex') FROM journal WHERE seq > {after} ORDER BY seq"
+        ))
+        .map_err(classify)?;
+    let mut read = Records::new();
+    for message in &messages {
+        if let postgres::SimpleQueryMessage::Row(row) = message
+            && row.len() == 2
+        {
+            let seq = row.get(0).and_then(|s| s.parse::<u64>().ok());
+            let record = row.get(1).and_then(|h| hex::decode(h).ok());
+            match (seq, record) {
+                (Some(seq), Some(record)) => read.push((seq, record)),
+                _ => {
+                    return Err(Error::Postgres("a journal record did not read back".into()));
+                }
+            }
+        }
+    }
+    Ok(read)
 }
