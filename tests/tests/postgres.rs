@@ -299,10 +299,10 @@ async fn the_database_going_away_answers_503_and_the_host_recovers() {
             .await
             .expect("an answer, not a hang")
     };
-    // The first deposit after the database went away changes the books
-    // before its journal entry fails to reach the database: it is kept and
-    // said to be unconfirmed. Later ones are refused before they change
-    // anything. Every answer is a 503 with Retry-After, none hangs.
+    // A deposit whose journal turn was committing when the database went
+    // away is said to be unconfirmed (it may or may not have landed); the
+    // others are refused before they change anything. Every answer is a 503
+    // with Retry-After, none hangs.
     let mut unconfirmed = 0;
     for _ in 0..3 {
         let refused = deposit().await;
@@ -322,7 +322,7 @@ async fn the_database_going_away_answers_503_and_the_host_recovers() {
     assert_eq!(ready["ready"], false);
 
     pg.resume();
-    // Bounded: the host reconnects and retakes its writer lock by itself.
+    // Bounded: the host reconnects by itself.
     let started = Instant::now();
     let answered = loop {
         let response = deposit().await;
@@ -339,10 +339,10 @@ async fn the_database_going_away_answers_503_and_the_host_recovers() {
         "the host recovered without a restart"
     );
     let balance = host.balance(&consumer).await;
-    assert_eq!(
-        u(&balance["available_micros"]),
-        STARTING_BALANCE_MICROS + 1_000 * (1 + unconfirmed),
-        "refused deposits were not credited, an unconfirmed one was, once"
+    let credited = u(&balance["available_micros"]) - STARTING_BALANCE_MICROS;
+    assert!(
+        credited == 1_000 || credited == 1_000 * (1 + unconfirmed),
+        "refused deposits were not credited, an unconfirmed one at most once: {credited}"
     );
     audit(&host).await;
     host.stop().await;

@@ -571,3 +571,178 @@ async fn a_replica_killed_during_paid_load_loses_nothing_and_leaves_no_hold() {
     victim.wait().expect("reaped");
     survivor.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_answer_503_while_the_database_restarts_under_load_and_recover() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database();
+    let (mut hosts, mut dirs) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(dir.path());
+        config.database_url = Some(mercato_host::config::DatabaseUrl(url.clone()));
+        // Holds a failed capture leaves behind expire 5 s after they were
+        // taken (deadline + request timeout), swept every 200 ms.
+        config.request_timeout_ms = 4_000;
+        config.attestation_ms_max = 3_000;
+        config.settlement_tick_ms = 200;
+        hosts.push(Host::start_with(config).await);
+        dirs.push(dir);
+    }
+    let provider = hosts[0].org("provider").await;
+    hosts[0]
+        .publish_unthrottled(&provider, "pii-redactor")
+        .await;
+    eventually("the other replica lists it", || discovered(&hosts[1])).await;
+    let buyer = consumer(&hosts[0], "buyer", 1_000_000_000).await;
+    let urls: Vec<String> = hosts.iter().map(|h| h.server().url()).collect();
+
+    // Bounded workers on both replicas while the database stops and starts.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let answers = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u16, String)>::new()));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let url = urls[w % 2].clone();
+        let (key, stop, acknowledged, answers) = (
+            buyer.api_key.clone(),
+            stop.clone(),
+            acknowledged.clone(),
+            answers.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for i in 0..2_000 {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let response = http
+                    .post(format!("{url}/v1/capabilities/pii-redactor.redact/invoke"))
+                    .bearer_auth(&key)
+                    .json(&json!({ "input": { "text": format!("{w}/{i} a@b.io") }, "max_price_micros": 50_000 }))
+                    .timeout(Duration::from_secs(20))
+                    .send()
+                    .await
+                    .expect("an answer, not a hang");
+                let status = response.status().as_u16();
+                let retry_after = response.headers().contains_key("retry-after");
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                if status == 200 {
+                    acknowledged
+                        .lock()
+                        .expect("lock")
+                        .push(u(&body["charged_micros"]));
+                } else {
+                    assert!(status == 503 && retry_after, "{status} {body}");
+                    let code = body["error"]["code"].as_str().unwrap_or("").to_string();
+                    answers.lock().expect("lock").push((status, code));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pg.pause();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    pg.resume();
+    // Both replicas serve paid calls again, without a restart.
+    for host in &hosts {
+        eventually("a replica recovers by itself", || async {
+            redact(host, &buyer.api_key, 50_000).await.0 == StatusCode::OK
+        })
+        .await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let refused = answers.lock().expect("lock").clone();
+    assert!(!refused.is_empty(), "the outage was seen");
+    for (_, code) in &refused {
+        assert!(
+            ["unavailable", "unconfirmed", "overloaded"].contains(&code.as_str()),
+            "{code}"
+        );
+    }
+    // A call whose capture met the outage leaves its hold until it
+    // expires; then the books agree and balance, the buyer paid at least
+    // every acknowledged call, and nothing is held.
+    eventually("no hold outlives its timeout", || async {
+        audit(&hosts[0]).await["pending_micros"] == 0
+    })
+    .await;
+    let books = audit(&hosts[0]).await;
+    assert_eq!(audit(&hosts[1]).await, books, "the replicas agree");
+    let paid: u64 = acknowledged.lock().expect("lock").iter().sum();
+    let balance = hosts[1].balance(&buyer).await;
+    let out = u(&balance["escrowed_out_micros"]);
+    assert!(out >= paid, "{out} < {paid}");
+    assert_eq!(u(&balance["pending_micros"]), 0, "{balance}");
+    assert_eq!(
+        u(&balance["available_micros"]) + out,
+        1_000_000_000,
+        "{balance}"
+    );
+    for host in hosts {
+        host.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_a2a_task_opened_on_one_replica_is_read_and_cancelled_on_another() {
+    let Some(replicas) = Replicas::start().await else {
+        return;
+    };
+    let [a, b, _] = &replicas.hosts[..] else {
+        unreachable!()
+    };
+    let provider = a.org("provider").await;
+    a.publish_unthrottled(&provider, "hostile/misbehaver").await;
+    eventually("B lists the sleeper", || async {
+        b.get("/v1/capabilities/misbehaver.sleep", None)
+            .await
+            .0
+            .is_success()
+    })
+    .await;
+    let buyer = a.org("buyer").await;
+    let send = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
+        "message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"data": {
+            "capability_id": "misbehaver.sleep", "input": {},
+        }}]},
+        "configuration": {"returnImmediately": true},
+    }});
+    let (status, body) = a.post("/a2a", Some(&buyer.api_key), send).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["result"]["task"]["id"].clone();
+    assert_eq!(
+        body["result"]["task"]["status"]["state"],
+        "TASK_STATE_WORKING"
+    );
+
+    // Read through B (shared through the store), and not by another
+    // organisation.
+    let get = json!({"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": id}});
+    eventually("B reads the task", || async {
+        let seen = b.post("/a2a", Some(&buyer.api_key), get.clone()).await.1;
+        seen["result"]["status"]["state"] == "TASK_STATE_WORKING"
+    })
+    .await;
+    let stranger = b.org_unverified("stranger").await;
+    let (_, hidden) = b.post("/a2a", Some(&stranger.api_key), get.clone()).await;
+    assert!(hidden["error"].is_object(), "{hidden}");
+
+    // Cancelled through B: A stops the call, and B answers CANCELED.
+    let cancel = json!({"jsonrpc": "2.0", "id": 3, "method": "CancelTask", "params": {"id": id}});
+    let (_, cancelled) = b.post("/a2a", Some(&buyer.api_key), cancel).await;
+    assert_eq!(
+        cancelled["result"]["status"]["state"], "TASK_STATE_CANCELED",
+        "{cancelled}"
+    );
+    let (_, on_a) = a.post("/a2a", Some(&buyer.api_key), get).await;
+    assert_eq!(
+        on_a["result"]["status"]["state"], "TASK_STATE_CANCELED",
+        "{on_a}"
+    );
+    replicas.stop().await;
+}

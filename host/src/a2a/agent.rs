@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 /// The A2A agent behind `/a2a`.
 pub struct A2a {
     pub(super) market: Arc<Market>,
-    tasks: Mutex<Tasks>,
+    tasks: Arc<Mutex<Tasks>>,
 }
 
 /// A new task, context or message id.
@@ -19,10 +19,9 @@ pub(super) fn new_id() -> String {
 impl A2a {
     /// The agent over `market`.
     pub fn new(market: Arc<Market>) -> Self {
-        A2a {
-            market,
-            tasks: Mutex::new(Tasks::default()),
-        }
+        let tasks = Arc::new(Mutex::new(Tasks::default()));
+        super::tasks::follow_cancels(&market, tasks.clone());
+        A2a { market, tasks }
     }
 
     /// The configured public URL, if any.

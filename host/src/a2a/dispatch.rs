@@ -164,7 +164,9 @@ impl A2a {
     /// holding one (`{"task": …}`), which [`wire::to_v03`] unwraps for v0.3.
     fn get(&self, org: &Org, params: &Value) -> Result<Value, (i64, String)> {
         let id = Self::task_id(params)?;
-        let mut task = owned(&self.tasks(), org, id)?.task();
+        let here = owned(&self.tasks(), org, id).map(|entry| entry.task());
+        // Not here: another replica's, shared through the store.
+        let mut task = here.or_else(|missing| self.shared(org, id).ok_or(missing))?;
         limit_history(&mut task, params)?;
         Ok(task)
     }
@@ -180,6 +182,11 @@ impl A2a {
                 format!("task `{id}` is already {state}"),
             )
         };
+        let here = owned(&self.tasks(), org, id).map(|_| ());
+        if let Err(missing) = here {
+            // Not here: another replica's, asked through the change feed.
+            return self.cancel_elsewhere(org, id, CANCEL_WAIT, missing).await;
+        }
         let mut finished = {
             let tasks = self.tasks();
             let entry = owned(&tasks, org, id)?;
@@ -251,6 +258,8 @@ impl A2a {
                     None => task["history"] = json!([recorded]),
                 }
             });
+            drop(tasks);
+            self.share(&task_id);
             let context_id = task["contextId"].as_str().unwrap_or_default().to_string();
             return Ok((task_id, context_id, cancel, true));
         }
@@ -272,6 +281,7 @@ impl A2a {
             task_id.clone(),
             Entry::new(org.org_id.clone(), &task, cancel.clone()),
         );
+        self.share(&task_id);
         Ok((task_id, context_id, cancel, false))
     }
 

@@ -31,6 +31,7 @@ mod dispatch;
 mod list;
 mod message;
 mod outcome;
+mod shared;
 mod tasks;
 pub mod wire;
 

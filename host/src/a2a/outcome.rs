@@ -69,6 +69,12 @@ impl A2a {
         outcome: Result<Value, Failed>,
         context_id: &str,
     ) -> Value {
+        let task = self.record_end(task_id, outcome, context_id);
+        self.share(task_id);
+        task
+    }
+
+    fn record_end(&self, task_id: &str, outcome: Result<Value, Failed>, context_id: &str) -> Value {
         let mut tasks = self.tasks();
         let Some(entry) = tasks.get(task_id) else {
             return Value::Null;

@@ -273,6 +273,42 @@ pub(super) fn state(task: &Value) -> &str {
     task["status"]["state"].as_str().unwrap_or("")
 }
 
+/// The subject that asks the replica running a task to cancel it.
+pub(super) fn cancel_subject(task_id: &str) -> String {
+    format!("a2a-cancel:{task_id}")
+}
+
+/// Cancels this replica's running tasks that another replica was asked to
+/// cancel, for as long as the market runs.
+pub(super) fn follow_cancels(
+    market: &crate::market::Market,
+    tasks: std::sync::Arc<std::sync::Mutex<Tasks>>,
+) {
+    if !market.is_replicated() {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let mut changes = market.door_changes();
+    runtime.spawn(async move {
+        loop {
+            match changes.recv().await {
+                Ok(subject) => {
+                    if let Some(task_id) = subject.strip_prefix("a2a-cancel:") {
+                        let tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(entry) = tasks.get(task_id) {
+                            entry.cancel.cancel();
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,5 +142,11 @@ pub fn split(result: InvokeResult) -> (Value, Value) {
         result.contract_id.map_or(Value::Null, Value::String),
     );
     put("receipt", result.receipt);
+    if let Some(retention) = result.retention {
+        put(
+            "retention",
+            serde_json::to_value(retention).unwrap_or(Value::Null),
+        );
+    }
     (result.output, Value::Object(settlement))
 }

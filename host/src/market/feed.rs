@@ -51,9 +51,13 @@ impl Market {
         let mut last = after;
         loop {
             let (subjects, read) = self.store.changes_after(last)?;
-            for subject in &subjects {
-                if let Some(agent) = subject.strip_prefix("agent:") {
-                    self.reload_agent(agent).await?;
+            for subject in subjects {
+                match subject.strip_prefix("agent:") {
+                    Some(agent) => self.reload_agent(agent).await?,
+                    // A front door's own change (an A2A cancellation).
+                    None => {
+                        let _ = self.door_changes.send(subject);
+                    }
                 }
             }
             if read == last {
@@ -102,6 +106,53 @@ impl Market {
         self.index_agent(agent).await?;
         tracing::info!(agent, "catalog follows a change from another replica");
         Ok(())
+    }
+
+    /// Whether other replicas share this store: what a front door keeps
+    /// for them goes in it ([`Market::share_task`]).
+    pub fn is_replicated(&self) -> bool {
+        self.store.is_shared()
+    }
+
+    /// Keeps an A2A task's record (owner, document, `expires_at_ms`) where
+    /// the other replicas read it.
+    pub fn share_task(&self, task_id: &str, record: &serde_json::Value) -> Result<()> {
+        Ok(self.store.put(Tree::A2aTasks, task_id, record)?)
+    }
+
+    /// An A2A task another replica shared, unless it expired.
+    pub fn shared_task(&self, task_id: &str) -> Result<Option<serde_json::Value>> {
+        let record = self
+            .store
+            .get::<serde_json::Value>(Tree::A2aTasks, task_id)?;
+        Ok(record.filter(|r| r["expires_at_ms"].as_u64().unwrap_or(0) > super::now_ms()))
+    }
+
+    /// Drops the shared A2A task records that expired.
+    pub(super) fn purge_shared_tasks(&self) -> Result<usize> {
+        if !self.store.is_shared() {
+            return Ok(0);
+        }
+        let now = super::now_ms();
+        let mut purged = 0;
+        for (key, record) in self.store.scan::<serde_json::Value>(Tree::A2aTasks)? {
+            if record["expires_at_ms"].as_u64().unwrap_or(0) <= now {
+                self.store.remove(Tree::A2aTasks, &key)?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+
+    /// Tells the other replicas a front door's change (such as
+    /// `a2a-cancel:TASK`); they hear it through [`Market::door_changes`].
+    pub fn announce(&self, subject: &str) -> Result<()> {
+        Ok(self.store.announce(subject)?)
+    }
+
+    /// The front doors' changes other replicas announced.
+    pub fn door_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.door_changes.subscribe()
     }
 
     /// Hosts sharing the store, this one included (1 on the embedded one).

@@ -141,6 +141,8 @@ pub struct Market {
     feed_position: std::sync::atomic::AtomicU64,
     /// When the feed was last read (Unix ms).
     feed_read_at: std::sync::atomic::AtomicU64,
+    /// Changes other replicas announced for the front doors.
+    door_changes: tokio::sync::broadcast::Sender<String>,
     in_flight: idempotency::InFlight,
     reputation: std::sync::Mutex<crate::reputation::Reputation>,
     webhooks: events::Webhooks,
@@ -226,6 +228,7 @@ impl Market {
             feed: std::sync::Mutex::new(None),
             feed_position: std::sync::atomic::AtomicU64::new(0),
             feed_read_at: std::sync::atomic::AtomicU64::new(now_ms()),
+            door_changes: tokio::sync::broadcast::Sender::new(1_024),
             in_flight: idempotency::InFlight::default(),
             reputation: std::sync::Mutex::new(crate::reputation::Reputation::default()),
             webhooks: events::Webhooks::default(),

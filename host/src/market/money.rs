@@ -75,10 +75,13 @@ impl Market {
                 if let Err(e) = market.sweep().await {
                     tracing::error!(error = %e, "settlement sweep failed");
                 }
-                if round % purge_every.max(1) == 0
-                    && let Err(e) = market.purge_idempotency()
-                {
-                    tracing::error!(error = %e, "purging idempotency keys failed");
+                if round % purge_every.max(1) == 0 {
+                    if let Err(e) = market.purge_idempotency() {
+                        tracing::error!(error = %e, "purging idempotency keys failed");
+                    }
+                    if let Err(e) = market.purge_shared_tasks() {
+                        tracing::error!(error = %e, "purging shared A2A tasks failed");
+                    }
                 }
                 if let Some(every) = save_every
                     && round > 0

@@ -135,11 +135,14 @@ pub enum Tree {
     /// organisation's grants), `code/{sha256}`, `access/{sha256}` and
     /// `refresh/{sha256}` → their records (codes and tokens only as hashes).
     Oauth,
+    /// `task_id` → an A2A task shared with the other replicas (owner,
+    /// document, expiry), on a shared store only, for ten minutes.
+    A2aTasks,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 22] = [
+    pub const ALL: [Tree; 23] = [
         Tree::Orgs,
         Tree::ApiKeys,
         Tree::Components,
@@ -162,6 +165,7 @@ impl Tree {
         Tree::ByOrg,
         Tree::Uploads,
         Tree::Oauth,
+        Tree::A2aTasks,
     ];
 
     /// The tree's name (a sled tree, or the `tree` column in PostgreSQL).
@@ -184,6 +188,7 @@ impl Tree {
             Tree::ByOrg => "by_org",
             Tree::Uploads => "uploads",
             Tree::Oauth => "oauth",
+            Tree::A2aTasks => "a2a_tasks",
             Tree::Ratings => "ratings",
             Tree::Events => "events",
             Tree::Approvals => "approvals",

@@ -265,7 +265,16 @@ impl Postgres {
     }
 
     pub(super) async fn close(&self) -> Result<()> {
-        let flushed = self.commit.close().await;
+        let mut flushed = self.commit.close().await;
+        // A connection the server cut (it restarted) fails a flush once;
+        // the pool reconnects meanwhile, so the last flush is tried again.
+        for _ in 0..3 {
+            if !matches!(flushed, Err(Error::Unavailable(_))) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            flushed = self.commit.close().await;
+        }
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || shared.pool.close())
             .await

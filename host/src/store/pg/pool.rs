@@ -105,14 +105,19 @@ impl Pool {
         // Bumped whenever a job finds the server gone: every connection is
         // then checked before its next job (a restart cut them all).
         let failures = Arc::new(AtomicU64::new(0));
+        // Bumped whenever a connection is made: a thread whose last attempt
+        // failed tries again at once instead of waiting out its pause (the
+        // server is back).
+        let connects = Arc::new(AtomicU64::new(0));
         let threads = (0..size)
             .map(|n| {
                 let receiver = receiver.clone();
                 let config = config.clone();
                 let failures = failures.clone();
+                let connects = connects.clone();
                 std::thread::Builder::new()
                     .name(format!("mercato-pg-{n}"))
-                    .spawn(move || serve(&config, session, &receiver, &failures))
+                    .spawn(move || serve(&config, session, &receiver, &failures, &connects))
                     .expect("spawn a database connection thread")
             })
             .collect();
@@ -152,18 +157,23 @@ impl Pool {
         Ok(answered)
     }
 
-    /// [`Pool::run`] for a job that may run twice (a read, or writes that
-    /// land the same however often they do): once more on another
-    /// connection when the first found the server gone.
+    /// [`Pool::run`] for a job that may run more than once (a read, or
+    /// writes that land the same however often they do): again, up to three
+    /// times, while it finds the server gone.
     pub fn run_again<R, F>(&self, job: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Conn) -> std::result::Result<R, postgres::Error> + Send + Clone + 'static,
     {
-        match self.run(job.clone()) {
-            Err(Error::Unavailable(_)) => self.run(job),
-            outcome => outcome,
+        // A server restart leaves every pooled connection cut: each failed
+        // attempt drops one, so a few attempts reach a fresh one.
+        for _ in 0..2 {
+            match self.run(job.clone()) {
+                Err(Error::Unavailable(_)) => continue,
+                outcome => return outcome,
+            }
         }
+        self.run(job)
     }
 
     /// Stops taking jobs and closes the connections once the queued jobs ran.
@@ -188,9 +198,10 @@ fn serve(
     session: &str,
     jobs: &Mutex<mpsc::Receiver<Job>>,
     failures: &AtomicU64,
+    connects: &AtomicU64,
 ) {
     let mut conn: Option<Conn> = None;
-    let mut failed_at: Option<(Instant, String)> = None;
+    let mut failed_at: Option<(Instant, String, u64)> = None;
     loop {
         let job = {
             let jobs = jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -214,13 +225,17 @@ fn serve(
         }
         if conn.is_none() {
             match &failed_at {
-                Some((at, reason)) if at.elapsed() < RECONNECT_PAUSE => {
+                Some((at, reason, seen))
+                    if at.elapsed() < RECONNECT_PAUSE
+                        && connects.load(Ordering::Acquire) == *seen =>
+                {
                     job(Err(Error::Unavailable(reason.clone())));
                     continue;
                 }
                 _ => match connect(config, session) {
                     Ok(client) => {
                         failed_at = None;
+                        connects.fetch_add(1, Ordering::AcqRel);
                         conn = Some(Conn {
                             client,
                             statements: HashMap::new(),
@@ -229,7 +244,11 @@ fn serve(
                         });
                     }
                     Err(error) => {
-                        failed_at = Some((Instant::now(), error.to_string()));
+                        failed_at = Some((
+                            Instant::now(),
+                            error.to_string(),
+                            connects.load(Ordering::Acquire),
+                        ));
                         job(Err(error));
                         continue;
                     }
