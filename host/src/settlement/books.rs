@@ -204,6 +204,33 @@ fn bump(map: &mut HashMap<String, u64>, key: &str, delta: i128) {
 }
 
 impl Books {
+    /// The next journal entry, its operations checked against the books
+    /// (not yet applied: see [`Books::enter`]).
+    pub fn next_entry(
+        &self,
+        event: Event,
+        ops: Vec<Op>,
+        now_ms: u64,
+        record: Option<(String, serde_json::Value)>,
+    ) -> Result<JournalEntry> {
+        self.ledger.check_all(&ops)?;
+        Ok(JournalEntry {
+            seq: self.seq + 1,
+            at_ms: now_ms,
+            event,
+            ops,
+            record,
+        })
+    }
+
+    /// Applies an entry made by [`Books::next_entry`] once it is written.
+    pub fn enter(&mut self, entry: &JournalEntry) -> Result<()> {
+        self.ledger.apply_all(&entry.ops)?;
+        self.seq = entry.seq;
+        self.note(entry);
+        Ok(())
+    }
+
     /// Applies a journal entry read back from disk.
     pub fn replay(&mut self, entry: &JournalEntry) -> std::result::Result<(), String> {
         self.ledger

@@ -145,24 +145,15 @@ impl Settlement {
         now_ms: u64,
         record: Option<(String, serde_json::Value)>,
     ) -> Result<JournalEntry> {
-        let entry = JournalEntry {
-            seq: books.seq + 1,
-            at_ms: now_ms,
-            event,
-            ops,
-            record,
-        };
         // Check first, write, then apply: the journal never holds an entry
         // the books refused, and the books never hold one the disk refused.
-        books.ledger.check_all(&entry.ops)?;
+        let entry = books.next_entry(event, ops, now_ms, record)?;
         self.store
             .append_journal(&serde_json::to_vec(&entry).map_err(store::Error::from)?)?;
         if let Some((key, record)) = &entry.record {
             self.store.put(Tree::Invocations, key, record)?;
         }
-        books.ledger.apply_all(&entry.ops)?;
-        books.seq = entry.seq;
-        books.note(&entry);
+        books.enter(&entry)?;
         Ok(entry)
     }
 

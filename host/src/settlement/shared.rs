@@ -42,14 +42,7 @@ impl Entries {
         now_ms: u64,
         record: Option<(String, serde_json::Value)>,
     ) -> Result<JournalEntry> {
-        let entry = JournalEntry {
-            seq: books.seq + 1,
-            at_ms: now_ms,
-            event,
-            ops,
-            record,
-        };
-        books.ledger.check_all(&entry.ops)?;
+        let entry = books.next_entry(event, ops, now_ms, record)?;
         self.durable |= !matches!(
             entry.event,
             Event::Hold { .. } | Event::Void { .. } | Event::Budget { .. }
@@ -58,9 +51,7 @@ impl Entries {
             let bytes = serde_json::to_vec(record).map_err(crate::store::Error::from)?;
             self.rows.push((Tree::Invocations, key.clone(), bytes));
         }
-        books.ledger.apply_all(&entry.ops)?;
-        books.seq = entry.seq;
-        books.note(&entry);
+        books.enter(&entry)?;
         self.entries.push(entry.clone());
         Ok(entry)
     }
