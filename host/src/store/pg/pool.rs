@@ -59,6 +59,9 @@ type Job = Box<dyn FnOnce(Result<&mut Conn>) -> bool + Send>;
 pub(super) struct Pool {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Bumped whenever a connection to the server is made, here or by a
+    /// connection of the store's own (the journal's turns).
+    connects: Arc<AtomicU64>,
 }
 
 /// What a failed statement means to the store: the connection or the server
@@ -124,7 +127,15 @@ impl Pool {
         Pool {
             jobs: Mutex::new(Some(sender)),
             threads: Mutex::new(threads),
+            connects,
         }
+    }
+
+    /// Says the server was reached on a connection outside the pool: a
+    /// thread pausing after a failed attempt tries again at its next job
+    /// instead of answering with its stale failure.
+    pub fn reached(&self) {
+        self.connects.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Runs `job` on a connection and waits for its answer.

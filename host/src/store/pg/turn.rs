@@ -139,7 +139,11 @@ impl Shared {
             .take();
         let mut client = match taken {
             Some(client) => client,
-            None => pool::connect(&self.config, super::SESSION)?,
+            None => {
+                let client = pool::connect(&self.config, super::SESSION)?;
+                self.pool.reached();
+                client
+            }
         };
         match read_locked(&mut client, after) {
             Ok(read) => {
