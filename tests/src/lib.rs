@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod postgres;
+pub mod replicas;
 
 use mercato_host::config::Config;
 use mercato_host::identity::signing;

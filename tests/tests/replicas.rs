@@ -6,50 +6,17 @@
 //! and three hosts, each with a data directory of its own.
 
 use mercato_tests::postgres::Postgres;
+use mercato_tests::replicas::{Replicas, eventually};
 use mercato_tests::{ADMIN_TOKEN, Host, Org, STARTING_BALANCE_MICROS as STARTING, test_config};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const NEED: &str = "remove e-mail addresses and credit card numbers from a support ticket";
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
-
-struct Replicas {
-    hosts: Vec<Host>,
-    _dirs: Vec<tempfile::TempDir>,
-    _pg: Postgres,
-}
-
-impl Replicas {
-    /// Three hosts on one fresh database, or `None` when PostgreSQL is not
-    /// installed (and not required).
-    async fn start() -> Option<Replicas> {
-        let pg = Postgres::start()?;
-        let url = pg.database();
-        let (mut hosts, mut dirs) = (Vec::new(), Vec::new());
-        for _ in 0..3 {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let mut config = test_config(dir.path());
-            config.database_url = Some(mercato_host::config::DatabaseUrl(url.clone()));
-            hosts.push(Host::start_with(config).await);
-            dirs.push(dir);
-        }
-        Some(Replicas {
-            hosts,
-            _dirs: dirs,
-            _pg: pg,
-        })
-    }
-
-    async fn stop(self) {
-        for host in self.hosts {
-            host.stop().await;
-        }
-    }
 }
 
 /// The books as a replica reports them, checked to balance.
@@ -85,20 +52,6 @@ async fn redact(host: &Host, key: &str, cap: u64) -> (StatusCode, Value) {
         Some(cap),
     )
     .await
-}
-
-/// Waits (a generous bound: this is not a timing test) until `done`.
-async fn eventually<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let (start, deadline) = (Instant::now(), Instant::now() + Duration::from_secs(20));
-    while !done().await {
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eprintln!("{what}: after {:?}", start.elapsed());
 }
 
 /// A consumer registered through one replica with exactly `micros`.
@@ -686,63 +639,4 @@ async fn replicas_answer_503_while_the_database_restarts_under_load_and_recover(
     for host in hosts {
         host.stop().await;
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_a2a_task_opened_on_one_replica_is_read_and_cancelled_on_another() {
-    let Some(replicas) = Replicas::start().await else {
-        return;
-    };
-    let [a, b, _] = &replicas.hosts[..] else {
-        unreachable!()
-    };
-    let provider = a.org("provider").await;
-    a.publish_unthrottled(&provider, "hostile/misbehaver").await;
-    eventually("B lists the sleeper", || async {
-        b.get("/v1/capabilities/misbehaver.sleep", None)
-            .await
-            .0
-            .is_success()
-    })
-    .await;
-    let buyer = a.org("buyer").await;
-    let send = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
-        "message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"data": {
-            "capability_id": "misbehaver.sleep", "input": {},
-        }}]},
-        "configuration": {"returnImmediately": true},
-    }});
-    let (status, body) = a.post("/a2a", Some(&buyer.api_key), send).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let id = body["result"]["task"]["id"].clone();
-    assert_eq!(
-        body["result"]["task"]["status"]["state"],
-        "TASK_STATE_WORKING"
-    );
-
-    // Read through B (shared through the store), and not by another
-    // organisation.
-    let get = json!({"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": id}});
-    eventually("B reads the task", || async {
-        let seen = b.post("/a2a", Some(&buyer.api_key), get.clone()).await.1;
-        seen["result"]["status"]["state"] == "TASK_STATE_WORKING"
-    })
-    .await;
-    let stranger = b.org_unverified("stranger").await;
-    let (_, hidden) = b.post("/a2a", Some(&stranger.api_key), get.clone()).await;
-    assert!(hidden["error"].is_object(), "{hidden}");
-
-    // Cancelled through B: A stops the call, and B answers CANCELED.
-    let cancel = json!({"jsonrpc": "2.0", "id": 3, "method": "CancelTask", "params": {"id": id}});
-    let (_, cancelled) = b.post("/a2a", Some(&buyer.api_key), cancel).await;
-    assert_eq!(
-        cancelled["result"]["status"]["state"], "TASK_STATE_CANCELED",
-        "{cancelled}"
-    );
-    let (_, on_a) = a.post("/a2a", Some(&buyer.api_key), get).await;
-    assert_eq!(
-        on_a["result"]["status"]["state"], "TASK_STATE_CANCELED",
-        "{on_a}"
-    );
-    replicas.stop().await;
 }

@@ -352,20 +352,49 @@ impl A2a {
                 entry.finished.subscribe(),
             ))
         })();
-        let (task_id, task, mut finished) = match followed {
-            Ok(followed) => followed,
-            Err((code, message)) => {
-                let _ = events.try_send(wire::error(&id, code, message));
-                return receiver;
-            }
-        };
+        let answer_id = id.clone();
         let say = move |result: Value| {
             let result = if dialect == Dialect::V03 {
                 wire::to_v03(&result)
             } else {
                 result
             };
-            wire::result(&id, result)
+            wire::result(&answer_id, result)
+        };
+        let (task_id, task, mut finished) = match followed {
+            Ok(followed) => followed,
+            Err((code, message)) => {
+                // Not here: a task another replica runs, followed through
+                // what it shares.
+                let elsewhere = (code == code::TASK_NOT_FOUND)
+                    .then(|| Self::task_id(params).ok())
+                    .flatten()
+                    .and_then(|task_id| Some((task_id, self.shared(org, task_id)?)))
+                    .filter(|(_, task)| !wire::is_terminal(super::tasks::state(task)));
+                match elsewhere {
+                    Some((task_id, task)) => {
+                        let (this, org, task_id) = (self.clone(), org.clone(), task_id.to_string());
+                        tokio::spawn(async move {
+                            if events.send(say(json!({"task": task}))).await.is_err() {
+                                return;
+                            }
+                            let closed = events.closed();
+                            if let Some(task) = this.follow_elsewhere(&org, &task_id, closed).await
+                            {
+                                let update = json!({"statusUpdate": {
+                                    "taskId": task_id, "contextId": task["contextId"],
+                                    "status": task["status"],
+                                }});
+                                let _ = events.send(say(update)).await;
+                            }
+                        });
+                    }
+                    None => {
+                        let _ = events.try_send(wire::error(&id, code, message));
+                    }
+                }
+                return receiver;
+            }
         };
         let this = self.clone();
         tokio::spawn(async move {

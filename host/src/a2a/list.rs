@@ -86,12 +86,27 @@ impl A2a {
 
         // The caller's tasks that pass the filters, newest status first
         // (ties: newest created first).
-        let mut tasks: Vec<(u64, usize, Value)> = self
+        // On a shared store, also the tasks the other replicas run (their
+        // shared documents; this replica's own are the live ones).
+        let here: Vec<Value> = self
             .tasks()
             .owned_by(&org.org_id)
+            .map(|entry| entry.task())
+            .collect();
+        let ids: std::collections::HashSet<String> = here
+            .iter()
+            .filter_map(|t| t["id"].as_str().map(str::to_string))
+            .collect();
+        let elsewhere: Vec<Value> = self
+            .shared_of(org)
+            .into_iter()
+            .filter(|t| t["id"].as_str().is_some_and(|id| !ids.contains(id)))
+            .collect();
+        let mut tasks: Vec<(u64, usize, Value)> = elsewhere
+            .into_iter()
+            .chain(here)
             .enumerate()
-            .map(|(created, entry)| {
-                let task = entry.task();
+            .map(|(created, task)| {
                 let at = task["status"]["timestamp"]
                     .as_str()
                     .and_then(wire::parse_timestamp)

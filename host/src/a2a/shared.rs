@@ -1,6 +1,7 @@
 //! Tasks across replicas (a shared store): each task's document is also
-//! kept in the store for [`TASK_TTL`], so `GetTask` answers on any replica,
-//! and `CancelTask` on a replica that is not running the task tells the one
+//! kept in the store for [`TASK_TTL`], under its organisation, so
+//! `GetTask`, `ListTasks` and `SubscribeToTask` answer on any replica, and
+//! `CancelTask` on a replica that is not running the task tells the one
 //! that is (the change feed), then reads its outcome from the store. A
 //! call under a contract with retention `none` is shared without its
 //! output. The embedded store has no other replica: nothing is shared.
@@ -9,11 +10,19 @@ use super::agent::A2a;
 use super::tasks::{TASK_TTL, cancel_subject};
 use super::wire::{self, code};
 use crate::identity::Org;
-use crate::market::now_ms;
+use crate::market::{Shared, now_ms};
 use serde_json::{Value, json};
 
 /// How often a cancellation sent to another replica is looked for.
 const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How often a task another replica runs is read while subscribed to.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A shared task's key: its organisation's tasks are read together.
+fn key(owner: &str, id: &str) -> String {
+    format!("{owner}/{id}")
+}
 
 impl A2a {
     /// Keeps task `id` as it is now where the other replicas read it.
@@ -40,15 +49,64 @@ impl A2a {
             "task": task,
             "expires_at_ms": now_ms() + TASK_TTL.as_millis() as u64,
         });
-        if let Err(error) = self.market.share_task(id, &record) {
+        if let Err(error) = self
+            .market
+            .share(Shared::A2aTask, &key(&owner, id), &record)
+        {
             tracing::warn!(%error, task = id, "A2A task not shared with the other replicas");
         }
     }
 
     /// Task `id` of `org` as another replica shared it.
     pub(super) fn shared(&self, org: &Org, id: &str) -> Option<Value> {
-        let record = self.market.shared_task(id).ok()??;
+        let record = self
+            .market
+            .shared(Shared::A2aTask, &key(&org.org_id, id))
+            .ok()??;
         (record["owner"] == org.org_id.as_str()).then(|| record["task"].clone())
+    }
+
+    /// Every task of `org` the replicas shared (this one's included).
+    pub(super) fn shared_of(&self, org: &Org) -> Vec<Value> {
+        if !self.market.is_replicated() {
+            return Vec::new();
+        }
+        let prefix = format!("{}/", org.org_id);
+        match self.market.shared_under(Shared::A2aTask, &prefix) {
+            Ok(records) => records
+                .into_iter()
+                .filter(|r| r["owner"] == org.org_id.as_str())
+                .map(|mut r| r["task"].take())
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "the other replicas' A2A tasks are not listed");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Follows a task another replica runs until it ends (its shared
+    /// document polled), bounded by [`TASK_TTL`]: its final document, or
+    /// `None` when it disappeared or `closed` (the subscriber left).
+    pub(super) async fn follow_elsewhere(
+        &self,
+        org: &Org,
+        id: &str,
+        closed: impl std::future::Future<Output = ()>,
+    ) -> Option<Value> {
+        let started = std::time::Instant::now();
+        tokio::pin!(closed);
+        while started.elapsed() < TASK_TTL {
+            tokio::select! {
+                () = tokio::time::sleep(FOLLOW_POLL) => {}
+                () = &mut closed => return None,
+            }
+            let task = self.shared(org, id)?;
+            if wire::is_terminal(super::tasks::state(&task)) {
+                return Some(task);
+            }
+        }
+        None
     }
 
     /// Cancels a task another replica runs: asks it (the change feed) and

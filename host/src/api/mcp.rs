@@ -6,12 +6,19 @@
 //! request naming another organisation's session is answered as if the
 //! session did not exist, and an `initialize` is refused with 503 and
 //! `Retry-After` when its organisation has [`SESSIONS_PER_ORG_MAX`] sessions
-//! open or the host [`SESSIONS_MAX`].
+//! open or the host [`SESSIONS_MAX`] (caps per replica).
+//!
+//! When replicas share the store, a session is shared with them before its
+//! `initialize` is answered ([`Sessions`]): a request naming a session this
+//! replica does not know is checked against the shared owner, and rmcp
+//! continues the session here.
 
 use super::auth;
 use crate::identity::Org;
 use crate::market::Market;
-use crate::mcp::{AgentScope, Bounded, Mercato, SESSIONS_MAX, SESSIONS_PER_ORG_MAX, Service, fast};
+use crate::mcp::{
+    AgentScope, Bounded, Mercato, SESSIONS_MAX, SESSIONS_PER_ORG_MAX, Service, Sessions, fast,
+};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode, header};
@@ -29,23 +36,71 @@ struct Door {
     server: Mercato,
     service: Service,
     sessions: Arc<Bounded>,
+    /// Sessions shared with the other replicas (a shared store only).
+    shared: Option<Arc<Sessions>>,
     /// Session id → the organisation that opened it. Entries of closed
     /// sessions are pruned when their organisation reaches its cap, and all
     /// of them once the map holds twice [`SESSIONS_MAX`].
     owners: Mutex<HashMap<String, String>>,
+    /// Sessions closed on another replica (the most recent
+    /// [`CLOSED_REMEMBERED`]): never continued here again, whatever a
+    /// stale read of the store says.
+    closed: Mutex<std::collections::VecDeque<String>>,
     allowed_hosts: Vec<String>,
     body_bytes_max: usize,
 }
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
+/// Sessions closed elsewhere a replica remembers.
+const CLOSED_REMEMBERED: usize = 4_096;
+
 impl Door {
+    /// The organisation that opened `session`: known here, or shared by the
+    /// replica that opened it (then remembered here).
     fn owner(&self, session: &str) -> Option<String> {
-        self.owners
+        let known = self
+            .owners
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(session)
-            .cloned()
+            .cloned();
+        if known.is_some() {
+            return known;
+        }
+        let shared = self.shared.as_ref()?;
+        if self
+            .closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|c| c == session)
+        {
+            return None;
+        }
+        let owner = shared.owner(session)?;
+        self.owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session.to_string(), owner.clone());
+        Some(owner)
+    }
+
+    /// Closes this replica's copy of a session another replica closed.
+    async fn closed_elsewhere(&self, session: &str) {
+        use rmcp::transport::streamable_http_server::SessionManager;
+        {
+            let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+            if closed.len() >= CLOSED_REMEMBERED {
+                closed.pop_front();
+            }
+            closed.push_back(session.to_string());
+        }
+        self.owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session);
+        let _ = self.sessions.close_session(&session.into()).await;
     }
 
     /// Whether `org` may open one more session (closed ones pruned first).
@@ -128,15 +183,26 @@ fn sessions_full() -> Response {
 pub fn routes(market: Arc<Market>, stopping: CancellationToken) -> Router<Arc<Market>> {
     let config = market.config();
     let sessions = Arc::new(Bounded::new(SESSIONS_MAX));
+    let shared = Sessions::over(&market);
     let door = Arc::new(Door {
         market: market.clone(),
         server: Mercato::new(market.clone()),
-        service: crate::mcp::service(market.clone(), sessions.clone(), stopping),
+        service: crate::mcp::service(
+            market.clone(),
+            sessions.clone(),
+            shared.clone(),
+            stopping.clone(),
+        ),
         sessions,
+        shared,
         owners: Mutex::default(),
+        closed: Mutex::default(),
         allowed_hosts: config.allowed_hosts.clone(),
         body_bytes_max: config.body_bytes_max as usize,
     });
+    if door.shared.is_some() {
+        follow_closes(&door, stopping);
+    }
     Router::new()
         .route("/mcp", any(entry))
         .route("/mcp/agents/{agent}", any(agent_entry))
@@ -214,8 +280,36 @@ async fn entry(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.to_string(), org.org_id.clone());
+        if let Some(shared) = &door.shared {
+            shared.share(id, &org.org_id).await;
+        }
     }
     response
+}
+
+/// Closes the sessions other replicas announce closed, until `stopping`.
+fn follow_closes(door: &Arc<Door>, stopping: CancellationToken) {
+    let mut changes = door.market.door_changes();
+    let door = Arc::downgrade(door);
+    tokio::spawn(async move {
+        loop {
+            let subject = tokio::select! {
+                _ = stopping.cancelled() => return,
+                subject = changes.recv() => subject,
+            };
+            match subject {
+                Ok(subject) => {
+                    let Some(session) = subject.strip_prefix(crate::mcp::CLOSED) else {
+                        continue;
+                    };
+                    let Some(door) = door.upgrade() else { return };
+                    door.closed_elsewhere(session).await;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
 }
 
 /// A request in a session: only its own organisation's.

@@ -15,6 +15,25 @@ const FEED_POLL: Duration = Duration::from_secs(1);
 /// Not ready when the feed was last read longer ago than this.
 const FEED_STALE: Duration = Duration::from_secs(5);
 
+/// What a front door shares with the other replicas through the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shared {
+    /// An A2A task's document, so `GetTask` answers on any replica.
+    A2aTask,
+    /// An MCP session (its organisation and `initialize` parameters), so
+    /// any replica continues it.
+    McpSession,
+}
+
+impl Shared {
+    fn tree(self) -> Tree {
+        match self {
+            Shared::A2aTask => Tree::A2aTasks,
+            Shared::McpSession => Tree::McpSessions,
+        }
+    }
+}
+
 impl Market {
     /// Follows the change feed from change `after` (the head read before
     /// the catalog was loaded), on a shared store.
@@ -109,36 +128,66 @@ impl Market {
     }
 
     /// Whether other replicas share this store: what a front door keeps
-    /// for them goes in it ([`Market::share_task`]).
+    /// for them goes in it ([`Market::share`]).
     pub fn is_replicated(&self) -> bool {
         self.store.is_shared()
     }
 
-    /// Keeps an A2A task's record (owner, document, `expires_at_ms`) where
-    /// the other replicas read it.
-    pub fn share_task(&self, task_id: &str, record: &serde_json::Value) -> Result<()> {
-        Ok(self.store.put(Tree::A2aTasks, task_id, record)?)
+    /// Keeps a front door's document (an A2A task, an MCP session: a JSON
+    /// object with its `expires_at_ms`) where the other replicas read it.
+    pub fn share(&self, kind: Shared, key: &str, record: &serde_json::Value) -> Result<()> {
+        Ok(self.store.put(kind.tree(), key, record)?)
     }
 
-    /// An A2A task another replica shared, unless it expired.
-    pub fn shared_task(&self, task_id: &str) -> Result<Option<serde_json::Value>> {
-        let record = self
-            .store
-            .get::<serde_json::Value>(Tree::A2aTasks, task_id)?;
+    /// [`Market::share`], then waits until the other replicas can read it.
+    pub async fn share_now(
+        &self,
+        kind: Shared,
+        key: &str,
+        record: &serde_json::Value,
+    ) -> Result<()> {
+        self.share(kind, key, record)?;
+        Ok(self.store.sync().await?)
+    }
+
+    /// A document a replica shared, unless it expired.
+    pub fn shared(&self, kind: Shared, key: &str) -> Result<Option<serde_json::Value>> {
+        let record = self.store.get::<serde_json::Value>(kind.tree(), key)?;
         Ok(record.filter(|r| r["expires_at_ms"].as_u64().unwrap_or(0) > super::now_ms()))
     }
 
-    /// Drops the shared A2A task records that expired.
-    pub(super) fn purge_shared_tasks(&self) -> Result<usize> {
+    /// The shared documents whose keys start with `prefix`, unexpired.
+    pub fn shared_under(&self, kind: Shared, prefix: &str) -> Result<Vec<serde_json::Value>> {
+        let now = super::now_ms();
+        Ok(self
+            .store
+            .scan_prefix::<serde_json::Value>(kind.tree(), prefix)?
+            .into_iter()
+            .map(|(_, record)| record)
+            .filter(|r| r["expires_at_ms"].as_u64().unwrap_or(0) > now)
+            .collect())
+    }
+
+    /// Drops a shared document before it expires, and waits until the
+    /// other replicas no longer read it.
+    pub async fn unshare(&self, kind: Shared, key: &str) -> Result<()> {
+        self.store.remove(kind.tree(), key)?;
+        Ok(self.store.sync().await?)
+    }
+
+    /// Drops the shared documents that expired.
+    pub(super) fn purge_shared(&self) -> Result<usize> {
         if !self.store.is_shared() {
             return Ok(0);
         }
         let now = super::now_ms();
         let mut purged = 0;
-        for (key, record) in self.store.scan::<serde_json::Value>(Tree::A2aTasks)? {
-            if record["expires_at_ms"].as_u64().unwrap_or(0) <= now {
-                self.store.remove(Tree::A2aTasks, &key)?;
-                purged += 1;
+        for kind in [Shared::A2aTask, Shared::McpSession] {
+            for (key, record) in self.store.scan::<serde_json::Value>(kind.tree())? {
+                if record["expires_at_ms"].as_u64().unwrap_or(0) <= now {
+                    self.store.remove(kind.tree(), &key)?;
+                    purged += 1;
+                }
             }
         }
         Ok(purged)

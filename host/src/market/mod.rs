@@ -35,6 +35,7 @@ pub use approvals::{APPROVAL_TTL_MS, Approval, NewApprover};
 pub use discovery::{DiscoveredCapability, entry_for, schema_fields};
 pub use error::{Error, Result, echoed};
 pub use events::{Event, WebhookSecret, webhook_signature};
+pub use feed::Shared;
 pub use history::{PAGE_MAX, UploadRecord};
 pub use idempotency::{Claim, Claimed, KEY_CHARS_MAX, Remembered};
 pub use invoke::{CHUNKS_BUFFERED, InvocationRecord, InvokeRequest, chunk_channel};

@@ -79,8 +79,8 @@ impl Market {
                     if let Err(e) = market.purge_idempotency() {
                         tracing::error!(error = %e, "purging idempotency keys failed");
                     }
-                    if let Err(e) = market.purge_shared_tasks() {
-                        tracing::error!(error = %e, "purging shared A2A tasks failed");
+                    if let Err(e) = market.purge_shared() {
+                        tracing::error!(error = %e, "purging shared front-door documents failed");
                     }
                 }
                 if let Some(every) = save_every

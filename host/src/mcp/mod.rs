@@ -14,9 +14,11 @@
 mod call;
 pub mod fast;
 mod sessions;
+mod shared;
 
 pub use crate::doors::{capability_id, tool_name};
 pub use sessions::{Bounded, SESSIONS_MAX, SESSIONS_PER_ORG_MAX, SessionError};
+pub use shared::{CLOSED, SESSION_TTL, Sessions, closed_subject};
 
 use crate::doors;
 use crate::identity::Org;
@@ -28,6 +30,7 @@ use rmcp::model::{
 };
 use rmcp::service::Peer;
 use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::SessionStore;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
@@ -79,11 +82,13 @@ impl AgentScope {
 /// The Streamable HTTP service `/mcp` mounts.
 pub type Service = StreamableHttpService<Mercato, Bounded>;
 
-/// The service for `/mcp` over `sessions`. `stopping` ends open streams
-/// when the host stops.
+/// The service for `/mcp` over `sessions`, kept in `shared` too when
+/// replicas share the store. `stopping` ends open streams when the host
+/// stops.
 pub fn service(
     market: Arc<Market>,
     sessions: Arc<Bounded>,
+    shared: Option<Arc<Sessions>>,
     stopping: CancellationToken,
 ) -> Service {
     let config = market.config();
@@ -97,6 +102,7 @@ pub fn service(
     } else {
         http.with_allowed_hosts(config.allowed_hosts.clone())
     };
+    http.session_store = shared.map(|s| s as Arc<dyn SessionStore>);
     StreamableHttpService::new(
         move || {
             Ok(Mercato {

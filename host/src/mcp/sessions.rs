@@ -8,7 +8,9 @@ use rmcp::transport::streamable_http_server::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError,
 };
-use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId};
+use rmcp::transport::streamable_http_server::session::{
+    RestoreOutcome, ServerSseMessage, SessionId,
+};
 
 /// Sessions open at once; an `initialize` beyond them is refused until
 /// one closes or idles out.
@@ -117,6 +119,19 @@ impl SessionManager for Bounded {
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         Ok(self.inner.resume(id, last_event_id).await?)
+    }
+
+    /// A session another replica opened (or this one, before it idled out)
+    /// continued here: within the cap, like a new one.
+    async fn restore_session(
+        &self,
+        id: SessionId,
+    ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
+        let open = self.inner.sessions.read().await.len();
+        if open >= self.max {
+            return Err(SessionError::TooMany(open));
+        }
+        Ok(self.inner.restore_session(id).await?)
     }
 }
 

@@ -138,11 +138,15 @@ pub enum Tree {
     /// `task_id` → an A2A task shared with the other replicas (owner,
     /// document, expiry), on a shared store only, for ten minutes.
     A2aTasks,
+    /// `session_id` → an MCP session shared with the other replicas
+    /// (organisation, `initialize` parameters, expiry), on a shared store
+    /// only.
+    McpSessions,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 23] = [
+    pub const ALL: [Tree; 24] = [
         Tree::Orgs,
         Tree::ApiKeys,
         Tree::Components,
@@ -166,6 +170,7 @@ impl Tree {
         Tree::Uploads,
         Tree::Oauth,
         Tree::A2aTasks,
+        Tree::McpSessions,
     ];
 
     /// The tree's name (a sled tree, or the `tree` column in PostgreSQL).
@@ -189,6 +194,7 @@ impl Tree {
             Tree::Uploads => "uploads",
             Tree::Oauth => "oauth",
             Tree::A2aTasks => "a2a_tasks",
+            Tree::McpSessions => "mcp_sessions",
             Tree::Ratings => "ratings",
             Tree::Events => "events",
             Tree::Approvals => "approvals",
