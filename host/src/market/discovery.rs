@@ -158,11 +158,12 @@ impl Market {
                 )
             })
             .collect();
-        let mut vectors: Vec<Option<Vec<f32>>> = Vec::with_capacity(keys.len());
-        for key in &keys {
-            let stored = self.store.get_bytes(Tree::Vectors, key)?;
-            vectors.push(stored.and_then(|b| decode_vector(&b, dimension)));
-        }
+        let mut vectors: Vec<Option<Vec<f32>>> = self
+            .store
+            .get_many_bytes(Tree::Vectors, &keys)?
+            .into_iter()
+            .map(|stored| stored.and_then(|b| decode_vector(&b, dimension)))
+            .collect();
         let missing: Vec<usize> = (0..vectors.len())
             .filter(|i| vectors[*i].is_none())
             .collect();

@@ -187,14 +187,28 @@ impl Market {
     }
 
     pub(super) async fn load_catalog(&self) -> Result<()> {
-        for (key, record) in self.store.scan::<VersionRecord>(Tree::Versions)? {
-            if self.delisted(&key)? {
+        let versions = self.store.scan::<VersionRecord>(Tree::Versions)?;
+        // Every version's latest report in one read (delisted ones fail).
+        let keys: Vec<String> = versions.iter().map(|(key, _)| key.clone()).collect();
+        let reports = self.store.get_many_bytes(Tree::Reports, &keys)?;
+        // A component listed under several versions or agents is loaded once.
+        let mut loaded: std::collections::HashMap<String, Compiled> = Default::default();
+        for ((key, record), report) in versions.into_iter().zip(reports) {
+            if report.is_some_and(|r| failed(&r)) {
                 continue;
             }
-            let (compiled, artifact) = self.compiled(&record.component_sha256, None).await?;
-            if let Some(artifact) = artifact {
-                self.cache_artifact(&record.component_sha256, &artifact)?;
-            }
+            let compiled = match loaded.get(&record.component_sha256) {
+                Some(compiled) => compiled.clone(),
+                None => {
+                    let (compiled, artifact) =
+                        self.compiled(&record.component_sha256, None).await?;
+                    if let Some(artifact) = artifact {
+                        self.cache_artifact(&record.component_sha256, &artifact)?;
+                    }
+                    loaded.insert(record.component_sha256.clone(), compiled.clone());
+                    compiled
+                }
+            };
             let listed = Listed::new(record, compiled)
                 .map_err(|e| Error::Internal(format!("stored version {key} does not load: {e}")))?;
             self.catalog.insert(Arc::new(listed));
@@ -208,10 +222,8 @@ impl Market {
     /// Whether a stored version was delisted: its latest report (after a
     /// re-attestation) failed.
     pub(super) fn delisted(&self, version_key: &str) -> Result<bool> {
-        let report = self
-            .store
-            .get::<serde_json::Value>(Tree::Reports, version_key)?;
-        Ok(report.is_some_and(|r| r["verdict"] == "fail"))
+        let report = self.store.get_bytes(Tree::Reports, version_key)?;
+        Ok(report.is_some_and(|r| failed(&r)))
     }
 
     pub(super) fn load_stats(&self) -> Result<()> {
@@ -245,4 +257,13 @@ impl Market {
         }
         Ok(())
     }
+}
+
+/// Whether a stored report (JSON) says the version failed.
+fn failed(report: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Verdict {
+        verdict: Option<String>,
+    }
+    serde_json::from_slice::<Verdict>(report).is_ok_and(|r| r.verdict.as_deref() == Some("fail"))
 }

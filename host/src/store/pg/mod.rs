@@ -310,6 +310,36 @@ impl Postgres {
         Ok(value)
     }
 
+    /// Many keys' records: pending writes from the overlay, the rest in a
+    /// round trip per thousand keys (not remembered: a start-up read).
+    pub(super) fn get_many(&self, tree: Tree, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        if tree == Tree::Artifacts {
+            return keys.iter().map(|k| self.get(tree, k)).collect();
+        }
+        let mut values: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        let mut asked: Vec<usize> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            match self.shared.overlay.lookup(tree, key) {
+                Lookup::Known(value) => values[i] = value.map(|v| v.to_vec()),
+                Lookup::Unknown { .. } => asked.push(i),
+            }
+        }
+        for chunk in asked.chunks(1_000) {
+            let wanted: Vec<Vec<u8>> = chunk.iter().map(|i| keys[*i].as_bytes().to_vec()).collect();
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = self.shared.pool.run_again(move |conn| {
+                let sql = conn
+                    .prepared("SELECT key, value FROM records WHERE tree = $1 AND key = ANY($2)")?;
+                let rows = conn.client.query(&sql, &[&tree.name(), &wanted])?;
+                Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+            })?;
+            let found: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows.into_iter().collect();
+            for i in chunk {
+                values[*i] = found.get(keys[*i].as_bytes()).cloned();
+            }
+        }
+        Ok(values)
+    }
+
     pub(super) fn put(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()> {
         if tree == Tree::Artifacts {
             let path = self.artifact_path(key);
