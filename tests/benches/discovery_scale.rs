@@ -16,108 +16,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-const VERBS: &[&str] = &[
-    "convert",
-    "translate",
-    "summarise",
-    "classify",
-    "extract",
-    "validate",
-    "forecast",
-    "detect",
-    "score",
-    "geocode",
-    "transcribe",
-    "normalise",
-    "deduplicate",
-    "rank",
-    "monitor",
-    "price",
-    "schedule",
-    "route",
-];
-const OBJECTS: &[&str] = &[
-    "invoices",
-    "addresses",
-    "weather reports",
-    "stock quotes",
-    "shipping labels",
-    "medical codes",
-    "legal contracts",
-    "product reviews",
-    "flight schedules",
-    "energy readings",
-    "tax forms",
-    "resumes",
-    "support tickets",
-    "sensor logs",
-    "bank statements",
-    "recipes",
-    "song lyrics",
-    "satellite images",
-    "court filings",
-    "exchange rates",
-    "patent claims",
-    "sports results",
-    "hotel listings",
-    "news articles",
-];
-const DOMAINS: &[&str] = &[
-    "retail",
-    "logistics",
-    "healthcare",
-    "finance",
-    "insurance",
-    "travel",
-    "energy",
-    "agriculture",
-    "media",
-    "government",
-    "education",
-    "real estate",
-    "manufacturing",
-    "telecom",
-    "gaming",
-    "legal",
-];
-const QUALIFIERS: &[&str] = &[
-    "in real time",
-    "in bulk",
-    "with audit trails",
-    "for small businesses",
-    "across languages",
-    "with confidence scores",
-    "under strict privacy",
-    "from scanned documents",
-    "for compliance teams",
-];
-const CATEGORIES: &[&str] = &[
-    "finance",
-    "text",
-    "data",
-    "geo",
-    "media",
-    "compliance",
-    "logistics",
-    "health",
-    "travel",
-    "energy",
-];
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
+use mercato_tests::synthetic::{CATEGORIES, DOMAINS, OBJECTS, QUALIFIERS, Rng, VERBS};
 
 fn synthetic(i: usize, rng: &mut Rng) -> Entry {
     let (verb, object, domain, qualifier) = (
@@ -127,7 +26,7 @@ fn synthetic(i: usize, rng: &mut Rng) -> Entry {
         rng.pick(QUALIFIERS),
     );
     let category = rng.pick(CATEGORIES);
-    let jurisdictions = match rng.next() % 4 {
+    let jurisdictions = match rng.next_u64() % 4 {
         0 => vec!["EU".to_string()],
         1 => vec!["US".to_string()],
         2 => vec!["EU".to_string(), "US".to_string()],
@@ -142,12 +41,12 @@ fn synthetic(i: usize, rng: &mut Rng) -> Entry {
         tags: vec![domain.to_string(), verb.to_string()],
         fields: vec![object.to_string(), "options".into()],
         facts: Facts {
-            expected_cost_micros: rng.next() % 100_000,
-            latency_ms_max: 50 + rng.next() % 2_000,
-            uptime: 0.9 + (rng.next() % 1_000) as f64 / 10_000.0,
+            expected_cost_micros: rng.next_u64() % 100_000,
+            latency_ms_max: 50 + rng.next_u64() % 2_000,
+            uptime: 0.9 + (rng.next_u64() % 1_000) as f64 / 10_000.0,
             retention: [Retention::None, Retention::Day, Retention::Month]
-                [(rng.next() % 3) as usize],
-            encryption: !rng.next().is_multiple_of(5),
+                [(rng.next_u64() % 3) as usize],
+            encryption: !rng.next_u64().is_multiple_of(5),
             jurisdictions,
             rating: None,
         },

@@ -4,7 +4,7 @@
 //! the bench's own; the catalog is then grown to `RESTART_LISTINGS`
 //! (default 10,000) agents by copying its records through the store under
 //! new names, each capability with a description of its own (verb ×
-//! object × domain × qualifier), as if published. Every copy names the
+//! object × domain × qualifier, `mercato_tests::synthetic`), as if published. Every copy names the
 //! same component, so one compilation serves them all; what a start costs
 //! per distinct component is measured apart (the artifact load).
 //!
@@ -18,70 +18,11 @@
 
 use mercato_host::store::{Database, Store, Tree};
 use mercato_tests::postgres::Postgres;
+use mercato_tests::synthetic::description;
 use mercato_tests::{Host, test_config};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-
-const VERBS: [&str; 12] = [
-    "convert",
-    "translate",
-    "summarise",
-    "classify",
-    "extract",
-    "validate",
-    "redact",
-    "rank",
-    "forecast",
-    "geocode",
-    "transcribe",
-    "deduplicate",
-];
-const OBJECTS: [&str; 12] = [
-    "invoices",
-    "contracts",
-    "support tickets",
-    "medical notes",
-    "shipping labels",
-    "product reviews",
-    "bank statements",
-    "job offers",
-    "weather reports",
-    "court rulings",
-    "sensor readings",
-    "tax forms",
-];
-const DOMAINS: [&str; 10] = [
-    "for logistics",
-    "for healthcare",
-    "for retail",
-    "for banking",
-    "for insurance",
-    "for public sector",
-    "for energy",
-    "for travel",
-    "for education",
-    "for legal teams",
-];
-const QUALIFIERS: [&str; 7] = [
-    "in bulk",
-    "in real time",
-    "with audit trail",
-    "in several languages",
-    "on a budget",
-    "with high accuracy",
-    "for small teams",
-];
-
-fn description(i: usize) -> String {
-    format!(
-        "{} {} {} {} (variant {i})",
-        VERBS[i % VERBS.len()],
-        OBJECTS[(i / VERBS.len()) % OBJECTS.len()],
-        DOMAINS[(i / 7) % DOMAINS.len()],
-        QUALIFIERS[(i / 11) % QUALIFIERS.len()],
-    )
-}
 
 /// Copies agent `template`'s records `n` times as `synth-NNNNN`.
 async fn grow(url: &str, template: &str, n: usize) {

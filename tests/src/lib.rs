@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod postgres;
 pub mod replicas;
+pub mod synthetic;
 
 use mercato_host::config::Config;
 use mercato_host::identity::signing;
