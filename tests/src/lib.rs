@@ -208,6 +208,26 @@ impl Host {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
+    /// The books as the operator's audit reports them (`GET
+    /// /v1/admin/ledger`), checked to have no problem and to balance:
+    /// deposits = organisations + escrow + fees.
+    pub async fn audit(&self) -> Value {
+        let (status, body) = self.get("/v1/admin/ledger", Some(ADMIN_TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["problem"], Value::Null, "{body}");
+        let n = |key: &str| {
+            body[key]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{key} is not a number: {body}"))
+        };
+        assert_eq!(
+            n("organisations_micros") + n("escrow_micros") + n("fees_micros"),
+            n("deposited_micros"),
+            "not conserved: {body}"
+        );
+        body
+    }
+
     /// `GET /v1/accounts/me` for `org`.
     pub async fn balance(&self, org: &Org) -> Value {
         let (status, body) = self.get("/v1/accounts/me", Some(&org.api_key)).await;

@@ -29,18 +29,6 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
-async fn audit(host: &Host) -> Value {
-    let (status, body) = host.get("/v1/admin/ledger", Some(ADMIN_TOKEN)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["problem"], Value::Null, "{body}");
-    assert_eq!(
-        u(&body["organisations_micros"]) + u(&body["escrow_micros"]) + u(&body["fees_micros"]),
-        u(&body["deposited_micros"]),
-        "not conserved: {body}"
-    );
-    body
-}
-
 async fn discover(host: &Host, need: &str) -> Vec<String> {
     let (status, body) = host
         .post("/v1/discover", None, json!({ "need": need, "limit": 3 }))
@@ -276,7 +264,7 @@ async fn a_marketplace_on_postgres_outlives_its_host() {
         u(&balance["available_micros"]),
         STARTING_BALANCE_MICROS - u(&call["charged_micros"])
     );
-    let books = audit(&host).await;
+    let books = host.audit().await;
     let (_, keys) = host.get("/.well-known/mercato-keys.json", None).await;
     host.stop().await;
 
@@ -284,7 +272,7 @@ async fn a_marketplace_on_postgres_outlives_its_host() {
     let second_dir = tempfile::tempdir().expect("tempdir");
     let host = Host::start_with(pg_config(second_dir.path(), &url)).await;
     assert_eq!(host.balance(&consumer).await, balance);
-    assert_eq!(audit(&host).await, books);
+    assert_eq!(host.audit().await, books);
     let (_, same_keys) = host.get("/.well-known/mercato-keys.json", None).await;
     assert_eq!(same_keys, keys, "the marketplace key lives in the database");
     let (status, record) = host
@@ -307,7 +295,7 @@ async fn a_marketplace_on_postgres_outlives_its_host() {
     // Compiled from the stored component (this host had no artifact).
     let (status, again) = redact(&host, &consumer.api_key).await;
     assert_eq!(status, StatusCode::OK, "{again}");
-    audit(&host).await;
+    host.audit().await;
     host.stop().await;
 }
 
@@ -384,7 +372,7 @@ async fn the_database_going_away_answers_503_and_the_host_recovers() {
         credited == 1_000 || credited == 1_000 * (1 + unconfirmed),
         "refused deposits were not credited, an unconfirmed one at most once: {credited}"
     );
-    audit(&host).await;
+    host.audit().await;
     host.stop().await;
 }
 
@@ -402,7 +390,7 @@ async fn store_migrate_moves_an_embedded_marketplace_into_postgres() {
     }
     let need = "remove e-mail addresses and credit card numbers from a support ticket";
     let found = discover(&host, need).await;
-    let books = audit(&host).await;
+    let books = host.audit().await;
     let balances = (host.balance(&provider).await, host.balance(&consumer).await);
     let (_, keys) = host.get("/.well-known/mercato-keys.json", None).await;
     let (status, report) = host
@@ -433,7 +421,7 @@ async fn store_migrate_moves_an_embedded_marketplace_into_postgres() {
 
     let pg_dir = tempfile::tempdir().expect("tempdir");
     let host = Host::start_with(pg_config(pg_dir.path(), &url)).await;
-    assert_eq!(audit(&host).await, books);
+    assert_eq!(host.audit().await, books);
     assert_eq!(
         (host.balance(&provider).await, host.balance(&consumer).await),
         balances

@@ -19,19 +19,6 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
-/// The books as a replica reports them, checked to balance.
-async fn audit(host: &Host) -> Value {
-    let (status, body) = host.get("/v1/admin/ledger", Some(ADMIN_TOKEN)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["problem"], Value::Null, "{body}");
-    assert_eq!(
-        u(&body["organisations_micros"]) + u(&body["escrow_micros"]) + u(&body["fees_micros"]),
-        u(&body["deposited_micros"]),
-        "not conserved: {body}"
-    );
-    body
-}
-
 async fn discovered(host: &Host) -> bool {
     let (status, body) = host
         .post("/v1/discover", None, json!({ "need": NEED, "limit": 5 }))
@@ -140,9 +127,9 @@ async fn three_replicas_share_one_marketplace_and_never_overdraw() {
         assert!(record["receipt"]["signature"].is_object(), "{record}");
     }
     // The same books on every replica, balanced, the buyer at zero.
-    let books = audit(a).await;
+    let books = a.audit().await;
     for host in [b, c] {
-        assert_eq!(audit(host).await, books, "the replicas agree");
+        assert_eq!(host.audit().await, books, "the replicas agree");
     }
     assert_eq!(books["pending_micros"], 0, "no hold left: {books}");
     for host in [a, b, c] {
@@ -199,7 +186,7 @@ async fn keys_and_budgets_hold_across_replicas() {
     assert_eq!(retried.headers()["idempotent-replay"], "true");
     let retried: Value = retried.json().await.expect("json");
     assert_eq!(retried["transaction_id"], first["transaction_id"]);
-    audit(b).await; // caught up with A's entries
+    b.audit().await; // caught up with A's entries
     assert_eq!(
         b.balance(&buyer).await["available_micros"],
         before["available_micros"],
@@ -240,7 +227,7 @@ async fn keys_and_budgets_hold_across_replicas() {
         "refused only when the next call would pass it"
     );
     for host in [a, b, c] {
-        audit(host).await;
+        host.audit().await;
     }
 
     // A rate limit of 30 a minute holds across the three: each replica
@@ -463,7 +450,7 @@ async fn a_replica_killed_during_paid_load_loses_nothing_and_leaves_no_hold() {
         acknowledged.len()
     );
 
-    let left = u(&audit(&survivor).await["pending_micros"]);
+    let left = u(&survivor.audit().await["pending_micros"]);
     assert!(
         left >= 3 * 20_000,
         "the naps' holds outlive the victim until their timeout: {left}"
@@ -473,10 +460,10 @@ async fn a_replica_killed_during_paid_load_loses_nothing_and_leaves_no_hold() {
     // Holds the victim left behind expire (their timeout is the deadline
     // plus the request timeout) by the sweepers.
     eventually("no hold is left pending", || async {
-        audit(&survivor).await["pending_micros"] == 0
+        survivor.audit().await["pending_micros"] == 0
     })
     .await;
-    let books = audit(&survivor).await;
+    let books = survivor.audit().await;
     assert_eq!(
         u(&books["deposited_micros"]),
         STARTING + 1_000_000_000,
@@ -621,11 +608,11 @@ async fn replicas_answer_503_while_the_database_restarts_under_load_and_recover(
     // expires; then the books agree and balance, the buyer paid at least
     // every acknowledged call, and nothing is held.
     eventually("no hold outlives its timeout", || async {
-        audit(&hosts[0]).await["pending_micros"] == 0
+        hosts[0].audit().await["pending_micros"] == 0
     })
     .await;
-    let books = audit(&hosts[0]).await;
-    assert_eq!(audit(&hosts[1]).await, books, "the replicas agree");
+    let books = hosts[0].audit().await;
+    assert_eq!(hosts[1].audit().await, books, "the replicas agree");
     let paid: u64 = acknowledged.lock().expect("lock").iter().sum();
     let balance = hosts[1].balance(&buyer).await;
     let out = u(&balance["escrowed_out_micros"]);
