@@ -373,21 +373,7 @@ impl A2a {
                     .filter(|(_, task)| !wire::is_terminal(super::tasks::state(task)));
                 match elsewhere {
                     Some((task_id, task)) => {
-                        let (this, org, task_id) = (self.clone(), org.clone(), task_id.to_string());
-                        tokio::spawn(async move {
-                            if events.send(say(json!({"task": task}))).await.is_err() {
-                                return;
-                            }
-                            let closed = events.closed();
-                            if let Some(task) = this.follow_elsewhere(&org, &task_id, closed).await
-                            {
-                                let update = json!({"statusUpdate": {
-                                    "taskId": task_id, "contextId": task["contextId"],
-                                    "status": task["status"],
-                                }});
-                                let _ = events.send(say(update)).await;
-                            }
-                        });
+                        self.subscribe_elsewhere(org, task_id, task, events, say);
                     }
                     None => {
                         let _ = events.try_send(wire::error(&id, code, message));
@@ -408,10 +394,7 @@ impl A2a {
             let Some(task) = this.tasks().get(&task_id).map(Entry::task) else {
                 return;
             };
-            let update = json!({"statusUpdate": {
-                "taskId": task_id, "contextId": task["contextId"], "status": task["status"],
-            }});
-            let _ = events.send(say(update)).await;
+            let _ = events.send(say(wire::status_update(&task_id, &task))).await;
         });
         receiver
     }

@@ -85,10 +85,33 @@ impl A2a {
         }
     }
 
+    /// `SubscribeToTask` for a task another replica runs: its current
+    /// document now, its final status when its shared document ends.
+    pub(super) fn subscribe_elsewhere(
+        self: &std::sync::Arc<Self>,
+        org: &Org,
+        task_id: &str,
+        task: Value,
+        events: tokio::sync::mpsc::Sender<Value>,
+        say: impl Fn(Value) -> Value + Send + 'static,
+    ) {
+        let (this, org, task_id) = (self.clone(), org.clone(), task_id.to_string());
+        tokio::spawn(async move {
+            if events.send(say(json!({"task": task}))).await.is_err() {
+                return;
+            }
+            let closed = events.closed();
+            if let Some(task) = this.follow_elsewhere(&org, &task_id, closed).await {
+                let update = wire::status_update(&task_id, &task);
+                let _ = events.send(say(update)).await;
+            }
+        });
+    }
+
     /// Follows a task another replica runs until it ends (its shared
     /// document polled), bounded by [`TASK_TTL`]: its final document, or
     /// `None` when it disappeared or `closed` (the subscriber left).
-    pub(super) async fn follow_elsewhere(
+    async fn follow_elsewhere(
         &self,
         org: &Org,
         id: &str,

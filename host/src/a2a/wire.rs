@@ -283,6 +283,13 @@ pub fn to_v03(result: &Value) -> Value {
     result.clone()
 }
 
+/// The event that ends a `SubscribeToTask` stream: the task's final status.
+pub fn status_update(task_id: &str, task: &Value) -> Value {
+    json!({"statusUpdate": {
+        "taskId": task_id, "contextId": task["contextId"], "status": task["status"],
+    }})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
