@@ -10,6 +10,12 @@ use mercato_host::config::Config;
 use mercato_host::identity::AdminToken;
 use mercato_host::server::Server;
 
+/// mimalloc: a free call allocates and frees a few hundred small blocks
+/// across the runtime's threads, where glibc's arenas spent a sixth of the
+/// host's time (docs/BENCHMARKS.md §14).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();

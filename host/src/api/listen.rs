@@ -63,7 +63,9 @@ struct Connections {
 /// Closed connections that make it worth returning free memory to the
 /// kernel: glibc's allocator keeps what thousands of connections freed
 /// (measured: 22 MB → 175 MB after cycles of 8,000 idle connections, and
-/// never back; docs/BENCHMARKS.md).
+/// never back; docs/BENCHMARKS.md §10). The `mercato` binary allocates with
+/// mimalloc, which purges freed pages by itself (§14); this serves a host
+/// embedded in a program on glibc's allocator, such as the tests.
 const TRIM_AFTER_CLOSED: usize = 1_024;
 /// How often to check.
 const TRIM_EVERY: Duration = Duration::from_secs(5);
