@@ -1,10 +1,12 @@
 //! The in-memory books: the ledger plus what settlement needs to answer
 //! quickly (escrow by transaction and by due time, daily spend, budgets).
 
+use super::compact::{Names, TxKey};
 use super::{Error, Event, JournalEntry, Result};
 use crate::ledger::{Ledger, Op, org_account};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 const DAY_MS: u64 = 86_400_000;
@@ -152,15 +154,16 @@ pub struct EscrowState {
     pub release_at_ms: u64,
 }
 
-/// One transaction's money in escrow.
+/// One transaction's money in escrow (kept per paid call for the dispute
+/// window: its ids are shared, see `compact`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Escrowed {
-    pub consumer_org_id: String,
-    pub provider_org_id: String,
+    pub consumer_org_id: Arc<str>,
+    pub provider_org_id: Arc<str>,
     pub cost_micros: u64,
     pub fee_micros: u64,
     pub release_at_ms: u64,
-    pub allowance_id: Option<String>,
+    pub allowance_id: Option<Arc<str>>,
     day: u64,
 }
 
@@ -175,8 +178,9 @@ pub struct Books {
     pub ledger: Ledger,
     pub seq: u64,
     pub budgets: HashMap<String, Budget>,
-    escrow: HashMap<String, Escrowed>,
-    due: BTreeSet<(u64, String)>,
+    escrow: HashMap<TxKey, Escrowed>,
+    due: BTreeSet<(u64, TxKey)>,
+    names: Names,
     escrow_out: HashMap<String, u64>,
     escrow_in: HashMap<String, u64>,
     /// Hold operations of calls in flight, journaled with their capture.
@@ -186,7 +190,7 @@ pub struct Books {
     spent_today: HashMap<String, u64>,
     paused: HashSet<String>,
     /// Disputed escrows: not released when their window closes.
-    frozen: HashSet<String>,
+    frozen: HashSet<TxKey>,
     /// Allowances: captured today, held now, captured in all (refunds
     /// deducted), and the allowance each hold in flight spends from.
     allowance_today: HashMap<String, u64>,
@@ -285,7 +289,7 @@ impl Books {
                 self.set_budget(org_id, budget.clone());
             }
             Event::Dispute { transaction_id } => {
-                self.frozen.insert(transaction_id.clone());
+                self.frozen.insert(TxKey::of(transaction_id));
             }
             Event::Capture {
                 transaction_id,
@@ -299,12 +303,12 @@ impl Books {
                 // A journaled hold (shared store) is settled by its capture.
                 self.settle_hold(&format!("{transaction_id}:hold"));
                 let escrowed = Escrowed {
-                    consumer_org_id: consumer_org_id.clone(),
-                    provider_org_id: provider_org_id.clone(),
+                    consumer_org_id: self.names.get(consumer_org_id),
+                    provider_org_id: self.names.get(provider_org_id),
                     cost_micros: *cost_micros,
                     fee_micros: *fee_micros,
                     release_at_ms: *release_at_ms,
-                    allowance_id: allowance_id.clone(),
+                    allowance_id: allowance_id.as_deref().map(|a| self.names.get(a)),
                     day: entry.at_ms / DAY_MS,
                 };
                 let charged = i128::from(escrowed.charged());
@@ -323,17 +327,19 @@ impl Books {
                 if escrowed.day == self.day {
                     bump(&mut self.spent_today, consumer_org_id, charged);
                 }
-                self.due.insert((*release_at_ms, transaction_id.clone()));
-                self.escrow.insert(transaction_id.clone(), escrowed);
+                let key = TxKey::of(transaction_id);
+                self.due.insert((*release_at_ms, key.clone()));
+                self.escrow.insert(key, escrowed);
             }
             Event::Release { transaction_id } | Event::Refund { transaction_id, .. } => {
                 let refund = match &entry.event {
                     Event::Refund { refund_micros, .. } => *refund_micros,
                     _ => 0,
                 };
-                self.frozen.remove(transaction_id);
-                if let Some(e) = self.escrow.remove(transaction_id) {
-                    self.due.remove(&(e.release_at_ms, transaction_id.clone()));
+                let key = TxKey::of(transaction_id);
+                self.frozen.remove(&key);
+                if let Some(e) = self.escrow.remove(&key) {
+                    self.due.remove(&(e.release_at_ms, key));
                     bump(
                         &mut self.escrow_out,
                         &e.consumer_org_id,
@@ -550,21 +556,23 @@ impl Books {
 
     /// Escrows whose window has closed at `now_ms`.
     pub fn due(&self, now_ms: u64) -> Vec<(String, Escrowed)> {
+        // `Other` orders after every `Issued`, and "\u{10FFFF}" after any id.
         self.due
-            .range(..=(now_ms, String::from("\u{10FFFF}")))
+            .range(..=(now_ms, TxKey::Other("\u{10FFFF}".into())))
             .filter(|(_, tx)| !self.frozen.contains(tx))
-            .filter_map(|(_, tx)| Some((tx.clone(), self.escrow.get(tx)?.clone())))
+            .filter_map(|(_, tx)| Some((tx.id(), self.escrow.get(tx)?.clone())))
             .collect()
     }
 
     pub fn escrowed(&self, transaction_id: &str) -> Option<Escrowed> {
-        self.escrow.get(transaction_id).cloned()
+        self.escrow.get(&TxKey::of(transaction_id)).cloned()
     }
 
     pub fn state_of(&self, transaction_id: &str) -> Option<EscrowState> {
-        self.escrow.get(transaction_id).map(|e| EscrowState {
+        let key = TxKey::of(transaction_id);
+        self.escrow.get(&key).map(|e| EscrowState {
             charged_micros: e.charged(),
-            disputed: self.frozen.contains(transaction_id),
+            disputed: self.frozen.contains(&key),
             release_at_ms: e.release_at_ms,
         })
     }

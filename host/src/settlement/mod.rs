@@ -33,11 +33,13 @@
 //! The rooms: `service` (the books opened, deposits, the journal synced),
 //! `holds` (a call's hold and capture), `escrow` (release, dispute,
 //! refund), `accounts` (budgets, balances, the audit), `books` (the
-//! in-memory state the journal replays into), `shared` (turns at a shared
-//! journal), `journal` and `error`.
+//! in-memory state the journal replays into), `compact` (the books' compact
+//! keys: transaction ids as numbers, organisation ids shared), `shared`
+//! (turns at a shared journal), `journal` and `error`.
 
 mod accounts;
 mod books;
+mod compact;
 mod error;
 mod escrow;
 mod holds;
