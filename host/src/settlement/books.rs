@@ -556,9 +556,8 @@ impl Books {
 
     /// Escrows whose window has closed at `now_ms`.
     pub fn due(&self, now_ms: u64) -> Vec<(String, Escrowed)> {
-        // `Other` orders after every `Issued`, and "\u{10FFFF}" after any id.
         self.due
-            .range(..=(now_ms, TxKey::Other("\u{10FFFF}".into())))
+            .range(..(now_ms.saturating_add(1), TxKey::FIRST))
             .filter(|(_, tx)| !self.frozen.contains(tx))
             .filter_map(|(_, tx)| Some((tx.id(), self.escrow.get(tx)?.clone())))
             .collect()

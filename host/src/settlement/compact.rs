@@ -15,6 +15,9 @@ pub enum TxKey {
 }
 
 impl TxKey {
+    /// The key every other orders after.
+    pub const FIRST: TxKey = TxKey::Issued(0);
+
     pub fn of(transaction_id: &str) -> TxKey {
         transaction_id
             .strip_prefix("tx_")
@@ -83,6 +86,9 @@ mod tests {
             TxKey::of("tx_019af0c2b3d47c1e9a5b6c7d8e9f0a1b"),
             TxKey::of("tx_019AF0C2B3D47C1E9A5B6C7D8E9F0A1B")
         );
+        for id in ["tx_00000000000000000000000000000000", "", "tx_x"] {
+            assert!(TxKey::FIRST <= TxKey::of(id), "{id}");
+        }
     }
 
     #[test]
