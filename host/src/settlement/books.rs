@@ -376,6 +376,7 @@ impl Books {
             self.spent_today.clear();
             self.allowance_today.clear();
             self.paused.clear();
+            self.names.forget_unheld();
             for e in self.escrow.values() {
                 if e.day == day {
                     bump(

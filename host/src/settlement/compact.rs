@@ -40,7 +40,8 @@ impl TxKey {
     }
 }
 
-/// One shared copy of each organisation or allowance id.
+/// One shared copy of each organisation or allowance id that an escrow
+/// names; a name no escrow holds any longer is forgotten.
 #[derive(Default)]
 pub struct Names(HashSet<Arc<str>>);
 
@@ -52,6 +53,12 @@ impl Names {
         let name: Arc<str> = name.into();
         self.0.insert(name.clone());
         name
+    }
+
+    /// Forgets the names nothing else holds any longer (called once a day:
+    /// a sweep, since copies handed out for a release may outlive it).
+    pub fn forget_unheld(&mut self) {
+        self.0.retain(|name| Arc::strong_count(name) > 1);
     }
 }
 
@@ -99,5 +106,13 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &again));
         assert_eq!(&*names.get("org_b"), "org_b");
         assert_eq!(names.0.len(), 2);
+        names.forget_unheld();
+        assert_eq!(names.0.len(), 1, "org_b is held by nobody");
+        drop(again);
+        names.forget_unheld();
+        assert_eq!(names.0.len(), 1, "org_a is still held");
+        drop(a);
+        names.forget_unheld();
+        assert!(names.0.is_empty());
     }
 }
