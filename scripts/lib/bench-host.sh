@@ -2,7 +2,8 @@
 # fresh data directory, registers a verified organisation with a signing key
 # and lists the unit converter without its rate limit (a load test would
 # otherwise be answered with 429). Sets MERCATO_SERVER, KEY, DIR and PID;
-# stops the host and removes DIR on exit.
+# stops the host and removes DIR on exit. INVOKE_URL and INVOKE_LUA (a wrk
+# script) make one free, authenticated invoke of the converter.
 PORT="${MERCATO_BENCH_PORT:-18181}"
 BIN="${BIN:-target/release/mercato}"
 WASM=target/sample-agents/wasm32-wasip2/release
@@ -22,3 +23,11 @@ sed 's/rate_limit_per_minute = 600/rate_limit_per_minute = 0/' \
     sample-agents/unit-converter/mercato.toml >"$DIR/unthrottled.toml"
 "$BIN" --api-key "$KEY" publish "$WASM/unit_converter.wasm" --key "$DIR/bench.key" \
     --manifest "$DIR/unthrottled.toml" >/dev/null
+INVOKE_URL="$MERCATO_SERVER/v1/capabilities/unit-converter.convert/invoke"
+INVOKE_LUA="$DIR/invoke.lua"
+cat >"$INVOKE_LUA" <<LUA
+wrk.method = "POST"
+wrk.body = '{"input": {"value": 26.2, "from": "mi", "to": "km"}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer ${KEY}"
+LUA
