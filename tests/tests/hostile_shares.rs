@@ -822,6 +822,147 @@ async fn an_mcp_session_answers_only_its_own_organisation_and_each_has_a_share()
     host.stop().await;
 }
 
+/// A session closed while one of its calls runs: the call is answered
+/// first (here the sleeper's deadline error), then the session is gone.
+/// Before, the close ended rmcp's session at once and the call's stream
+/// ended with no answer.
+#[tokio::test]
+async fn a_call_in_flight_when_its_session_closes_is_answered_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, _provider, consumer) = market(test_config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let id = mcp_session(&client, &host.url, &consumer.api_key).await;
+    let mine = Session {
+        client: &client,
+        url: &host.url,
+        key: &consumer.api_key,
+        id: &id,
+    };
+    // The sleeper runs until the 1 s deadline; the close comes meanwhile.
+    let call = session_call(&mine, 1, "misbehaver__sleep", json!({}), json!({}));
+    let close = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client
+            .delete(format!("{}/mcp", host.url))
+            .bearer_auth(&consumer.api_key)
+            .header("mcp-session-id", &id)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+            .await
+            .expect("close")
+            .status()
+    };
+    let (answer, closed) = tokio::join!(call, close);
+    assert!(closed.is_success(), "{closed}");
+    assert_eq!(answer["id"], 11, "{answer}");
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert_eq!(
+        answer["result"]["_meta"]["mercato/error"]["error"]["code"], "deadline_exceeded",
+        "{answer}"
+    );
+    // Closed: every later request in it is a 404.
+    let after = client
+        .post(format!("{}/mcp", host.url))
+        .bearer_auth(&consumer.api_key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &id)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(after.status(), StatusCode::NOT_FOUND);
+    host.stop().await;
+}
+
+/// A `tools/call` in a session without a progress token is answered by the
+/// fast path (as JSON, not through rmcp's session worker) with the answer
+/// rmcp gives, and the session's `notifications/cancelled` still ends it.
+#[tokio::test]
+async fn a_session_call_takes_the_fast_path_answers_as_rmcp_and_can_be_cancelled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, _provider, consumer) = market(test_config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let id = mcp_session(&client, &host.url, &consumer.api_key).await;
+    let mine = Session {
+        client: &client,
+        url: &host.url,
+        key: &consumer.api_key,
+        id: &id,
+    };
+    let fast_calls = "mercato_mcp_fast_calls_total";
+    let before = host.metric(fast_calls).await;
+    let fast = session_call(
+        &mine,
+        1,
+        "unit-converter__convert",
+        convert_input(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(host.metric(fast_calls).await, before + 1.0);
+    let progress = json!({"progressToken": "p1"});
+    let rmcp = session_call(
+        &mine,
+        2,
+        "unit-converter__convert",
+        convert_input(),
+        progress,
+    )
+    .await;
+    assert_eq!(
+        host.metric(fast_calls).await,
+        before + 1.0,
+        "a progress token goes to rmcp"
+    );
+    let keys = |v: &Value| -> Vec<String> {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(keys(&fast), keys(&rmcp), "{fast}\n{rmcp}");
+    assert_eq!(
+        keys(&fast["result"]),
+        keys(&rmcp["result"]),
+        "{fast}\n{rmcp}"
+    );
+    for field in ["structuredContent", "content", "isError"] {
+        assert_eq!(fast["result"][field], rmcp["result"][field], "{field}");
+    }
+    assert_eq!(
+        (fast["id"].clone(), rmcp["id"].clone()),
+        (json!(11), json!(12))
+    );
+
+    // The sleeper runs until the 1 s deadline; the session cancels it first.
+    let call = session_call(&mine, 3, "misbehaver__sleep", json!({}), json!({}));
+    let cancel = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client
+            .post(format!("{}/mcp", host.url))
+            .bearer_auth(&consumer.api_key)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &id)
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(
+                &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": 13, "reason": "changed my mind"}}),
+            )
+            .send()
+            .await
+            .expect("cancel")
+            .status()
+    };
+    let (answer, cancelled) = tokio::join!(call, cancel);
+    assert!(cancelled.is_success(), "{cancelled}");
+    assert_eq!(answer["id"], 13, "{answer}");
+    assert_eq!(
+        answer["result"]["_meta"]["mercato/error"]["error"]["code"], "cancelled",
+        "{answer}"
+    );
+    host.stop().await;
+}
+
 #[tokio::test]
 async fn empty_chunks_are_counted_and_cut_off() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -12,6 +12,15 @@
 //! `initialize` is answered ([`Sessions`]): a request naming a session this
 //! replica does not know is checked against the shared owner, and rmcp
 //! continues the session here.
+//!
+//! Closing is ordered against the session's requests: every POST in a
+//! session holds its session's gate (shared) until its answer has been
+//! sent, and a close (a `DELETE` here, or one announced by another replica)
+//! first marks the session closed, so later requests are answered 404,
+//! then takes the gate alone, so the requests already admitted get their
+//! answers, within [`Door::close_grace`], before rmcp ends the session.
+//! A request thus gets either its answer or 404, never a stream that ends
+//! without one.
 
 use super::auth;
 use crate::identity::Org;
@@ -25,9 +34,13 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Extension, Router};
+use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -42,23 +55,88 @@ struct Door {
     /// sessions are pruned when their organisation reaches its cap, and all
     /// of them once the map holds twice [`SESSIONS_MAX`].
     owners: Mutex<HashMap<String, String>>,
-    /// Sessions closed on another replica (the most recent
+    /// Sessions closed here or on another replica (the most recent
     /// [`CLOSED_REMEMBERED`]): never continued here again, whatever a
     /// stale read of the store says.
-    closed: Mutex<std::collections::VecDeque<String>>,
+    closed: Mutex<Closed>,
+    /// Session id → its gate: held shared by each POST in the session until
+    /// its answer is sent, alone by the close. Dropped with the owner entry.
+    gates: Mutex<HashMap<String, Arc<Gate>>>,
+    /// (session, request id as JSON text) → the cancellation of a call the
+    /// fast path runs, for the session's `notifications/cancelled`.
+    calls: Mutex<HashMap<(String, String), CancellationToken>>,
+    /// How long a close waits for the session's requests in flight: the
+    /// sandbox deadline and a second, so an admitted call ends first.
+    close_grace: Duration,
     allowed_hosts: Vec<String>,
     body_bytes_max: usize,
 }
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
-/// Sessions closed elsewhere a replica remembers.
+/// How often a session the fast path serves still sends a request through
+/// rmcp, which closes a session idle for 5 minutes.
+const RMCP_TOUCH_MS: u64 = 60_000;
+
+/// One session's gate ([`Door::gates`]), and when rmcp last saw one of its
+/// requests.
+#[derive(Default)]
+struct Gate {
+    lock: Arc<RwLock<()>>,
+    /// Milliseconds since the epoch; 0: never on this replica (so the
+    /// first request restores the session in rmcp).
+    rmcp_at_ms: AtomicU64,
+}
+
+/// A fast-path call's entry in [`Door::calls`], removed when it ends.
+struct InFlight<'a> {
+    door: &'a Door,
+    key: (String, String),
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.door
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// Closed sessions a replica remembers.
 const CLOSED_REMEMBERED: usize = 4_096;
+
+/// The most recently closed sessions ([`CLOSED_REMEMBERED`]), looked up
+/// on every request in a session.
+#[derive(Default)]
+struct Closed {
+    ids: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Closed {
+    fn insert(&mut self, session: &str) {
+        if self.ids.contains(session) {
+            return;
+        }
+        if self.order.len() >= CLOSED_REMEMBERED
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.ids.remove(&oldest);
+        }
+        self.ids.insert(session.to_string());
+        self.order.push_back(session.to_string());
+    }
+}
 
 impl Door {
     /// The organisation that opened `session`: known here, or shared by the
-    /// replica that opened it (then remembered here).
+    /// replica that opened it (then remembered here); `None` once closed.
     fn owner(&self, session: &str) -> Option<String> {
+        if self.is_closed(session) {
+            return None;
+        }
         let known = self
             .owners
             .lock()
@@ -68,17 +146,7 @@ impl Door {
         if known.is_some() {
             return known;
         }
-        let shared = self.shared.as_ref()?;
-        if self
-            .closed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .any(|c| c == session)
-        {
-            return None;
-        }
-        let owner = shared.owner(session)?;
+        let owner = self.shared.as_ref()?.owner(session)?;
         self.owners
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -86,21 +154,85 @@ impl Door {
         Some(owner)
     }
 
-    /// Closes this replica's copy of a session another replica closed.
-    async fn closed_elsewhere(&self, session: &str) {
-        use rmcp::transport::streamable_http_server::SessionManager;
+    fn is_closed(&self, session: &str) -> bool {
+        self.closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ids
+            .contains(session)
+    }
+
+    /// `session`'s gate ([`Door::gates`]).
+    fn gate(&self, session: &str) -> Arc<Gate> {
+        self.gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(session.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Marks `session` closed, so no request is admitted to it any more,
+    /// then waits (within [`Door::close_grace`]) for the admitted ones to
+    /// be answered. rmcp's session is ended by the caller afterwards.
+    async fn begin_close(&self, session: &str) {
+        self.closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session);
+        let gate = self.gate(session);
+        if tokio::time::timeout(self.close_grace, gate.lock.write())
+            .await
+            .is_err()
         {
-            let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
-            if closed.len() >= CLOSED_REMEMBERED {
-                closed.pop_front();
-            }
-            closed.push_back(session.to_string());
+            tracing::warn!(
+                session,
+                "MCP session closed with a request still unanswered after the grace period"
+            );
         }
+    }
+
+    /// Registers a fast-path call of `session` for cancellation.
+    fn in_flight(&self, session: &str, id: String, cancel: CancellationToken) -> InFlight<'_> {
+        let key = (session.to_string(), id);
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), cancel);
+        InFlight { door: self, key }
+    }
+
+    /// Cancels the fast-path call `id` of `session`, if one runs.
+    fn cancel_call(&self, session: &str, id: String) {
+        let key = (session.to_string(), id);
+        if let Some(cancel) = self
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            cancel.cancel();
+        }
+    }
+
+    /// Drops what this door knows of `session` (owner and gate).
+    fn forget(&self, session: &str) {
         self.owners
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(session);
+        self.gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session);
+    }
+
+    /// Closes this replica's copy of a session another replica closed.
+    async fn closed_elsewhere(&self, session: &str) {
+        use rmcp::transport::streamable_http_server::SessionManager;
+        self.begin_close(session).await;
         let _ = self.sessions.close_session(&session.into()).await;
+        self.forget(session);
     }
 
     /// Whether `org` may open one more session (closed ones pruned first).
@@ -120,10 +252,7 @@ impl Door {
         };
         for id in known {
             if !self.sessions.is_open(&id).await {
-                self.owners
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
+                self.forget(&id);
             }
         }
         let mine: Vec<String> = self
@@ -142,10 +271,7 @@ impl Door {
             if self.sessions.is_open(&id).await {
                 open += 1;
             } else {
-                self.owners
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
+                self.forget(&id);
             }
         }
         open < SESSIONS_PER_ORG_MAX
@@ -197,6 +323,9 @@ pub fn routes(market: Arc<Market>, stopping: CancellationToken) -> Router<Arc<Ma
         shared,
         owners: Mutex::default(),
         closed: Mutex::default(),
+        gates: Mutex::default(),
+        calls: Mutex::default(),
+        close_grace: Duration::from_millis(config.sandbox.deadline_ms) + Duration::from_secs(1),
         allowed_hosts: config.allowed_hosts.clone(),
         body_bytes_max: config.body_bytes_max as usize,
     });
@@ -303,7 +432,9 @@ fn follow_closes(door: &Arc<Door>, stopping: CancellationToken) {
                         continue;
                     };
                     let Some(door) = door.upgrade() else { return };
-                    door.closed_elsewhere(session).await;
+                    // Each close waits for its own session's calls only.
+                    let session = session.to_string();
+                    tokio::spawn(async move { door.closed_elsewhere(&session).await });
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -312,22 +443,76 @@ fn follow_closes(door: &Arc<Door>, stopping: CancellationToken) {
     });
 }
 
-/// A request in a session: only its own organisation's.
+/// A request in a session: only its own organisation's, and only while the
+/// session is open ([`Door::gates`]).
 async fn in_session(door: &Door, org: &Org, session: &str, request: Request) -> Response {
+    if request.method() == Method::DELETE {
+        if door.owner(session).is_none_or(|owner| owner != org.org_id) {
+            return no_session();
+        }
+        door.begin_close(session).await;
+        let response = forward(door, request).await;
+        door.forget(session);
+        return response;
+    }
     match door.owner(session) {
         Some(owner) if owner == org.org_id => {}
-        // Another organisation's, or one this door never opened.
+        // Another organisation's, closed, or one this door never opened.
         _ => return no_session(),
     }
-    let closing = request.method() == Method::DELETE;
-    let response = forward(door, request).await;
-    if closing {
-        door.owners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(session);
+    if request.method() != Method::POST {
+        // A GET's stream of server messages lasts as long as the client
+        // likes: it does not hold a close back, and ends with the session.
+        return forward(door, request).await;
     }
-    response
+    // Admitted under the gate (known sessions only, so strangers' ids add
+    // no entries): a close waits for this answer, or this request finds
+    // the session closed.
+    let gate = door.gate(session);
+    let admitted = gate.lock.clone().read_owned().await;
+    if door.is_closed(session) {
+        return no_session();
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, door.body_bytes_max).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+    };
+    let now = crate::market::now_ms();
+    let rmcp_fresh = now.saturating_sub(gate.rmcp_at_ms.load(Ordering::Relaxed)) < RMCP_TOUCH_MS;
+    if rmcp_fresh
+        && fast::host_allowed(&door.allowed_hosts, &parts.headers)
+        && let Some(call) = fast::session_call(&parts.headers, &bytes)
+    {
+        let cancel = CancellationToken::new();
+        let _in_flight = door.in_flight(session, call.id_text(), cancel.clone());
+        let scope = parts.extensions.get::<AgentScope>();
+        let answer = fast::answer_call(
+            &door.server,
+            call,
+            org.clone(),
+            cancel,
+            scope,
+            fast::Revision::Session,
+        )
+        .await;
+        return ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
+    }
+    if let Some(id) = fast::cancelled_request(&bytes) {
+        door.cancel_call(session, id);
+    }
+    gate.rmcp_at_ms.store(now, Ordering::Relaxed);
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let response = forward(door, request).await;
+    if response.status() == StatusCode::NOT_FOUND {
+        return response;
+    }
+    // The gate is let go when the answer's body has been sent (or dropped).
+    response.map(|body| {
+        Body::from_stream(body.into_data_stream().map(move |chunk| {
+            let _held = &admitted;
+            chunk
+        }))
+    })
 }
 
 async fn forward(door: &Door, request: Request) -> Response {
@@ -351,5 +536,19 @@ mod tests {
         ));
         assert!(!is_initialize(b"[not json"));
         assert!(!is_initialize(br#"[{"method":"initialize"}]"#));
+    }
+
+    #[test]
+    fn closed_sessions_are_remembered_up_to_the_cap_oldest_forgotten_first() {
+        let mut closed = Closed::default();
+        for n in 0..=CLOSED_REMEMBERED {
+            closed.insert(&format!("s{n}"));
+            closed.insert(&format!("s{n}"));
+        }
+        assert_eq!(closed.ids.len(), CLOSED_REMEMBERED);
+        assert_eq!(closed.order.len(), CLOSED_REMEMBERED);
+        assert!(!closed.ids.contains("s0"));
+        assert!(closed.ids.contains("s1"));
+        assert!(closed.ids.contains(&format!("s{CLOSED_REMEMBERED}")));
     }
 }

@@ -1,8 +1,11 @@
-//! The fast path for the hot request: a stateless (2026-07-28) `tools/call`
-//! without a progress token, answered as one JSON response by the same
-//! handler ([`Mercato::call`]) without rmcp's per-request machinery (a
-//! service and a task per request, channels between them, and the generic
-//! message enum's deserialisation: +150 µs a call, docs/BENCHMARKS.md §8).
+//! The fast path for the hot request: a `tools/call` without a progress
+//! token, answered as one JSON response by the same handler
+//! ([`Mercato::call`]) without rmcp's per-request machinery (a service and
+//! a task per request, channels between them, and the generic message
+//! enum's deserialisation: +150 µs a call, docs/BENCHMARKS.md §8). It takes
+//! a stateless (2026-07-28) call ([`answer`]), and a call in a 2025-11-25
+//! session ([`session_call`], [`answer_call`]) once the door has checked
+//! the session (`api/mcp.rs`).
 //!
 //! The fast path takes a request only when it is sure of it: the headers
 //! and `_meta` the revision requires are present and agree with the body.
@@ -12,13 +15,17 @@
 use super::Mercato;
 use crate::identity::Org;
 use http::HeaderMap;
-use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData, ServerResult,
+};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 /// The stateless revision.
 const VERSION: &str = "2026-07-28";
+/// The session revision whose calls the fast path takes.
+const SESSION_VERSION: &str = "2025-11-25";
 const VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
 const CAPABILITIES_META: &str = "io.modelcontextprotocol/clientCapabilities";
 
@@ -57,8 +64,9 @@ pub fn host_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
         .any(|a| a.eq_ignore_ascii_case(&host) || a.eq_ignore_ascii_case(name))
 }
 
+/// A parsed `tools/call` the fast path takes.
 #[derive(Deserialize)]
-struct Call {
+pub struct Call {
     jsonrpc: String,
     id: Value,
     method: String,
@@ -88,10 +96,100 @@ pub async fn answer(
     if !sure {
         return None;
     }
+    Some(
+        answer_call(
+            server,
+            call,
+            org,
+            CancellationToken::new(),
+            scope,
+            Revision::Stateless,
+        )
+        .await,
+    )
+}
+
+/// The `tools/call` a POST in a 2025-11-25 session carries, if the fast
+/// path may take it: the session revision's header, both answer types
+/// accepted, no progress token (progress needs the session's stream), and
+/// any `Mcp-Method` / `Mcp-Name` headers agreeing with the body.
+pub fn session_call(headers: &HeaderMap, body: &[u8]) -> Option<Call> {
+    let accept = header(headers, "accept").unwrap_or("");
+    let sure_headers = header(headers, "mcp-protocol-version") == Some(SESSION_VERSION)
+        && header(headers, "content-type").is_some_and(|t| t.starts_with("application/json"))
+        && accept.contains("application/json")
+        && accept.contains("text/event-stream")
+        && header(headers, "mcp-method").is_none_or(|m| m == "tools/call");
+    if !sure_headers {
+        return None;
+    }
+    let call: Call = serde_json::from_slice(body).ok()?;
+    let id_ok = call.id.is_string() || call.id.is_i64() || call.id.is_u64();
+    let no_progress = call.params.meta.as_ref().is_none_or(|meta| {
+        meta.get_progress_token().is_none() && !meta.contains_key("progressToken")
+    });
+    let named = header(headers, "mcp-name").is_none_or(|n| n == call.params.name.as_ref());
+    (call.jsonrpc == "2.0" && call.method == "tools/call" && id_ok && no_progress && named)
+        .then_some(call)
+}
+
+impl Call {
+    /// The request id as JSON text (the key a `notifications/cancelled`
+    /// names it by).
+    pub fn id_text(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+/// The id a `notifications/cancelled` names, as JSON text.
+pub fn cancelled_request(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Params {
+        #[serde(rename = "requestId")]
+        request_id: Value,
+    }
+    #[derive(Deserialize)]
+    struct Notification {
+        method: String,
+        params: Params,
+    }
+    let n: Notification = serde_json::from_slice(body).ok()?;
+    (n.method == "notifications/cancelled").then(|| n.params.request_id.to_string())
+}
+
+/// Which revision's wire shape an answer takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revision {
+    /// 2026-07-28: `resultType` and any structured content.
+    Stateless,
+    /// 2025-11-25: no `resultType`, structured content an object (rmcp's
+    /// own rules for a peer of that revision).
+    Session,
+}
+
+/// Runs `call` for `org` and serialises its JSON-RPC answer in
+/// `revision`'s shape; `cancel` ends the call as cancelled.
+pub async fn answer_call(
+    server: &Mercato,
+    call: Call,
+    org: Org,
+    cancel: CancellationToken,
+    scope: Option<&super::AgentScope>,
+    revision: Revision,
+) -> Vec<u8> {
     server.market.metrics().mcp_fast_calls.inc();
-    let answer = server
-        .call(call.params, org, None, CancellationToken::new(), scope)
-        .await;
+    let mut answer = server.call(call.params, org, None, cancel, scope).await;
+    if revision == Revision::Session
+        && let Ok(CallToolResponse::Complete(result)) = &mut answer
+    {
+        let taken = std::mem::replace(result, CallToolResult::success(Vec::new()));
+        let mut shaped = ServerResult::CallToolResult(taken);
+        shaped.strip_result_type_for_legacy_peer();
+        shaped.strip_non_object_output_for_legacy_peer();
+        if let ServerResult::CallToolResult(shaped) = shaped {
+            *result = shaped;
+        }
+    }
     // Serialised straight from the result (no intermediate JSON tree).
     let bytes = match &answer {
         Ok(CallToolResponse::Complete(result)) => serde_json::to_vec(&Reply {
@@ -113,7 +211,7 @@ pub async fn answer(
             error: Some(error),
         }),
     };
-    Some(bytes.unwrap_or_default())
+    bytes.unwrap_or_default()
 }
 
 /// A JSON-RPC response, borrowed.
