@@ -105,27 +105,28 @@ async fn session_call(
     arguments: Value,
     meta: Value,
 ) -> Value {
-    let Session {
-        client,
-        url,
-        key,
-        id: session,
-    } = *s;
-    let response = client
-        .post(format!("{url}/mcp"))
-        .bearer_auth(key)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": id + 10, "method": "tools/call",
+    let response = session_post(
+        s,
+        json!({"jsonrpc": "2.0", "id": id + 10, "method": "tools/call",
             "params": {"name": name, "arguments": arguments, "_meta": meta}}),
-        )
-        .send()
-        .await
-        .expect("tools/call");
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     mercato_tests::jsonrpc_answer(&response.text().await.expect("body"))
+}
+
+/// A JSON-RPC message posted in an MCP session over HTTP.
+async fn session_post(s: &Session<'_>, message: Value) -> reqwest::Response {
+    s.client
+        .post(format!("{}/mcp", s.url))
+        .bearer_auth(s.key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", s.id)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&message)
+        .send()
+        .await
+        .expect("request")
 }
 
 #[tokio::test]
@@ -861,16 +862,11 @@ async fn a_call_in_flight_when_its_session_closes_is_answered_first() {
         "{answer}"
     );
     // Closed: every later request in it is a 404.
-    let after = client
-        .post(format!("{}/mcp", host.url))
-        .bearer_auth(&consumer.api_key)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &id)
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
-        .send()
-        .await
-        .expect("request");
+    let after = session_post(
+        &mine,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await;
     assert_eq!(after.status(), StatusCode::NOT_FOUND);
     host.stop().await;
 }
@@ -938,20 +934,9 @@ async fn a_session_call_takes_the_fast_path_answers_as_rmcp_and_can_be_cancelled
     let call = session_call(&mine, 3, "misbehaver__sleep", json!({}), json!({}));
     let cancel = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        client
-            .post(format!("{}/mcp", host.url))
-            .bearer_auth(&consumer.api_key)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-session-id", &id)
-            .header("mcp-protocol-version", "2025-11-25")
-            .json(
-                &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
-                "params": {"requestId": 13, "reason": "changed my mind"}}),
-            )
-            .send()
-            .await
-            .expect("cancel")
-            .status()
+        let cancelled = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": 13, "reason": "changed my mind"}});
+        session_post(&mine, cancelled).await.status()
     };
     let (answer, cancelled) = tokio::join!(call, cancel);
     assert!(cancelled.is_success(), "{cancelled}");
