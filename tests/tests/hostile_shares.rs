@@ -98,6 +98,18 @@ struct Session<'a> {
     id: &'a str,
 }
 
+impl<'a> Session<'a> {
+    /// `org`'s session `id` on `host`, reached through `client`.
+    fn of(client: &'a reqwest::Client, host: &'a Host, org: &'a Org, id: &'a str) -> Self {
+        Session {
+            client,
+            url: &host.url,
+            key: &org.api_key,
+            id,
+        }
+    }
+}
+
 async fn session_call(
     s: &Session<'_>,
     id: u32,
@@ -787,12 +799,7 @@ async fn an_mcp_session_answers_only_its_own_organisation_and_each_has_a_share()
         .await
         .expect("request");
     assert_eq!(closed.status(), StatusCode::NOT_FOUND);
-    let mine = Session {
-        client: &client,
-        url: &host.url,
-        key: &consumer.api_key,
-        id: &id,
-    };
+    let mine = Session::of(&client, &host, &consumer, &id);
     let answer = session_call(
         &mine,
         6,
@@ -833,12 +840,7 @@ async fn a_call_in_flight_when_its_session_closes_is_answered_first() {
     let (host, _provider, consumer) = market(test_config(dir.path())).await;
     let client = reqwest::Client::new();
     let id = mcp_session(&client, &host.url, &consumer.api_key).await;
-    let mine = Session {
-        client: &client,
-        url: &host.url,
-        key: &consumer.api_key,
-        id: &id,
-    };
+    let mine = Session::of(&client, &host, &consumer, &id);
     // The sleeper runs until the 1 s deadline; the close comes meanwhile.
     let call = session_call(&mine, 1, "misbehaver__sleep", json!({}), json!({}));
     let close = async {
@@ -880,12 +882,7 @@ async fn a_session_call_takes_the_fast_path_answers_as_rmcp_and_can_be_cancelled
     let (host, _provider, consumer) = market(test_config(dir.path())).await;
     let client = reqwest::Client::new();
     let id = mcp_session(&client, &host.url, &consumer.api_key).await;
-    let mine = Session {
-        client: &client,
-        url: &host.url,
-        key: &consumer.api_key,
-        id: &id,
-    };
+    let mine = Session::of(&client, &host, &consumer, &id);
     let fast_calls = "mercato_mcp_fast_calls_total";
     let before = host.metric(fast_calls).await;
     let fast = session_call(
