@@ -230,9 +230,8 @@ fn model_queries(discovery: &Discovery, queries: &[String]) {
         println!("\n(model: set MERCATO_EMBEDDING_MODEL to measure it)");
         return;
     };
-    let model =
-        mercato_host::discovery::ModelEmbedder::load(std::path::Path::new(&dir)).expect("model");
-    use mercato_host::discovery::Embedder;
+    // The model as the host runs it (its ONNX export when installed).
+    let model = mercato_host::discovery::load_model(std::path::Path::new(&dir)).expect("model");
     assert_eq!(
         model.dimension(),
         384,

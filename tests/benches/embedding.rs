@@ -1,7 +1,11 @@
 //! Embedding a need with the sentence-embedding model: the part of
 //! discovery's latency the model adds. Needs of both development sets
 //! (ToolBench: long, 40–60 tokens; APIBench: scenario sentences), each
-//! embedded once after a warm-up, in the order of the set.
+//! embedded once after a warm-up, in the order of the set, by each runtime
+//! the model directory offers (candle from `model.safetensors`; ONNX Runtime
+//! from the 8-bit export in `onnx/`, what the host prefers), in turns need
+//! by need so that the machine's drift falls on both alike; and how far
+//! apart their vectors are.
 //!
 //! Run: `cargo bench -p mercato-tests --features model --bench embedding`
 //! (`MERCATO_EMBEDDING_MODEL=DIR`, default `target/models/all-MiniLM-L6-v2`;
@@ -10,7 +14,7 @@
 
 #[cfg(feature = "model")]
 fn main() {
-    use mercato_host::discovery::Embedder;
+    use mercato_host::discovery::{Embedder, ModelEmbedder, OnnxEmbedder, dot};
     use std::path::Path;
     use std::time::{Duration, Instant};
 
@@ -18,13 +22,22 @@ fn main() {
     let dir = std::env::var("MERCATO_EMBEDDING_MODEL")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| root.join("target/models/all-MiniLM-L6-v2"));
-    let Ok(model) = mercato_host::discovery::ModelEmbedder::load(&dir) else {
+    let mut runtimes: Vec<(&str, Box<dyn Embedder>)> = Vec::new();
+    match ModelEmbedder::load(&dir) {
+        Ok(model) => runtimes.push(("candle (f32)", Box::new(model))),
+        Err(e) => println!("candle: {e}"),
+    }
+    match OnnxEmbedder::load(&dir) {
+        Ok(model) => runtimes.push(("ONNX Runtime (int8)", Box::new(model))),
+        Err(e) => println!("ONNX Runtime: {e}"),
+    }
+    if runtimes.is_empty() {
         println!(
             "no model in {} (scripts/fetch-model): nothing to measure",
             dir.display()
         );
         return;
-    };
+    }
     let wanted: usize = std::env::var("EMBED_NEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -41,30 +54,54 @@ fn main() {
             .filter_map(|q| q["query"].as_str().map(str::to_string))
             .take(wanted)
             .collect();
-        for need in needs.iter().take(5) {
-            let _ = model.embed(need);
+        for (_, model) in &runtimes {
+            for need in needs.iter().take(5) {
+                let _ = model.embed(need);
+            }
         }
-        let mut took: Vec<Duration> = needs
-            .iter()
-            .map(|need| {
-                let started = Instant::now();
-                let vector = model.embed(need);
-                assert_eq!(vector.len(), model.dimension());
-                started.elapsed()
-            })
-            .collect();
-        took.sort();
+        let mut took: Vec<Vec<Duration>> = vec![Vec::new(); runtimes.len()];
+        let mut cosines: Vec<f32> = Vec::new();
+        for need in &needs {
+            let vectors: Vec<Vec<f32>> = runtimes
+                .iter()
+                .zip(&mut took)
+                .map(|((_, model), took)| {
+                    let started = Instant::now();
+                    let vector = model.embed(need);
+                    took.push(started.elapsed());
+                    assert_eq!(vector.len(), model.dimension());
+                    vector
+                })
+                .collect();
+            if let [a, b] = &vectors[..] {
+                cosines.push(dot(a, b));
+            }
+        }
         let words: usize = needs.iter().map(|n| n.split_whitespace().count()).sum();
-        let at = |q: f64| took[((q * took.len() as f64) as usize).min(took.len() - 1)];
         println!(
-            "{set}: {} needs, {:.0} words each on average: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms ({})",
+            "{set}: {} needs, {:.0} words each on average",
             needs.len(),
-            words as f64 / needs.len().max(1) as f64,
-            at(0.5).as_secs_f64() * 1e3,
-            at(0.9).as_secs_f64() * 1e3,
-            at(0.99).as_secs_f64() * 1e3,
-            model.name()
+            words as f64 / needs.len().max(1) as f64
         );
+        for ((label, model), mut took) in runtimes.iter().zip(took) {
+            took.sort();
+            let at = |q: f64| took[((q * took.len() as f64) as usize).min(took.len() - 1)];
+            println!(
+                "  {label:<20} p50 {:6.2} ms  p90 {:6.2} ms  p99 {:6.2} ms  ({})",
+                at(0.5).as_secs_f64() * 1e3,
+                at(0.9).as_secs_f64() * 1e3,
+                at(0.99).as_secs_f64() * 1e3,
+                model.name()
+            );
+        }
+        if !cosines.is_empty() {
+            cosines.sort_by(f32::total_cmp);
+            println!(
+                "  cosine between the two runtimes' vectors: lowest {:.5}, median {:.5}",
+                cosines[0],
+                cosines[cosines.len() / 2]
+            );
+        }
     }
 }
 

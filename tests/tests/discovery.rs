@@ -303,6 +303,121 @@ fn model_dir() -> std::path::PathBuf {
     std::fs::canonicalize(&dir).unwrap_or_else(|e| panic!("{dir}: {e}"))
 }
 
+/// Whether the model directory has its 8-bit ONNX export and runtime
+/// (`onnx/`). scripts/fetch-model installs them on x86-64 Linux, where they
+/// must be there: elsewhere the model runs on candle alone.
+#[cfg(feature = "model")]
+fn has_onnx(model: &std::path::Path) -> bool {
+    let present =
+        model.join("onnx/model.onnx").is_file() && model.join("onnx/libonnxruntime.so").is_file();
+    if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        assert!(
+            present,
+            "{}/onnx: no ONNX export (scripts/fetch-model installs it)",
+            model.display()
+        );
+    }
+    present
+}
+
+/// The 8-bit ONNX export the host prefers embeds as the f32 model does:
+/// every text's two vectors within a cosine of 0.995, and each need's
+/// nearest description the same under both.
+#[cfg(feature = "model")]
+#[test]
+fn the_onnx_export_embeds_as_the_f32_model_does() {
+    use mercato_host::discovery::{Embedder, ModelEmbedder, OnnxEmbedder, dot, load_model};
+    let model = model_dir();
+    if !has_onnx(&model) {
+        return;
+    }
+    let f32_model = ModelEmbedder::load(&model).expect("candle");
+    let int8 = OnnxEmbedder::load(&model).expect("ONNX Runtime");
+    assert_ne!(
+        f32_model.name(),
+        int8.name(),
+        "their vectors are kept apart"
+    );
+    assert_eq!(
+        load_model(&model).expect("model").name(),
+        int8.name(),
+        "the host prefers the ONNX export"
+    );
+    let descriptions = [
+        "Redacts personal data (e-mail addresses, phone and card numbers) from text.",
+        "Converts a quantity between units of length, mass and temperature.",
+        "Summarises a long document in a few sentences.",
+        "Checks a vendor against GDPR, HIPAA and SOC 2 requirements.",
+        "Translates text between English, French and German.",
+    ];
+    let needs = [
+        "remove e-mail addresses and credit card numbers from a support ticket",
+        "how many kilometres is 26 miles",
+        "give me a short summary of this long article",
+        "is this supplier compliant with GDPR",
+        "put this paragraph into French",
+    ];
+    let texts: Vec<&str> = descriptions.iter().chain(&needs).copied().collect();
+    // One at a time and in a batch (padded to the longest): the same.
+    let batch = int8.embed_many(&texts);
+    for (text, batched) in texts.iter().zip(&batch) {
+        let (a, b) = (f32_model.embed(text), int8.embed(text));
+        assert_eq!(b.len(), 384);
+        assert!(dot(&a, &b) > 0.995, "{text}: cosine {}", dot(&a, &b));
+        assert!(
+            dot(&b, batched) > 0.9999,
+            "{text}: batched {}",
+            dot(&b, batched)
+        );
+    }
+    let nearest = |model: &dyn Embedder, need: &str| {
+        let n = model.embed(need);
+        (0..descriptions.len())
+            .max_by(|i, j| {
+                dot(&n, &model.embed(descriptions[*i]))
+                    .total_cmp(&dot(&n, &model.embed(descriptions[*j])))
+            })
+            .expect("descriptions")
+    };
+    for (i, need) in needs.iter().enumerate() {
+        assert_eq!(nearest(&f32_model, need), i, "{need} (f32)");
+        assert_eq!(nearest(&int8, need), i, "{need} (int8)");
+    }
+}
+
+/// An ONNX export that does not load leaves the model to candle (logged),
+/// rather than stopping the host or dropping to the built-in embedder.
+#[cfg(feature = "model")]
+#[test]
+fn a_broken_onnx_export_leaves_the_model_to_candle() {
+    use mercato_host::discovery::load_model;
+    let model = model_dir();
+    if !has_onnx(&model) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::os::unix::fs::symlink(model.join(file), dir.path().join(file)).expect("symlink");
+    }
+    std::fs::create_dir(dir.path().join("onnx")).expect("mkdir");
+    std::os::unix::fs::symlink(
+        model.join("onnx/libonnxruntime.so"),
+        dir.path().join("onnx/libonnxruntime.so"),
+    )
+    .expect("symlink");
+    std::fs::write(dir.path().join("onnx/model.onnx"), b"not a model").expect("write");
+    let loaded = load_model(dir.path()).expect("candle runs it");
+    assert!(
+        loaded.name().starts_with("model:") && !loaded.name().contains("onnx"),
+        "{}",
+        loaded.name()
+    );
+    // Without the f32 weights there is nothing to fall back to: an error.
+    std::fs::remove_file(dir.path().join("model.safetensors")).expect("rm");
+    let error = load_model(dir.path()).err().expect("no model");
+    assert!(error.contains("model.onnx"), "{error}");
+}
+
 /// Discovery with the sentence-embedding model (built with `--features
 /// model`; `MERCATO_EMBEDDING_MODEL` names the directory, as scripts/test
 /// sets it): the same paraphrased needs find the same capabilities, the
@@ -313,11 +428,18 @@ async fn the_sentence_embedding_model_finds_paraphrased_needs_and_survives_a_res
     let model = model_dir();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = mercato_tests::test_config(dir.path());
-    config.embedding_model = Some(model);
+    config.embedding_model = Some(model.clone());
     let host = Host::start_with(config.clone()).await;
     let (_, health) = host.get("/healthz", None).await;
     let name = health["embedder"].as_str().unwrap_or_default();
-    assert!(name.starts_with("model:all-MiniLM-L6-v2@"), "{health}");
+    // The 8-bit ONNX export when scripts/fetch-model installed it (x86-64
+    // Linux), else the f32 model run by candle.
+    let runs_as = if has_onnx(&model) {
+        "model:all-MiniLM-L6-v2-onnx-int8@"
+    } else {
+        "model:all-MiniLM-L6-v2@"
+    };
+    assert!(name.starts_with(runs_as), "{health}");
     let org = host.org("catalog").await;
     for agent in [
         "pii-redactor",
@@ -399,21 +521,23 @@ async fn a_model_in_the_data_directory_is_the_default() {
     std::os::unix::fs::symlink(&model, dir.path().join("model")).expect("symlink");
     let host = Host::start(dir.path()).await;
     let (_, health) = host.get("/healthz", None).await;
-    // Named by its directory and its weights' digest (12 hex digits of the
-    // SHA-256 of model.safetensors), so vectors stored under it are its own.
-    let weights = {
+    // Named by its directory, its runtime and its weights' digest (12 hex
+    // digits of the SHA-256 of model.onnx, or of model.safetensors), so
+    // vectors stored under it are its own.
+    let digest = |file: &str| {
         use sha2::Digest as _;
-        let bytes = std::fs::read(model.join("model.safetensors")).expect("weights");
+        let bytes = std::fs::read(model.join(file)).expect("weights");
         sha2::Sha256::digest(&bytes)[..6]
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     };
-    assert_eq!(
-        health["embedder"],
-        format!("model:model@{weights}"),
-        "{health}"
-    );
+    let expected = if has_onnx(&model) {
+        format!("model:model-onnx-int8@{}", digest("onnx/model.onnx"))
+    } else {
+        format!("model:model@{}", digest("model.safetensors"))
+    };
+    assert_eq!(health["embedder"], expected, "{health}");
     assert!(health.get("embedder_fallback").is_none(), "{health}");
     host.stop().await;
 

@@ -40,6 +40,10 @@ struct Args {
     /// the embedder becomes that model.
     #[arg(long)]
     model_dir: Option<std::path::PathBuf>,
+    /// With `--model-dir`: run the model with candle from its safetensors
+    /// even when the directory has an ONNX export (which the product prefers).
+    #[arg(long)]
+    candle: bool,
     /// Keep every vector in FILE (JSON, by embedder and text) and reuse it on
     /// the next run: a model run takes seconds instead of minutes. Query
     /// latencies then leave the embedding out.
@@ -111,9 +115,17 @@ fn embedder(args: &Args) -> Result<(Arc<dyn Embedder>, &'static str)> {
     };
     #[cfg(feature = "model")]
     {
-        let model = mercato_host::discovery::ModelEmbedder::load(dir)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-        Ok((Arc::new(model), "model"))
+        let model: Arc<dyn Embedder> = if args.candle {
+            Arc::new(
+                mercato_host::discovery::ModelEmbedder::load(dir)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?,
+            )
+        } else {
+            mercato_host::discovery::load_model(dir)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+        };
+        eprintln!("embedder: {}", model.name());
+        Ok((model, "model"))
     }
     #[cfg(not(feature = "model"))]
     bail!(

@@ -48,6 +48,8 @@ mod graph;
 pub mod index;
 #[cfg(feature = "model")]
 mod model;
+#[cfg(feature = "model")]
+mod onnx;
 mod persist;
 pub mod query;
 mod rank;
@@ -61,6 +63,8 @@ pub use entry::{Entry, Facts};
 pub use index::{Discovery, RATING_BOOST};
 #[cfg(feature = "model")]
 pub use model::ModelEmbedder;
+#[cfg(feature = "model")]
+pub use onnx::{OnnxEmbedder, load_model};
 pub use persist::Restored;
 pub use query::{
     DataPolicyFilter, Explanation, Hit, InvalidQuery, LIMIT_MAX, Mode, Query, check_need,

@@ -3,7 +3,9 @@
 //! the attention mask, unit length. Built with the `model` cargo feature.
 //!
 //! The directory holds `config.json`, `tokenizer.json` and
-//! `model.safetensors`; nothing is fetched at run time.
+//! `model.safetensors`, and may hold an 8-bit ONNX export with its runtime
+//! (`onnx/`), which `onnx::load_model` prefers; nothing is fetched at run
+//! time.
 
 use super::embed::Embedder;
 use candle_core::{DType, Device, Tensor};
@@ -26,36 +28,52 @@ pub struct ModelEmbedder {
     name: String,
 }
 
-fn fail(what: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
+pub(super) fn fail(what: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
     move |e| format!("{what}: {e}")
+}
+
+/// A file of the model directory.
+pub(super) fn read(dir: &Path, file: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(dir.join(file)).map_err(|e| format!("{}: {e}", dir.join(file).display()))
+}
+
+/// The model's vector length (`hidden_size` in `config.json`).
+pub(super) fn hidden_size(dir: &Path) -> Result<usize, String> {
+    serde_json::from_slice::<serde_json::Value>(&read(dir, "config.json")?)
+        .ok()
+        .and_then(|c| c["hidden_size"].as_u64())
+        .map(|n| n as usize)
+        .ok_or_else(|| "config.json has no hidden_size".into())
+}
+
+/// The model's tokenizer, cut at [`TOKENS_MAX`] and padded to the longest
+/// text of a batch (the file's own padding is to 128 tokens, which would
+/// double the work on a short need and put padding in the mean).
+pub(super) fn tokenizer(dir: &Path) -> Result<Tokenizer, String> {
+    let mut tokenizer = Tokenizer::from_bytes(read(dir, "tokenizer.json")?)
+        .map_err(|e| fail("tokenizer.json")(&e))?;
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: TOKENS_MAX,
+            ..TruncationParams::default()
+        }))
+        .map_err(|e| fail("tokenizer truncation")(&e))?;
+    tokenizer.with_padding(Some(PaddingParams {
+        strategy: PaddingStrategy::BatchLongest,
+        ..PaddingParams::default()
+    }));
+    Ok(tokenizer)
 }
 
 impl ModelEmbedder {
     /// Loads the model in `dir`.
     pub fn load(dir: &Path) -> Result<ModelEmbedder, String> {
-        let read = |file: &str| {
-            std::fs::read(dir.join(file)).map_err(|e| format!("{}: {e}", dir.join(file).display()))
-        };
-        let config: Config =
-            serde_json::from_slice(&read("config.json")?).map_err(|e| fail("config.json")(&e))?;
-        let dimension = serde_json::from_slice::<serde_json::Value>(&read("config.json")?)
-            .ok()
-            .and_then(|c| c["hidden_size"].as_u64())
-            .ok_or("config.json has no hidden_size")? as usize;
-        let mut tokenizer = Tokenizer::from_bytes(read("tokenizer.json")?)
-            .map_err(|e| fail("tokenizer.json")(&e))?;
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: TOKENS_MAX,
-                ..TruncationParams::default()
-            }))
-            .map_err(|e| fail("tokenizer truncation")(&e))?;
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..PaddingParams::default()
-        }));
+        let config: Config = serde_json::from_slice(&read(dir, "config.json")?)
+            .map_err(|e| fail("config.json")(&e))?;
+        let dimension = hidden_size(dir)?;
+        let tokenizer = tokenizer(dir)?;
         let device = Device::Cpu;
-        let bytes = read("model.safetensors")?;
+        let bytes = read(dir, "model.safetensors")?;
         // The name keys stored vectors and the index dump: it carries the
         // weights' digest, so other weights in the same directory (or a
         // directory of the same name) never reuse this model's vectors.

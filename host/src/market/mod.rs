@@ -91,9 +91,9 @@ fn embedder(config: &Config) -> Result<(Arc<dyn crate::discovery::Embedder>, Opt
     };
     #[cfg(feature = "model")]
     {
-        let model = crate::discovery::ModelEmbedder::load(&dir)
+        let model = crate::discovery::load_model(&dir)
             .map_err(|e| Error::Config(format!("embedding model {}: {e}", dir.display())))?;
-        Ok((Arc::new(model), None))
+        Ok((model, None))
     }
     #[cfg(not(feature = "model"))]
     {

