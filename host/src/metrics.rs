@@ -36,6 +36,10 @@ pub struct Metrics {
     /// Webhook deliveries refused because their target resolved to a
     /// loopback, private, link-local or multicast address.
     pub webhooks_refused: Counter,
+    /// Needs embedded by a slow embedder (the model) for discovery.
+    pub needs_embedded: Counter,
+    /// Needs whose vector was kept from an earlier discovery.
+    pub need_vectors_kept: Counter,
 }
 
 impl Default for Metrics {
@@ -49,6 +53,8 @@ impl Default for Metrics {
         let store_syncs = Gauge::<u64, AtomicU64>::default();
         let mcp_fast_calls = Counter::default();
         let webhooks_refused = Counter::default();
+        let needs_embedded = Counter::default();
+        let need_vectors_kept = Counter::default();
         registry.register(
             "invocations",
             "Capability invocations by outcome",
@@ -81,6 +87,16 @@ impl Default for Metrics {
             "Webhook deliveries refused for a non-public target",
             webhooks_refused.clone(),
         );
+        registry.register(
+            "discovery_needs_embedded",
+            "Needs embedded by the sentence-embedding model for discovery",
+            needs_embedded.clone(),
+        );
+        registry.register(
+            "discovery_need_vectors_kept",
+            "Needs whose vector was kept from an earlier discovery",
+            need_vectors_kept.clone(),
+        );
         Metrics {
             registry,
             invocations,
@@ -91,6 +107,8 @@ impl Default for Metrics {
             store_syncs,
             mcp_fast_calls,
             webhooks_refused,
+            needs_embedded,
+            need_vectors_kept,
         }
     }
 }

@@ -474,6 +474,24 @@ async fn the_sentence_embedding_model_finds_paraphrased_needs_and_survives_a_res
         );
         before.push(ids);
     }
+    // Each need was embedded once; asked again, its vector is kept (the
+    // model does not run) and the answer is the same.
+    let embedded = host.metric("mercato_discovery_needs_embedded_total").await;
+    assert_eq!(embedded, needs.len() as f64);
+    for ((need, _), expected) in needs.iter().zip(&before) {
+        assert_eq!(
+            &discover(&host, json!({ "need": need, "limit": 3 })).await,
+            expected
+        );
+    }
+    assert_eq!(
+        host.metric("mercato_discovery_needs_embedded_total").await,
+        embedded
+    );
+    assert_eq!(
+        host.metric("mercato_discovery_need_vectors_kept_total").await,
+        needs.len() as f64
+    );
     let data_dir = host.data_dir.clone();
     host.stop().await;
     // Restart: the stored vectors are reused (no re-embedding), answers equal.

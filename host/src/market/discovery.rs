@@ -8,6 +8,7 @@ use crate::registry::{CapabilityId, CapabilityRecord};
 use crate::store::Tree;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// One discovery result: the capability, its score and why.
@@ -226,13 +227,20 @@ impl Market {
     pub async fn discover(&self, query: &Query) -> Result<Vec<DiscoveredCapability>> {
         check_need(query).map_err(|e| Error::InvalidQuery(e.0))?;
         let embedder = self.discovery.embedder();
-        let vector = if embedder.is_slow() {
+        let vector: Arc<[f32]> = if !embedder.is_slow() {
+            embedder.embed(&query.need).into()
+        } else if let Some(kept) = self.need_vectors.get(&query.need) {
+            self.metrics.need_vectors_kept.inc();
+            kept
+        } else {
             let need = query.need.clone();
-            tokio::task::spawn_blocking(move || embedder.embed(&need))
+            let vector: Arc<[f32]> = tokio::task::spawn_blocking(move || embedder.embed(&need))
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))?
-        } else {
-            embedder.embed(&query.need)
+                .into();
+            self.metrics.needs_embedded.inc();
+            self.need_vectors.put(&query.need, vector.clone());
+            vector
         };
         let hits = self
             .discovery

@@ -20,6 +20,7 @@ mod invoke;
 mod listings;
 mod load;
 mod money;
+mod needs;
 mod negotiate;
 mod oauth;
 mod publish;
@@ -130,6 +131,8 @@ pub struct Market {
     compile_refusals: load::CompileRefusals,
     stats: Stats,
     metrics: Metrics,
+    /// Vectors of recent needs (for a slow embedder).
+    need_vectors: needs::NeedVectors,
     config: Config,
     admin_token_sha256: String,
     market_key: MarketKey,
@@ -220,6 +223,7 @@ impl Market {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             stats: Stats::default(),
             metrics: Metrics::default(),
+            need_vectors: needs::NeedVectors::new(needs::NEEDS_KEPT),
             config,
             admin_token_sha256,
             market_key,
