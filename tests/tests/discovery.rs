@@ -489,7 +489,8 @@ async fn the_sentence_embedding_model_finds_paraphrased_needs_and_survives_a_res
         embedded
     );
     assert_eq!(
-        host.metric("mercato_discovery_need_vectors_kept_total").await,
+        host.metric("mercato_discovery_need_vectors_kept_total")
+            .await,
         needs.len() as f64
     );
     let data_dir = host.data_dir.clone();
@@ -508,6 +509,76 @@ async fn the_sentence_embedding_model_finds_paraphrased_needs_and_survives_a_res
             expected
         );
     }
+    host.stop().await;
+}
+
+/// A flood of new needs waits on its sender: one organisation sending many
+/// needs at once has two at the model and the rest refused with 429
+/// `rate_limited` and a Retry-After, while another organisation's need,
+/// sent in the middle of the flood, is answered.
+#[cfg(feature = "model")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_new_needs_waits_on_its_sender() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = mercato_tests::test_config(dir.path());
+    config.embedding_model = Some(model_dir());
+    let host = Host::start_with(config).await;
+    let flooder = host.org("flooder").await;
+    let other = host.org("other").await;
+    host.publish(&flooder, "unit-converter").await;
+    let ask = |key: String, need: String| {
+        let request = host
+            .http
+            .post(format!("{}/v1/discover", host.url))
+            .bearer_auth(key)
+            .json(&json!({ "need": need, "limit": 3 }));
+        async move {
+            let response = request.send().await.expect("request reaches the host");
+            let status = response.status();
+            let retry_after = response.headers().get("retry-after").cloned();
+            let body: Value = response.json().await.expect("JSON");
+            (status, retry_after, body)
+        }
+    };
+    // Each need different, so none is answered from the kept vectors.
+    let flood: Vec<_> = (0..16)
+        .map(|i| {
+            ask(
+                flooder.api_key.clone(),
+                format!("convert a distance of {i} miles into kilometres for a running plan"),
+            )
+        })
+        .collect();
+    let (answers, (status, _, body)) = tokio::join!(
+        futures::future::join_all(flood),
+        ask(
+            other.api_key.clone(),
+            "how heavy is 12 stone in kilograms".into()
+        )
+    );
+    assert_eq!(status, StatusCode::OK, "the other organisation: {body}");
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(status, _, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "16 needs at once, none refused: {:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    for (_, retry_after, body) in &refused {
+        assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+        assert!(retry_after.is_some(), "{body}");
+    }
+    for (status, _, body) in &answers {
+        assert!(
+            *status == StatusCode::OK || *status == StatusCode::TOO_MANY_REQUESTS,
+            "{status}: {body}"
+        );
+    }
+    // The flood is over: its sender is answered again.
+    let (status, _, body) = ask(flooder.api_key.clone(), "convert 5 miles to km".into()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     host.stop().await;
 }
 

@@ -169,7 +169,7 @@ impl A2a {
                     })
             }
             Operation::Marketplace { action, arguments } => match action.as_str() {
-                "discover" => doors::discover(&self.market, arguments).await,
+                "discover" => doors::discover(&self.market, org, arguments).await,
                 "quote" => doors::quote(&self.market, arguments).await,
                 _ => doors::negotiate(&self.market, org, arguments).await,
             },

@@ -50,9 +50,11 @@ fn capability_id(given: &str) -> String {
 
 /// `discover`: semantic search with filters. Each result carries the MCP
 /// tool name that calls it.
-pub async fn discover(market: &Market, arguments: Value) -> Result<Value, Failed> {
+pub async fn discover(market: &Market, org: &Org, arguments: Value) -> Result<Value, Failed> {
     let query: Query = parse(arguments)?;
-    let results = market.discover(&query).await?;
+    let results = market
+        .discover(&query, &format!("org:{}", org.org_id))
+        .await?;
     let results: Vec<Value> = results
         .iter()
         .map(|found| {

@@ -9,6 +9,10 @@ use crate::store::Tree;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+
+/// When a need refused a turn at the model is told to retry: a turn lasts
+/// tens of milliseconds.
+const MODEL_RETRY_MS: u64 = 1_000;
 use utoipa::ToSchema;
 
 /// One discovery result: the capability, its score and why.
@@ -223,8 +227,10 @@ impl Market {
         }
     }
 
-    /// Ranks capabilities for a need within its constraints.
-    pub async fn discover(&self, query: &Query) -> Result<Vec<DiscoveredCapability>> {
+    /// Ranks capabilities for a need within its constraints. `asker` is who
+    /// waits for the model if the need must be embedded by it: `org:ID`, or
+    /// `ip:ADDRESS` for a caller without a key (see `needs`).
+    pub async fn discover(&self, query: &Query, asker: &str) -> Result<Vec<DiscoveredCapability>> {
         check_need(query).map_err(|e| Error::InvalidQuery(e.0))?;
         let embedder = self.discovery.embedder();
         let vector: Arc<[f32]> = if !embedder.is_slow() {
@@ -233,6 +239,13 @@ impl Market {
             self.metrics.need_vectors_kept.inc();
             kept
         } else {
+            let _turn = self
+                .model_turns
+                .enter(asker)
+                .map_err(|refused| Error::ModelBusy {
+                    mine: refused == super::needs::Refused::Asker,
+                    retry_after_ms: MODEL_RETRY_MS,
+                })?;
             let need = query.need.clone();
             let vector: Arc<[f32]> = tokio::task::spawn_blocking(move || embedder.embed(&need))
                 .await

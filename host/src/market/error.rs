@@ -239,6 +239,19 @@ pub enum Error {
         /// Calls one organisation may have at once.
         calls_max: usize,
     },
+    /// The need waits for the sentence-embedding model behind too many of
+    /// the asker's own (`rate_limited`) or of everyone's (`overloaded`).
+    #[error("{}", if *mine {
+        "you already have needs waiting for the embedding model; retry when one is answered"
+    } else {
+        "the embedding model is busy with other needs; retry shortly"
+    })]
+    ModelBusy {
+        /// The asker's own needs are what it waits behind.
+        mine: bool,
+        /// When to retry.
+        retry_after_ms: u64,
+    },
     /// A background task died.
     #[error("internal: {0}")]
     Internal(String),
@@ -299,6 +312,8 @@ impl Error {
             Error::Call { failure, .. } => failure.code(),
             Error::Cancelled => "cancelled",
             Error::TooManyCalls { .. } => "overloaded",
+            Error::ModelBusy { mine: true, .. } => "rate_limited",
+            Error::ModelBusy { mine: false, .. } => "overloaded",
             Error::RatingNotAllowed(_) => "rating_not_allowed",
             Error::CompilerBusy => "overloaded",
             Error::UnprovenLimit { .. } => "rate_limited",
@@ -435,6 +450,7 @@ impl Error {
                 per_minute,
                 retry_after_ms,
             } => json!({ "per_minute": per_minute, "retry_after_ms": retry_after_ms }),
+            Error::ModelBusy { retry_after_ms, .. } => json!({ "retry_after_ms": retry_after_ms }),
             Error::SignupRefused {
                 retry_after_ms: Some(retry_after_ms),
                 ..

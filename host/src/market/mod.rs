@@ -133,6 +133,8 @@ pub struct Market {
     metrics: Metrics,
     /// Vectors of recent needs (for a slow embedder).
     need_vectors: needs::NeedVectors,
+    /// Who waits for the model (for a slow embedder).
+    model_turns: needs::ModelTurns,
     config: Config,
     admin_token_sha256: String,
     market_key: MarketKey,
@@ -224,6 +226,7 @@ impl Market {
             stats: Stats::default(),
             metrics: Metrics::default(),
             need_vectors: needs::NeedVectors::new(needs::NEEDS_KEPT),
+            model_turns: needs::ModelTurns::default(),
             config,
             admin_token_sha256,
             market_key,

@@ -1,7 +1,17 @@
-//! The vectors of recent needs: an agent that asks for the same need again
-//! (a retry, a loop, the next page of its plan) is answered without running
-//! the sentence-embedding model a second time. Only for a slow embedder; a
-//! need is kept by its SHA-256, least recently used first out.
+//! The sentence-embedding model's share of the host, for discovery.
+//!
+//! - The vectors of recent needs: an agent that asks for the same need again
+//!   (a retry, a loop, the next page of its plan) is answered without
+//!   running the model a second time. A need is kept by its SHA-256, least
+//!   recently used first out.
+//! - Turns at the model: a need costs the model tens of milliseconds of both
+//!   cores, and `/v1/discover` is open to anyone, so one asker (an
+//!   organisation, or an address when the caller gives no key) has at most
+//!   [`ASKER_WAITING_MAX`] needs embedded or waiting at once, and the host
+//!   [`WAITING_MAX`] in all; past either the need is refused with a time to
+//!   retry, so a flood of new needs waits on its sender, not on everyone.
+//!
+//! Only for a slow embedder (the built-in one takes microseconds).
 
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -11,6 +21,67 @@ use std::sync::{Arc, Mutex};
 pub const NEEDS_KEPT: usize = 2_048;
 
 type Key = [u8; 32];
+
+/// Needs one asker may have embedded or waiting for the model at once.
+pub const ASKER_WAITING_MAX: usize = 2;
+/// Needs embedded or waiting for the model at once, all askers together.
+pub const WAITING_MAX: usize = 64;
+
+/// Who waits for the model.
+#[derive(Default)]
+pub struct ModelTurns {
+    waiting: Mutex<HashMap<String, usize>>,
+}
+
+/// Why a need may not wait for the model.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The asker already has its share waiting.
+    Asker,
+    /// The host has every turn taken.
+    Host,
+}
+
+/// A need's place at the model, given back when dropped.
+pub struct Turn<'a> {
+    turns: &'a ModelTurns,
+    asker: String,
+}
+
+impl ModelTurns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A place for one of `asker`'s needs, if it and the host have room.
+    pub fn enter(&self, asker: &str) -> Result<Turn<'_>, Refused> {
+        let mut waiting = self.lock();
+        if waiting.values().sum::<usize>() >= WAITING_MAX {
+            return Err(Refused::Host);
+        }
+        let mine = waiting.entry(asker.to_string()).or_default();
+        if *mine >= ASKER_WAITING_MAX {
+            return Err(Refused::Asker);
+        }
+        *mine += 1;
+        Ok(Turn {
+            turns: self,
+            asker: asker.to_string(),
+        })
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.turns.lock();
+        if let Some(mine) = waiting.get_mut(&self.asker) {
+            *mine -= 1;
+            if *mine == 0 {
+                waiting.remove(&self.asker);
+            }
+        }
+    }
+}
 
 #[derive(Default)]
 struct Kept {
@@ -108,6 +179,27 @@ mod tests {
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.get("c").as_deref(), Some(&[4.0, 0.0][..]));
         assert!(cache.get("A").is_none(), "needs are kept as written");
+    }
+
+    #[test]
+    fn an_asker_waits_for_at_most_its_share_and_the_host_for_its_turns() {
+        let turns = ModelTurns::default();
+        let first = turns.enter("org:a").expect("a's first");
+        let second = turns.enter("org:a").expect("a's second");
+        assert_eq!(turns.enter("org:a").err(), Some(Refused::Asker));
+        // Another asker is not held back by a's share.
+        let other = turns.enter("ip:192.0.2.1").expect("another asker");
+        drop(first);
+        let again = turns.enter("org:a").expect("a's turn came back");
+        drop((second, other, again));
+        assert!(turns.lock().is_empty(), "every turn given back");
+        // The host's turns: WAITING_MAX in all, whoever asks.
+        let held: Vec<Turn<'_>> = (0..WAITING_MAX)
+            .map(|i| turns.enter(&format!("ip:{i}")).expect("room"))
+            .collect();
+        assert_eq!(turns.enter("org:b").err(), Some(Refused::Host));
+        drop(held);
+        assert!(turns.enter("org:b").is_ok());
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Mercato {
     ) -> Result<CallToolResponse, ErrorData> {
         let market = &self.market;
         let answer = match name {
-            "discover" => doors::discover(market, arguments).await,
+            "discover" => doors::discover(market, org, arguments).await,
             "quote" => doors::quote(market, arguments).await,
             _ => doors::negotiate(market, org, arguments).await,
         };

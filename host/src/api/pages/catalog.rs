@@ -127,6 +127,7 @@ impl Search {
 pub async fn catalog(
     State(web): State<Arc<Web>>,
     Seen(viewer): Seen,
+    client: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     Params(search): Params<Search>,
 ) -> Response {
     let page = search.page.unwrap_or(1).clamp(1, 1_000_000);
@@ -137,7 +138,11 @@ pub async fn catalog(
         let wanted = (offset + PAGE + 1).min(LIMIT_MAX);
         match search.query(wanted) {
             Err(problem) => (Vec::new(), false, Some(problem)),
-            Ok(query) => match web.market.discover(&query).await {
+            Ok(query) => match web
+                .market
+                .discover(&query, &crate::api::discover::asker(None, client))
+                .await
+            {
                 Ok(found) => {
                     let more = found.len() > offset + PAGE;
                     let shown = found
