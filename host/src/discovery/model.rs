@@ -125,6 +125,31 @@ impl ModelEmbedder {
     }
 }
 
+/// One text through a batch embedder; a zero vector if it failed.
+pub(super) fn one(
+    batch: impl Fn(&[&str]) -> Result<Vec<Vec<f32>>, String>,
+    text: &str,
+    dimension: usize,
+) -> Vec<f32> {
+    match batch(&[text]) {
+        Ok(mut vectors) if !vectors.is_empty() => vectors.swap_remove(0),
+        Ok(_) | Err(_) => vec![0.0; dimension],
+    }
+}
+
+/// Texts through a batch embedder, 16 at a time (batches of similar size
+/// pad less; 16 keeps memory modest); zero vectors for a batch that failed.
+pub(super) fn in_batches(
+    batch: impl Fn(&[&str]) -> Result<Vec<Vec<f32>>, String>,
+    texts: &[&str],
+    dimension: usize,
+) -> Vec<Vec<f32>> {
+    texts
+        .chunks(16)
+        .flat_map(|chunk| batch(chunk).unwrap_or_else(|_| vec![vec![0.0; dimension]; chunk.len()]))
+        .collect()
+}
+
 impl Embedder for ModelEmbedder {
     fn name(&self) -> &str {
         &self.name
@@ -135,21 +160,11 @@ impl Embedder for ModelEmbedder {
     }
 
     fn embed(&self, text: &str) -> Vec<f32> {
-        match self.embed_batch(&[text]) {
-            Ok(mut vectors) if !vectors.is_empty() => vectors.swap_remove(0),
-            Ok(_) | Err(_) => vec![0.0; self.dimension],
-        }
+        one(|t| self.embed_batch(t), text, self.dimension)
     }
 
     fn embed_many(&self, texts: &[&str]) -> Vec<Vec<f32>> {
-        // Batches of similar size pad less; 16 keeps memory modest.
-        texts
-            .chunks(16)
-            .flat_map(|chunk| {
-                self.embed_batch(chunk)
-                    .unwrap_or_else(|_| vec![vec![0.0; self.dimension]; chunk.len()])
-            })
-            .collect()
+        in_batches(|t| self.embed_batch(t), texts, self.dimension)
     }
 
     fn is_slow(&self) -> bool {

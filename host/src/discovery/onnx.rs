@@ -8,7 +8,7 @@
 //! several times faster (docs/BENCHMARKS.md §5e).
 
 use super::embed::Embedder;
-use super::model::{fail, hidden_size, read, tokenizer};
+use super::model::{fail, hidden_size, in_batches, one, read, tokenizer};
 use ort::session::Session;
 use ort::value::Tensor;
 use sha2::Digest as _;
@@ -213,20 +213,11 @@ impl Embedder for OnnxEmbedder {
     }
 
     fn embed(&self, text: &str) -> Vec<f32> {
-        match self.embed_batch(&[text]) {
-            Ok(mut vectors) if !vectors.is_empty() => vectors.swap_remove(0),
-            Ok(_) | Err(_) => vec![0.0; self.dimension],
-        }
+        one(|t| self.embed_batch(t), text, self.dimension)
     }
 
     fn embed_many(&self, texts: &[&str]) -> Vec<Vec<f32>> {
-        texts
-            .chunks(16)
-            .flat_map(|chunk| {
-                self.embed_batch(chunk)
-                    .unwrap_or_else(|_| vec![vec![0.0; self.dimension]; chunk.len()])
-            })
-            .collect()
+        in_batches(|t| self.embed_batch(t), texts, self.dimension)
     }
 
     fn is_slow(&self) -> bool {
