@@ -197,7 +197,7 @@ impl Market {
         }
         let state = self
             .settlement
-            .escrow_state(transaction_id)
+            .escrow_state(transaction_id)?
             .ok_or_else(|| crate::settlement::Error::NotInEscrow(transaction_id.into()))?;
         let input_text = input.to_string();
         if hex::encode(Sha256::digest(input_text.as_bytes())) != record.input_sha256 {
@@ -303,7 +303,7 @@ impl Market {
             .ok_or_else(|| Error::NoPendingDispute(transaction_id.into()))?;
         let state = self
             .settlement
-            .escrow_state(transaction_id)
+            .escrow_state(transaction_id)?
             .ok_or_else(|| crate::settlement::Error::NotInEscrow(transaction_id.into()))?;
         let refund = match decision {
             Decision::Refund => state.charged_micros,

@@ -1,12 +1,15 @@
-//! The in-memory books: the ledger plus what settlement needs to answer
-//! quickly (escrow by transaction and by due time, daily spend, budgets).
+//! The books: the ledger plus what settlement needs to answer quickly
+//! (the escrow index, daily spend, budgets). All in memory but the escrow
+//! index, which the embedded store keeps on disk (`escrows`).
 
-use super::compact::{Names, TxKey};
+use super::compact::TxKey;
+pub use super::escrows::Escrowed;
+use super::escrows::Escrows;
 use super::{Error, Event, JournalEntry, Result};
 use crate::ledger::{Ledger, Op, org_account};
+use crate::store;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use utoipa::ToSchema;
 
 const DAY_MS: u64 = 86_400_000;
@@ -154,33 +157,13 @@ pub struct EscrowState {
     pub release_at_ms: u64,
 }
 
-/// One transaction's money in escrow (kept per paid call for the dispute
-/// window: its ids are shared, see `compact`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Escrowed {
-    pub consumer_org_id: Arc<str>,
-    pub provider_org_id: Arc<str>,
-    pub cost_micros: u64,
-    pub fee_micros: u64,
-    pub release_at_ms: u64,
-    pub allowance_id: Option<Arc<str>>,
-    day: u64,
-}
-
-impl Escrowed {
-    pub fn charged(&self) -> u64 {
-        self.cost_micros + self.fee_micros
-    }
-}
-
 #[derive(Default)]
 pub struct Books {
     pub ledger: Ledger,
     pub seq: u64,
     pub budgets: HashMap<String, Budget>,
-    escrow: HashMap<TxKey, Escrowed>,
-    due: BTreeSet<(u64, TxKey)>,
-    names: Names,
+    /// Every paid call's escrow until its window closes.
+    escrows: Escrows,
     escrow_out: HashMap<String, u64>,
     escrow_in: HashMap<String, u64>,
     /// Hold operations of calls in flight, journaled with their capture.
@@ -231,8 +214,12 @@ impl Books {
     pub fn enter(&mut self, entry: &JournalEntry) -> Result<()> {
         self.ledger.apply_all(&entry.ops)?;
         self.seq = entry.seq;
-        self.note(entry);
-        Ok(())
+        self.note(entry).map_err(|error| {
+            // The entry is in the journal: a restart rebuilds the index
+            // from it.
+            tracing::error!(%error, seq = entry.seq, "the escrow index did not take a journal entry");
+            Error::Store(error)
+        })
     }
 
     /// Applies a journal entry read back from disk.
@@ -241,12 +228,28 @@ impl Books {
             .apply_all(&entry.ops)
             .map_err(|e| e.to_string())?;
         self.seq = entry.seq;
-        self.note(entry);
-        Ok(())
+        self.note(entry).map_err(|e| e.to_string())
+    }
+
+    /// Moves the escrow index to two trees of the store's database (the
+    /// embedded store), rebuilt from the books as replayed.
+    pub fn escrows_to_disk(&mut self, by_tx: sled::Tree, due: sled::Tree) -> store::Result<()> {
+        self.escrows.move_to_disk(by_tx, due)
+    }
+
+    /// Whether the escrow index lives on disk.
+    #[cfg(test)]
+    pub fn escrows_on_disk(&self) -> bool {
+        self.escrows.on_disk()
     }
 
     /// Updates the indexes after an entry applied.
-    pub fn note(&mut self, entry: &JournalEntry) {
+    fn note(&mut self, entry: &JournalEntry) -> store::Result<()> {
+        // An entry of a later day starts that day first, so every escrow
+        // counts toward today's spending exactly when its day is today.
+        if entry.at_ms / DAY_MS > self.day {
+            self.roll_day(entry.at_ms);
+        }
         // A call's transfers (its hold, then fees, payouts and refunds)
         // have ids made from its transaction id, and the escrow index
         // refuses a second release or refund: once final, the ledger need
@@ -303,12 +306,12 @@ impl Books {
                 // A journaled hold (shared store) is settled by its capture.
                 self.settle_hold(&format!("{transaction_id}:hold"));
                 let escrowed = Escrowed {
-                    consumer_org_id: self.names.get(consumer_org_id),
-                    provider_org_id: self.names.get(provider_org_id),
+                    consumer_org_id: consumer_org_id.as_str().into(),
+                    provider_org_id: provider_org_id.as_str().into(),
                     cost_micros: *cost_micros,
                     fee_micros: *fee_micros,
                     release_at_ms: *release_at_ms,
-                    allowance_id: allowance_id.as_deref().map(|a| self.names.get(a)),
+                    allowance_id: allowance_id.as_deref().map(Into::into),
                     day: entry.at_ms / DAY_MS,
                 };
                 let charged = i128::from(escrowed.charged());
@@ -327,9 +330,7 @@ impl Books {
                 if escrowed.day == self.day {
                     bump(&mut self.spent_today, consumer_org_id, charged);
                 }
-                let key = TxKey::of(transaction_id);
-                self.due.insert((*release_at_ms, key.clone()));
-                self.escrow.insert(key, escrowed);
+                self.escrows.insert(TxKey::of(transaction_id), escrowed)?;
             }
             Event::Release { transaction_id } | Event::Refund { transaction_id, .. } => {
                 let refund = match &entry.event {
@@ -338,8 +339,7 @@ impl Books {
                 };
                 let key = TxKey::of(transaction_id);
                 self.frozen.remove(&key);
-                if let Some(e) = self.escrow.remove(&key) {
-                    self.due.remove(&(e.release_at_ms, key));
+                if let Some(e) = self.escrows.remove(&key)? {
                     bump(
                         &mut self.escrow_out,
                         &e.consumer_org_id,
@@ -366,33 +366,22 @@ impl Books {
                 }
             }
         }
+        Ok(())
     }
 
-    /// Starts a new UTC day: today's spending starts at zero, pauses lift.
+    /// Starts a new UTC day, if `now_ms` is in a later one: today's
+    /// spending starts at zero, pauses lift. Days only move forward (two
+    /// clocks a moment apart around midnight never flip it back), and an
+    /// entry of a later day starts that day before it is noted, so no escrow
+    /// of the new day exists yet to count.
     pub fn roll_day(&mut self, now_ms: u64) {
         let day = now_ms / DAY_MS;
-        if day != self.day {
+        if day > self.day {
             self.day = day;
             self.spent_today.clear();
             self.allowance_today.clear();
             self.paused.clear();
-            self.names.forget_unheld();
-            for e in self.escrow.values() {
-                if e.day == day {
-                    bump(
-                        &mut self.spent_today,
-                        &e.consumer_org_id,
-                        i128::from(e.charged()),
-                    );
-                    if let Some(allowance) = &e.allowance_id {
-                        bump(
-                            &mut self.allowance_today,
-                            allowance,
-                            i128::from(e.charged()),
-                        );
-                    }
-                }
-            }
+            self.escrows.forget_unheld_names();
         }
     }
 
@@ -555,26 +544,27 @@ impl Books {
         expired.len()
     }
 
-    /// Escrows whose window has closed at `now_ms`.
-    pub fn due(&self, now_ms: u64) -> Vec<(String, Escrowed)> {
-        self.due
-            .range(..(now_ms.saturating_add(1), TxKey::FIRST))
-            .filter(|(_, tx)| !self.frozen.contains(tx))
-            .filter_map(|(_, tx)| Some((tx.id(), self.escrow.get(tx)?.clone())))
-            .collect()
+    /// Escrows whose window has closed at `now_ms`, but the disputed.
+    pub fn due(&self, now_ms: u64) -> store::Result<Vec<(String, Escrowed)>> {
+        Ok(self
+            .escrows
+            .due(now_ms, &self.frozen)?
+            .into_iter()
+            .map(|(tx, e)| (tx.id(), e))
+            .collect())
     }
 
-    pub fn escrowed(&self, transaction_id: &str) -> Option<Escrowed> {
-        self.escrow.get(&TxKey::of(transaction_id)).cloned()
+    pub fn escrowed(&self, transaction_id: &str) -> store::Result<Option<Escrowed>> {
+        self.escrows.get(&TxKey::of(transaction_id))
     }
 
-    pub fn state_of(&self, transaction_id: &str) -> Option<EscrowState> {
+    pub fn state_of(&self, transaction_id: &str) -> store::Result<Option<EscrowState>> {
         let key = TxKey::of(transaction_id);
-        self.escrow.get(&key).map(|e| EscrowState {
+        Ok(self.escrows.get(&key)?.map(|e| EscrowState {
             charged_micros: e.charged(),
             disputed: self.frozen.contains(&key),
             release_at_ms: e.release_at_ms,
-        })
+        }))
     }
 
     pub fn balance(&self, org_id: &str) -> Balance {

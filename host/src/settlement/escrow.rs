@@ -13,7 +13,7 @@ impl Settlement {
         let released = self
             .book(move |books, journal| {
                 let mut released = Vec::new();
-                for (tx, entry) in books.due(now_ms) {
+                for (tx, entry) in books.due(now_ms)? {
                     let ops = payout_ops(&tx, &entry, entry.charged(), 0);
                     let event = Event::Release {
                         transaction_id: tx.clone(),
@@ -45,7 +45,7 @@ impl Settlement {
         self.book(move |books, journal| {
             let transaction_id = transaction_id.as_str();
             let entry = books
-                .escrowed(transaction_id)
+                .escrowed(transaction_id)?
                 .ok_or_else(|| Error::NotInEscrow(transaction_id.into()))?;
             let charged = entry.charged();
             if refund_micros > charged {
@@ -88,7 +88,7 @@ impl Settlement {
         let transaction_id = transaction_id.to_string();
         self.book(move |books, journal| {
             let transaction_id = transaction_id.as_str();
-            if books.escrowed(transaction_id).is_none() {
+            if books.escrowed(transaction_id)?.is_none() {
                 return Err(Error::NotInEscrow(transaction_id.into()));
             }
             let event = Event::Dispute {
@@ -105,8 +105,8 @@ impl Settlement {
     }
 
     /// Where a transaction's money stands.
-    pub fn escrow_state(&self, transaction_id: &str) -> Option<EscrowState> {
-        self.lock().state_of(transaction_id)
+    pub fn escrow_state(&self, transaction_id: &str) -> Result<Option<EscrowState>> {
+        Ok(self.lock().state_of(transaction_id)?)
     }
 }
 
@@ -133,4 +133,168 @@ fn payout_ops(transaction_id: &str, entry: &books::Escrowed, amount: u64, round:
         });
     }
     ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::holds::tests::{NOW, open};
+    use crate::store::Store;
+
+    const HOUR: u64 = 3_600_000;
+
+    /// Captures a call of `cost` by org_c to org_p, due at `release_at_ms`.
+    async fn paid(
+        settlement: &super::Settlement,
+        tx: &str,
+        cost: u64,
+        at: u64,
+        release_at_ms: u64,
+    ) {
+        let hold = settlement
+            .hold("org_c", tx, cost, at, None)
+            .await
+            .expect("hold");
+        settlement
+            .capture(
+                hold,
+                "org_p",
+                cost,
+                at,
+                release_at_ms,
+                (tx.into(), serde_json::json!({})),
+            )
+            .await
+            .expect("capture");
+    }
+
+    async fn restart(
+        dir: &std::path::Path,
+        store: Store,
+        settlement: super::Settlement,
+    ) -> (Store, super::Settlement) {
+        drop(settlement);
+        store.close().await.expect("close");
+        drop(store);
+        open(dir)
+    }
+
+    /// The escrow index lives in the store's database on the embedded
+    /// store; it answers as the books in memory did, and after a restart
+    /// it is rebuilt from the journal (what a crash left in it is not read).
+    #[tokio::test]
+    async fn escrows_wait_on_disk_and_are_rebuilt_from_the_journal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, settlement) = open(dir.path());
+        assert!(settlement.lock().escrows_on_disk());
+        settlement
+            .deposit("org_c", 1_000_000, "d1", NOW)
+            .await
+            .expect("deposit");
+        paid(&settlement, "tx_a", 1_000, NOW, NOW + HOUR).await;
+        paid(&settlement, "tx_b", 2_000, NOW, NOW + 2 * HOUR).await;
+        paid(&settlement, "tx_c", 4_000, NOW, NOW + HOUR).await;
+        settlement.freeze("tx_c", NOW).await.expect("dispute");
+        let state = settlement
+            .escrow_state("tx_b")
+            .expect("read")
+            .expect("in escrow");
+        assert_eq!(
+            (state.charged_micros, state.release_at_ms, state.disputed),
+            (2_000, NOW + 2 * HOUR, false)
+        );
+        assert!(
+            settlement
+                .escrow_state("tx_c")
+                .expect("read")
+                .expect("in escrow")
+                .disputed
+        );
+        assert_eq!(settlement.escrow_state("tx_none").expect("read"), None);
+
+        // Something a crash might have left in the index: not an escrow.
+        let stale = store
+            .derived_tree("escrow-due")
+            .expect("tree")
+            .expect("embedded");
+        let mut key = (NOW - HOUR).to_be_bytes().to_vec();
+        key.extend_from_slice(b"\x01tx_ghost");
+        stale.insert(key, &[]).expect("insert");
+        drop(stale);
+        let (store, settlement) = restart(dir.path(), store, settlement).await;
+        assert!(settlement.lock().escrows_on_disk());
+        let balance = settlement.balance("org_c", NOW);
+        assert_eq!(
+            (balance.escrowed_out_micros, balance.spent_today_micros),
+            (7_000, 7_000)
+        );
+
+        // At the first window's close only tx_a is due (tx_c is disputed).
+        let released = settlement.release_due(NOW + HOUR).await.expect("release");
+        assert_eq!(released, ["tx_a"]);
+        assert_eq!(settlement.escrow_state("tx_a").expect("read"), None);
+        assert!(
+            settlement
+                .release_due(NOW + HOUR)
+                .await
+                .expect("release")
+                .is_empty()
+        );
+        settlement
+            .refund("tx_c", 4_000, NOW + HOUR)
+            .await
+            .expect("refund");
+        assert!(matches!(
+            settlement.refund("tx_c", 1, NOW + HOUR).await,
+            Err(super::Error::NotInEscrow(_))
+        ));
+        assert_eq!(
+            settlement
+                .release_due(NOW + 3 * HOUR)
+                .await
+                .expect("release"),
+            ["tx_b"]
+        );
+        let balance = settlement.balance("org_p", NOW + 3 * HOUR);
+        assert_eq!(
+            (balance.available_micros, balance.escrowed_in_micros),
+            (3_000, 0)
+        );
+        let (_store, settlement) = restart(dir.path(), store, settlement).await;
+        assert!(
+            settlement
+                .release_due(u64::MAX)
+                .await
+                .expect("release")
+                .is_empty()
+        );
+        assert_eq!(settlement.balance("org_c", NOW).escrowed_out_micros, 0);
+    }
+
+    /// A day starts once: a clock a moment behind (another replica's, or a
+    /// call that read the time before midnight) does not start the previous
+    /// day again and forget today's spending.
+    #[tokio::test]
+    async fn the_day_only_moves_forward() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_store, settlement) = open(dir.path());
+        settlement
+            .deposit("org_c", 1_000_000, "d1", NOW)
+            .await
+            .expect("deposit");
+        let tomorrow = NOW + 86_400_000;
+        paid(&settlement, "tx_a", 1_000, NOW, NOW + HOUR).await;
+        paid(&settlement, "tx_b", 2_000, tomorrow, tomorrow + HOUR).await;
+        assert_eq!(
+            settlement.balance("org_c", tomorrow).spent_today_micros,
+            2_000
+        );
+        assert_eq!(
+            settlement.balance("org_c", tomorrow - 1).spent_today_micros,
+            2_000
+        );
+        assert_eq!(
+            settlement.balance("org_c", tomorrow).spent_today_micros,
+            2_000
+        );
+    }
 }

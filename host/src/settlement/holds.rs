@@ -212,15 +212,17 @@ impl Settlement {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::settlement::{Error, Rules};
     use crate::store::Store;
     use std::time::Duration;
 
-    const NOW: u64 = 1_764_892_800_000;
+    pub const NOW: u64 = 1_764_892_800_000;
 
-    fn open(dir: &std::path::Path) -> (Store, Settlement) {
+    /// Settlement on an embedded store in `dir`: no fee, a one-hour
+    /// dispute window.
+    pub fn open(dir: &std::path::Path) -> (Store, Settlement) {
         let store = Store::open(dir, Duration::from_secs(60)).expect("store");
         let rules = Rules {
             fee_bps: 0,

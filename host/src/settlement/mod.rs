@@ -11,8 +11,10 @@
 //! market asks for a hold before a call and captures or drops it after.
 //!
 //! Invariants:
-//! - The in-memory books are the journal replayed: at start every entry is
-//!   applied in order; an entry that does not apply stops the start.
+//! - The books are the journal replayed: at start every entry is applied
+//!   in order; an entry that does not apply stops the start. The escrow
+//!   index, on disk on the embedded store, is rebuilt at every start from
+//!   the replay and is never read as the truth.
 //! - On the embedded store a hold lives in memory only: it reserves funds
 //!   against concurrent calls and is journaled together with its capture
 //!   (`[Hold, Post]` in one entry), so a crash can never leave a hold
@@ -33,8 +35,9 @@
 //! The rooms: `service` (the books opened, deposits, the journal synced),
 //! `holds` (a call's hold and capture), `escrow` (release, dispute,
 //! refund), `accounts` (budgets, balances, the audit), `books` (the
-//! in-memory state the journal replays into), `compact` (the books' compact
-//! keys: transaction ids as numbers, organisation ids shared), `shared`
+//! state the journal replays into), `escrows` (the escrow index, on disk
+//! on the embedded store), `compact` (the books' compact keys: transaction
+//! ids as numbers, organisation ids shared), `shared`
 //! (turns at a shared journal), `journal` and `error`.
 
 mod accounts;
@@ -42,6 +45,7 @@ mod books;
 mod compact;
 mod error;
 mod escrow;
+mod escrows;
 mod holds;
 mod journal;
 mod service;

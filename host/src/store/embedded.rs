@@ -164,6 +164,10 @@ impl Embedded {
             .collect()
     }
 
+    pub(super) fn derived_tree(&self, name: &str) -> Result<sled::Tree> {
+        Ok(self.db.open_tree(format!("derived/{name}"))?)
+    }
+
     pub(super) fn len(&self, tree: Tree) -> usize {
         self.tree(tree).len()
     }

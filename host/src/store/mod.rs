@@ -452,6 +452,18 @@ impl Store {
         decode_all(tree, raw)
     }
 
+    /// A tree of the embedded engine's database for state the host derives
+    /// from its records and rebuilds at start (the escrow index): nothing
+    /// else reads or writes it, it is flushed with the rest but never
+    /// synced for a caller, and it is not migrated. `None` on a shared
+    /// store, whose replicas keep such state in memory.
+    pub fn derived_tree(&self, name: &str) -> Result<Option<sled::Tree>> {
+        match &*self.engine {
+            Engine::Embedded(e) => Ok(Some(e.derived_tree(name)?)),
+            Engine::Postgres(_) => Ok(None),
+        }
+    }
+
     /// Number of records in a tree.
     pub fn len(&self, tree: Tree) -> usize {
         match &*self.engine {
