@@ -544,11 +544,12 @@ impl Books {
         expired.len()
     }
 
-    /// Escrows whose window has closed at `now_ms`, but the disputed.
-    pub fn due(&self, now_ms: u64) -> store::Result<Vec<(String, Escrowed)>> {
+    /// Up to `limit` escrows whose window has closed at `now_ms`, but the
+    /// disputed.
+    pub fn due(&self, now_ms: u64, limit: usize) -> store::Result<Vec<(String, Escrowed)>> {
         Ok(self
             .escrows
-            .due(now_ms, &self.frozen)?
+            .due(now_ms, &self.frozen, limit)?
             .into_iter()
             .map(|(tx, e)| (tx.id(), e))
             .collect())

@@ -6,14 +6,20 @@
 use super::{Error, EscrowState, Event, Result, Settlement, books};
 use crate::ledger::{ESCROW, FEES, Op, org_account};
 
+/// The most escrows one sweep releases (each a journal entry under the
+/// books' lock): after a long stop the rest go at the next sweeps instead
+/// of holding every money operation at once.
+pub const RELEASES_PER_SWEEP: usize = 10_000;
+
 impl Settlement {
-    /// Releases every escrow whose window has closed: the provider is paid
-    /// its cost, the marketplace its fee. Durable before it returns.
+    /// Releases the escrows whose window has closed, up to
+    /// [`RELEASES_PER_SWEEP`]: the provider is paid its cost, the
+    /// marketplace its fee. Durable before it returns.
     pub async fn release_due(&self, now_ms: u64) -> Result<Vec<String>> {
         let released = self
             .book(move |books, journal| {
                 let mut released = Vec::new();
-                for (tx, entry) in books.due(now_ms)? {
+                for (tx, entry) in books.due(now_ms, RELEASES_PER_SWEEP)? {
                     let ops = payout_ops(&tx, &entry, entry.charged(), 0);
                     let event = Event::Release {
                         transaction_id: tx.clone(),

@@ -202,18 +202,20 @@ impl Escrows {
         }
     }
 
-    /// The escrows whose window has closed at `now_ms`, earliest first,
-    /// but those in `frozen` (disputed).
+    /// Up to `limit` escrows whose window has closed at `now_ms`, earliest
+    /// first, but those in `frozen` (disputed).
     pub fn due(
         &self,
         now_ms: u64,
         frozen: &HashSet<TxKey>,
+        limit: usize,
     ) -> store::Result<Vec<(TxKey, Escrowed)>> {
         match &self.0 {
             Place::Memory { by_tx, due, .. } => Ok(due
                 .range(..(now_ms.saturating_add(1), TxKey::FIRST))
                 .filter(|(_, tx)| !frozen.contains(tx))
                 .filter_map(|(_, tx)| Some((tx.clone(), by_tx.get(tx)?.clone())))
+                .take(limit)
                 .collect()),
             Place::Disk { by_tx, due } => {
                 let mut found = Vec::new();
@@ -231,6 +233,9 @@ impl Escrows {
                         .ok_or_else(|| corrupt("due key"))?;
                     let escrowed = Escrowed::from_bytes(&bytes).ok_or_else(|| corrupt("escrow"))?;
                     found.push((tx, escrowed));
+                    if found.len() == limit {
+                        break;
+                    }
                 }
                 Ok(found)
             }
@@ -336,12 +341,19 @@ mod tests {
         let frozen: HashSet<TxKey> = [tx(4)].into();
         for index in [&memory, &disk] {
             let due: Vec<(TxKey, u64)> = index
-                .due(200, &frozen)
+                .due(200, &frozen, usize::MAX)
                 .unwrap()
                 .into_iter()
                 .map(|(tx, e)| (tx, e.release_at_ms))
                 .collect();
             assert_eq!(due, [(tx(99), 1), (tx(2), 100), (tx(3), 200)]);
+            let first: Vec<TxKey> = index
+                .due(200, &frozen, 2)
+                .unwrap()
+                .into_iter()
+                .map(|(tx, _)| tx)
+                .collect();
+            assert_eq!(first, [tx(99), tx(2)]);
             assert_eq!(
                 index.get(&tx(3)).unwrap().unwrap().allowance_id.as_deref(),
                 Some("gr_1")
@@ -352,7 +364,7 @@ mod tests {
             assert_eq!(index.remove(&tx(2)).unwrap(), None);
             assert_eq!(index.get(&tx(2)).unwrap(), None);
             let left: Vec<TxKey> = index
-                .due(u64::MAX, &HashSet::new())
+                .due(u64::MAX, &HashSet::new(), usize::MAX)
                 .unwrap()
                 .into_iter()
                 .map(|(tx, _)| tx)
