@@ -245,6 +245,46 @@ async fn the_store_keeps_the_same_promises_on_both_engines() {
     store_promises(store, || connect(&url, cache.path())).await;
 }
 
+/// State a host derives and rebuilds at start (the escrow index) lives on
+/// its own disk on both engines: replicas on one database do not share it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derived_state_stays_on_each_hosts_own_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let embedded = Store::open(dir.path(), FLUSH).expect("open");
+    let tree = embedded.derived_tree("escrow").expect("embedded");
+    tree.insert(b"tx", b"kept").expect("insert");
+    assert!(
+        embedded
+            .scan_prefix_bytes(Tree::Invocations, "")
+            .expect("scan")
+            .is_empty()
+    );
+    embedded.close().await.expect("close");
+
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database();
+    let (cache_a, cache_b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let (a, b) = (connect(&url, cache_a.path()), connect(&url, cache_b.path()));
+    let (tree_a, tree_b) = (
+        a.derived_tree("escrow").expect("replica a"),
+        b.derived_tree("escrow").expect("replica b"),
+    );
+    tree_a.insert(b"tx", b"a's").expect("insert");
+    assert_eq!(tree_b.get(b"tx").expect("get"), None, "not shared");
+    assert!(cache_a.path().join("derived").is_dir());
+    assert!(
+        a.scan_prefix_bytes(Tree::Invocations, "")
+            .expect("scan")
+            .is_empty()
+    );
+    drop((tree_a, tree_b));
+    a.close().await.expect("close");
+    b.close().await.expect("close");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_marketplace_on_postgres_outlives_its_host() {
     let Some(pg) = Postgres::start() else { return };

@@ -231,10 +231,17 @@ impl Books {
         self.note(entry).map_err(|e| e.to_string())
     }
 
-    /// Moves the escrow index to two trees of the store's database (the
-    /// embedded store), rebuilt from the books as replayed.
-    pub fn escrows_to_disk(&mut self, by_tx: sled::Tree, due: sled::Tree) -> store::Result<()> {
-        self.escrows.move_to_disk(by_tx, due)
+    /// Moves the escrow index of books just replayed to two derived trees
+    /// of the store, rewritten from it (where the store has none, it stays
+    /// in memory).
+    pub fn escrows_to_disk(&mut self, store: &store::Store) -> store::Result<()> {
+        if let (Some(by_tx), Some(due)) = (
+            store.derived_tree("escrow"),
+            store.derived_tree("escrow-due"),
+        ) {
+            self.escrows.move_to_disk(by_tx, due)?;
+        }
+        Ok(())
     }
 
     /// Whether the escrow index lives on disk.

@@ -218,10 +218,7 @@ mod tests {
         assert_eq!(settlement.escrow_state("tx_none").expect("read"), None);
 
         // Something a crash might have left in the index: not an escrow.
-        let stale = store
-            .derived_tree("escrow-due")
-            .expect("tree")
-            .expect("embedded");
+        let stale = store.derived_tree("escrow-due").expect("embedded");
         let mut key = (NOW - HOUR).to_be_bytes().to_vec();
         key.extend_from_slice(b"\x01tx_ghost");
         stale.insert(key, &[]).expect("insert");

@@ -3,13 +3,14 @@
 //!
 //! It is derived from the journal (a capture adds an escrow, a release or
 //! refund takes it away), and it grows with the paid-call rate times the
-//! dispute window (24 h by default): on the embedded store it lives in two
-//! trees of the store's own database, so what a host keeps in memory does
-//! not grow with its paid calls (docs/BENCHMARKS.md §12b). The journal
-//! replays into memory at start, and the live escrows are then written to
-//! those trees afresh: they are never the truth, only the journal is, so an
-//! index a crash left behind is simply rebuilt. On a shared store (replicas
-//! on PostgreSQL) each replica keeps its index in memory.
+//! dispute window (24 h by default): so it lives in two derived trees on
+//! the host's own disk (the embedded store's database, or a replica's own
+//! beside its artifact cache), and what a host keeps in memory does not
+//! grow with its paid calls (docs/BENCHMARKS.md §12e). The journal replays
+//! into memory at start, and the live escrows are then written to those
+//! trees afresh: they are never the truth, only the journal is, so an index
+//! a crash left behind is simply rebuilt. Where no derived tree opens, the
+//! index stays in memory.
 
 use super::compact::{Names, TxKey};
 use crate::store;

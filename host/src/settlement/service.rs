@@ -82,12 +82,7 @@ impl Settlement {
             books.budgets.insert(org_id, budget);
         }
         books.roll_day(now_ms);
-        if let (Some(by_tx), Some(due)) = (
-            store.derived_tree("escrow")?,
-            store.derived_tree("escrow-due")?,
-        ) {
-            books.escrows_to_disk(by_tx, due)?;
-        }
+        books.escrows_to_disk(&store)?;
         books
             .ledger
             .check_invariants()

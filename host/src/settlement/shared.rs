@@ -327,8 +327,12 @@ impl Turns {
             fresh.budgets.insert(org_id, budget);
         }
         self.apply(&mut fresh, read)?;
-        // Today's spending is counted at the next `roll_day`, as at open.
-        *self.books() = fresh;
+        // Today's spending is counted as the entries replay (a later day
+        // starts at its first entry), as at open. The escrow index's trees
+        // are rewritten while nobody reads the books they replace.
+        let mut books = self.books();
+        fresh.escrows_to_disk(&self.store)?;
+        *books = fresh;
         self.stale.store(false, Ordering::Release);
         tracing::info!("books read again from the shared journal");
         Ok(())

@@ -164,8 +164,12 @@ impl Embedded {
             .collect()
     }
 
-    pub(super) fn derived_tree(&self, name: &str) -> Result<sled::Tree> {
-        Ok(self.db.open_tree(format!("derived/{name}"))?)
+    /// In the store's own database, beside its trees.
+    pub(super) fn derived_tree(&self, name: &str) -> Option<sled::Tree> {
+        self.db
+            .open_tree(format!("derived/{name}"))
+            .inspect_err(|error| tracing::warn!(%error, name, "no derived tree on disk"))
+            .ok()
     }
 
     pub(super) fn len(&self, tree: Tree) -> usize {

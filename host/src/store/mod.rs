@@ -452,16 +452,11 @@ impl Store {
         decode_all(tree, raw)
     }
 
-    /// A tree of the embedded engine's database for state the host derives
-    /// from its records and rebuilds at start (the escrow index): nothing
-    /// else reads or writes it, it is flushed with the rest but never
-    /// synced for a caller, and it is not migrated. `None` on a shared
-    /// store, whose replicas keep such state in memory.
-    pub fn derived_tree(&self, name: &str) -> Result<Option<sled::Tree>> {
-        match &*self.engine {
-            Engine::Embedded(e) => Ok(Some(e.derived_tree(name)?)),
-            Engine::Postgres(_) => Ok(None),
-        }
+    /// A sled tree on this host's own disk for state it derives and rebuilds
+    /// at every start (the escrow index): not shared, not migrated, never
+    /// synced for a caller. `None` (logged) if it cannot be opened.
+    pub fn derived_tree(&self, name: &str) -> Option<sled::Tree> {
+        on_engine!(self, e => e.derived_tree(name))
     }
 
     /// Number of records in a tree.

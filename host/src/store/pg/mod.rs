@@ -42,6 +42,8 @@ pub(super) use turn::Turn;
 
 /// Connections in the pool.
 const CONNECTIONS: usize = 8;
+/// The page cache of the database for derived state.
+const DERIVED_CACHE_BYTES: u64 = 32 << 20;
 
 /// Settings of every pooled connection (the waits bound a journal turn's).
 pub(super) const SESSION: &str = "SET synchronous_commit = off; SET statement_timeout = '30s'; \
@@ -88,6 +90,9 @@ pub(super) struct Postgres {
     signal: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
     /// Compiled artifacts, a cache of this host's own.
     artifacts: PathBuf,
+    /// A database of this host's own for derived state (`derived/` in the
+    /// cache directory, emptied when it closes), opened at first use.
+    derived: std::sync::OnceLock<Option<sled::Db>>,
 }
 
 impl Postgres {
@@ -143,9 +148,28 @@ impl Postgres {
                 origin: format!("{:016x}", rand::random::<u64>()),
                 signal: std::sync::OnceLock::new(),
                 artifacts,
+                derived: std::sync::OnceLock::new(),
             },
             journal,
         ))
+    }
+
+    /// In this host's own database, beside the artifact cache.
+    pub(super) fn derived_tree(&self, name: &str) -> Option<sled::Tree> {
+        let dir = self.artifacts.parent()?;
+        let db = self.derived.get_or_init(|| {
+            sled::Config::new()
+                .path(dir.join("derived"))
+                .cache_capacity(DERIVED_CACHE_BYTES)
+                .temporary(true)
+                .open()
+                .inspect_err(|error| tracing::warn!(%error, "no database for derived state"))
+                .ok()
+        });
+        db.as_ref()?
+            .open_tree(name)
+            .inspect_err(|error| tracing::warn!(%error, name, "no derived tree on disk"))
+            .ok()
     }
 
     fn run<R, F>(&self, job: F) -> Result<R>
