@@ -1,6 +1,6 @@
 //! The books: the ledger plus what settlement needs to answer quickly
 //! (the escrow index, daily spend, budgets). All in memory but the escrow
-//! index, which the embedded store keeps on disk (`escrows`).
+//! index, kept on the host's own disk (`escrows`).
 
 use super::compact::TxKey;
 pub use super::escrows::Escrowed;
