@@ -6,30 +6,54 @@
 use super::{Error, EscrowState, Event, Result, Settlement, books};
 use crate::ledger::{ESCROW, FEES, Op, org_account};
 
-/// The most escrows one sweep releases (each a journal entry under the
-/// books' lock): after a long stop the rest go at the next sweeps instead
-/// of holding every money operation at once.
+/// The most escrows one sweep releases: after a long stop the rest go at
+/// the next sweeps.
 pub const RELEASES_PER_SWEEP: usize = 10_000;
+
+/// Escrows released under one hold of the books' lock (each a journal
+/// entry and two writes to the escrow index): calls settle in between.
+const RELEASES_PER_TURN: usize = 256;
 
 impl Settlement {
     /// Releases the escrows whose window has closed, up to
-    /// [`RELEASES_PER_SWEEP`]: the provider is paid its cost, the
-    /// marketplace its fee. Durable before it returns.
+    /// [`RELEASES_PER_SWEEP`], [`RELEASES_PER_TURN`] at a time: the
+    /// provider is paid its cost, the marketplace its fee. Durable before it
+    /// returns.
     pub async fn release_due(&self, now_ms: u64) -> Result<Vec<String>> {
-        let released = self
-            .book(move |books, journal| {
-                let mut released = Vec::new();
-                for (tx, entry) in books.due(now_ms, RELEASES_PER_SWEEP)? {
-                    let ops = payout_ops(&tx, &entry, entry.charged(), 0);
-                    let event = Event::Release {
-                        transaction_id: tx.clone(),
-                    };
-                    journal.append(books, event, ops, now_ms, None)?;
-                    released.push(tx);
+        let mut released = Vec::new();
+        // Bounded: every turn releases RELEASES_PER_TURN or ends the loop.
+        while released.len() < RELEASES_PER_SWEEP {
+            let turn = self
+                .book(move |books, journal| {
+                    let mut released = Vec::new();
+                    for (tx, entry) in books.due(now_ms, RELEASES_PER_TURN)? {
+                        let ops = payout_ops(&tx, &entry, entry.charged(), 0);
+                        let event = Event::Release {
+                            transaction_id: tx.clone(),
+                        };
+                        journal.append(books, event, ops, now_ms, None)?;
+                        released.push(tx);
+                    }
+                    Ok(released)
+                })
+                .await;
+            match turn {
+                Ok(turn) => {
+                    let last = turn.len() < RELEASES_PER_TURN;
+                    released.extend(turn);
+                    if last {
+                        break;
+                    }
                 }
-                Ok(released)
-            })
-            .await?;
+                Err(error) if released.is_empty() => return Err(error),
+                // What earlier turns released is reported (once durable);
+                // the rest waits for the next sweep.
+                Err(error) => {
+                    tracing::warn!(%error, "releasing escrows stopped part way");
+                    break;
+                }
+            }
+        }
         if !released.is_empty() {
             self.store
                 .sync_journal()
@@ -271,6 +295,35 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(settlement.balance("org_c", NOW).escrowed_out_micros, 0);
+    }
+
+    /// A sweep releases in turns at the books (the lock let go between
+    /// them) until nothing more is due; a disputed escrow stays.
+    #[tokio::test]
+    async fn a_sweep_releases_past_one_turn() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_store, settlement) = open(dir.path());
+        settlement
+            .deposit("org_c", 1_000_000, "d1", NOW)
+            .await
+            .expect("deposit");
+        let calls = super::RELEASES_PER_TURN * 2 + 3;
+        for n in 0..calls {
+            paid(&settlement, &format!("tx_{n}"), 10, NOW, NOW + HOUR).await;
+        }
+        settlement.freeze("tx_7", NOW).await.expect("dispute");
+        let released = settlement.release_due(NOW + HOUR).await.expect("release");
+        assert_eq!(released.len(), calls - 1);
+        assert!(!released.contains(&"tx_7".to_string()));
+        assert!(
+            settlement
+                .release_due(NOW + HOUR)
+                .await
+                .expect("release")
+                .is_empty()
+        );
+        let balance = settlement.balance("org_p", NOW + HOUR);
+        assert_eq!(balance.available_micros, 10 * (calls as u64 - 1));
     }
 
     /// A day starts once: a clock a moment behind (another replica's, or a
