@@ -197,6 +197,16 @@ mod tests {
             .expect("capture");
     }
 
+    /// Settlement in `dir` with org_c funded.
+    async fn funded(dir: &std::path::Path) -> (Store, super::Settlement) {
+        let (store, settlement) = open(dir);
+        settlement
+            .deposit("org_c", 1_000_000, "d1", NOW)
+            .await
+            .expect("deposit");
+        (store, settlement)
+    }
+
     async fn restart(
         dir: &std::path::Path,
         store: Store,
@@ -214,12 +224,8 @@ mod tests {
     #[tokio::test]
     async fn escrows_wait_on_disk_and_are_rebuilt_from_the_journal() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (store, settlement) = open(dir.path());
+        let (store, settlement) = funded(dir.path()).await;
         assert!(settlement.lock().escrows_on_disk());
-        settlement
-            .deposit("org_c", 1_000_000, "d1", NOW)
-            .await
-            .expect("deposit");
         paid(&settlement, "tx_a", 1_000, NOW, NOW + HOUR).await;
         paid(&settlement, "tx_b", 2_000, NOW, NOW + 2 * HOUR).await;
         paid(&settlement, "tx_c", 4_000, NOW, NOW + HOUR).await;
@@ -302,11 +308,7 @@ mod tests {
     #[tokio::test]
     async fn a_sweep_releases_past_one_turn() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (_store, settlement) = open(dir.path());
-        settlement
-            .deposit("org_c", 1_000_000, "d1", NOW)
-            .await
-            .expect("deposit");
+        let (_store, settlement) = funded(dir.path()).await;
         let calls = super::RELEASES_PER_TURN * 2 + 3;
         for n in 0..calls {
             paid(&settlement, &format!("tx_{n}"), 10, NOW, NOW + HOUR).await;
@@ -332,11 +334,7 @@ mod tests {
     #[tokio::test]
     async fn the_day_only_moves_forward() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (_store, settlement) = open(dir.path());
-        settlement
-            .deposit("org_c", 1_000_000, "d1", NOW)
-            .await
-            .expect("deposit");
+        let (_store, settlement) = funded(dir.path()).await;
         let tomorrow = NOW + 86_400_000;
         paid(&settlement, "tx_a", 1_000, NOW, NOW + HOUR).await;
         paid(&settlement, "tx_b", 2_000, tomorrow, tomorrow + HOUR).await;
