@@ -197,6 +197,11 @@ mod tests {
             .expect("capture");
     }
 
+    /// Releases what is due at `now_ms`.
+    async fn released(settlement: &super::Settlement, now_ms: u64) -> Vec<String> {
+        settlement.release_due(now_ms).await.expect("release")
+    }
+
     /// Settlement in `dir` with org_c funded.
     async fn funded(dir: &std::path::Path) -> (Store, super::Settlement) {
         let (store, settlement) = open(dir);
@@ -262,16 +267,9 @@ mod tests {
         );
 
         // At the first window's close only tx_a is due (tx_c is disputed).
-        let released = settlement.release_due(NOW + HOUR).await.expect("release");
-        assert_eq!(released, ["tx_a"]);
+        assert_eq!(released(&settlement, NOW + HOUR).await, ["tx_a"]);
         assert_eq!(settlement.escrow_state("tx_a").expect("read"), None);
-        assert!(
-            settlement
-                .release_due(NOW + HOUR)
-                .await
-                .expect("release")
-                .is_empty()
-        );
+        assert!(released(&settlement, NOW + HOUR).await.is_empty());
         settlement
             .refund("tx_c", 4_000, NOW + HOUR)
             .await
@@ -280,26 +278,14 @@ mod tests {
             settlement.refund("tx_c", 1, NOW + HOUR).await,
             Err(super::Error::NotInEscrow(_))
         ));
-        assert_eq!(
-            settlement
-                .release_due(NOW + 3 * HOUR)
-                .await
-                .expect("release"),
-            ["tx_b"]
-        );
+        assert_eq!(released(&settlement, NOW + 3 * HOUR).await, ["tx_b"]);
         let balance = settlement.balance("org_p", NOW + 3 * HOUR);
         assert_eq!(
             (balance.available_micros, balance.escrowed_in_micros),
             (3_000, 0)
         );
         let (_store, settlement) = restart(dir.path(), store, settlement).await;
-        assert!(
-            settlement
-                .release_due(u64::MAX)
-                .await
-                .expect("release")
-                .is_empty()
-        );
+        assert!(released(&settlement, u64::MAX).await.is_empty());
         assert_eq!(settlement.balance("org_c", NOW).escrowed_out_micros, 0);
     }
 
@@ -314,16 +300,10 @@ mod tests {
             paid(&settlement, &format!("tx_{n}"), 10, NOW, NOW + HOUR).await;
         }
         settlement.freeze("tx_7", NOW).await.expect("dispute");
-        let released = settlement.release_due(NOW + HOUR).await.expect("release");
-        assert_eq!(released.len(), calls - 1);
-        assert!(!released.contains(&"tx_7".to_string()));
-        assert!(
-            settlement
-                .release_due(NOW + HOUR)
-                .await
-                .expect("release")
-                .is_empty()
-        );
+        let paid_out = released(&settlement, NOW + HOUR).await;
+        assert_eq!(paid_out.len(), calls - 1);
+        assert!(!paid_out.contains(&"tx_7".to_string()));
+        assert!(released(&settlement, NOW + HOUR).await.is_empty());
         let balance = settlement.balance("org_p", NOW + HOUR);
         assert_eq!(balance.available_micros, 10 * (calls as u64 - 1));
     }
