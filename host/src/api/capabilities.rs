@@ -9,7 +9,7 @@ use crate::market::{
 };
 use axum::Json;
 use axum::extract::{Multipart, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -205,6 +205,19 @@ pub async fn capabilities_invoke(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
+    if !wants_stream && !headers.contains_key("idempotency-key") {
+        // Nothing to remember: the answer is written straight from the result.
+        let result = market.invoke(&org, request, None).await?;
+        let body = serde_json::to_vec(&result).map_err(|_| Problem::internal())?;
+        return Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response());
+    }
     // Streamed or not, a key names the same call.
     let (scope, keyed_body) = idempotency::invoke_scope(&org, &request);
     if !wants_stream {

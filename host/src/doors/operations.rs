@@ -143,7 +143,7 @@ pub fn split(result: InvokeResult) -> (Value, Value) {
         "contract_id",
         result.contract_id.map_or(Value::Null, Value::String),
     );
-    put("receipt", result.receipt);
+    put("receipt", result.receipt.to_value());
     if let Some(retention) = result.retention {
         put(
             "retention",

@@ -89,7 +89,7 @@ pub struct InvocationRecord {
     /// The receipt, signed by the marketplace key.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub receipt: Option<serde_json::Value>,
+    pub receipt: Option<super::SignedReceipt>,
     /// The consumer's dispute, if any.
     #[serde(default)]
     pub dispute: Option<super::money::DisputeRecord>,
@@ -526,7 +526,9 @@ impl Market {
             charged_micros: record.charged_micros,
             duration_ms: record.duration_ms,
             duration_us: record.duration_us,
-            receipt: record.receipt.unwrap_or_default(),
+            receipt: record
+                .receipt
+                .ok_or_else(|| Error::Internal("a call without its receipt".into()))?,
             contract_id: record.contract_id,
             sla_missed: record.sla_missed,
             retention: None,

@@ -49,6 +49,7 @@ pub use oauth::{
 };
 pub use publish::{Upload, structure_checks};
 pub use reattest::{DelistedVersion, Reattested};
+pub use receipt::SignedReceipt;
 pub use reputation::RatingRecord;
 pub use views::{
     AttestationStatus, CapabilityView, InvokeResult, Published, Quote, ReputationView, StatsView,

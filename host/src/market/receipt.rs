@@ -3,7 +3,49 @@
 
 use super::invoke::InvocationRecord;
 use super::{Error, Market, Result};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+/// A signed receipt as the JSON text it was signed as: its canonical
+/// members, then `signature`. The record and the answer write it out as it
+/// is, so a call never builds it as a tree of values (a door whose answer is
+/// a value asks for [`SignedReceipt::to_value`]). Read back from any JSON
+/// document (a stored record, a remembered answer).
+#[derive(Debug, Clone)]
+pub struct SignedReceipt(Box<RawValue>);
+
+impl SignedReceipt {
+    /// The receipt as a JSON value.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The receipt's JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for SignedReceipt {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Serialize for SignedReceipt {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SignedReceipt {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        serde_json::value::to_raw_value(&value)
+            .map(SignedReceipt)
+            .map_err(serde::de::Error::custom)
+    }
+}
 
 /// The receipt of a call: what either party can show to prove what happened.
 ///
@@ -39,7 +81,7 @@ const EXACT_IN_A_DOUBLE: u64 = (1 << 53) - 1;
 
 impl Market {
     /// The signed receipt of a recorded call.
-    pub(super) fn receipt(&self, record: &InvocationRecord) -> Result<serde_json::Value> {
+    pub(super) fn receipt(&self, record: &InvocationRecord) -> Result<SignedReceipt> {
         let receipt = Receipt {
             format: "mercato-receipt/1",
             transaction_id: &record.transaction_id,
@@ -60,36 +102,45 @@ impl Market {
             duration_us: record.duration_us,
             at_ms: record.at_ms,
         };
-        let internal = |e: serde_json::Error| Error::Internal(e.to_string());
-        let exact = [
-            receipt.at_ms,
-            receipt.charged_micros,
-            receipt.cost_micros,
-            receipt.duration_us,
-            receipt.fee_micros,
-            receipt.fuel_limit,
-            receipt.fuel_used,
-        ]
-        .iter()
-        .all(|n| *n <= EXACT_IN_A_DOUBLE);
-        if !exact {
-            let mut value = serde_json::to_value(&receipt).map_err(internal)?;
-            self.market_key
-                .sign(&mut value)
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            return Ok(value);
-        }
-        let canonical = serde_json::to_vec(&receipt).map_err(internal)?;
-        let signature = self.market_key.sign_canonical(&canonical);
-        let mut value = serde_json::to_value(&receipt).map_err(internal)?;
-        if let Some(object) = value.as_object_mut() {
-            object.insert(
-                "signature".into(),
-                serde_json::to_value(signature).map_err(internal)?,
-            );
-        }
-        Ok(value)
+        signed(&self.market_key, &receipt)
     }
+}
+
+/// A receipt signed with `key`: its compact JSON is its canonical form while
+/// every integer is exact as a double, so that text is signed and kept
+/// (`{…members…}` becomes `{…members…,"signature":{…}}`); otherwise it
+/// goes through `serde_jcs`.
+fn signed(key: &crate::identity::MarketKey, receipt: &Receipt) -> Result<SignedReceipt> {
+    let internal = |e: serde_json::Error| Error::Internal(e.to_string());
+    let exact = [
+        receipt.at_ms,
+        receipt.charged_micros,
+        receipt.cost_micros,
+        receipt.duration_us,
+        receipt.fee_micros,
+        receipt.fuel_limit,
+        receipt.fuel_used,
+    ]
+    .iter()
+    .all(|n| *n <= EXACT_IN_A_DOUBLE);
+    if !exact {
+        let mut value = serde_json::to_value(receipt).map_err(internal)?;
+        key.sign(&mut value)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        return serde_json::value::to_raw_value(&value)
+            .map(SignedReceipt)
+            .map_err(internal);
+    }
+    let mut text = serde_json::to_vec(receipt).map_err(internal)?;
+    let signature = key.sign_canonical(&text);
+    text.pop();
+    text.extend_from_slice(b",\"signature\":");
+    serde_json::to_writer(&mut text, &signature).map_err(internal)?;
+    text.push(b'}');
+    let text = String::from_utf8(text).map_err(|e| Error::Internal(e.to_string()))?;
+    RawValue::from_string(text)
+        .map(SignedReceipt)
+        .map_err(internal)
 }
 
 #[cfg(test)]
@@ -136,5 +187,63 @@ mod tests {
             big,
             serde_json::to_vec(&serde_json::json!({"n": EXACT_IN_A_DOUBLE + 2})).expect("json")
         );
+    }
+
+    fn receipt(at_ms: u64) -> Receipt<'static> {
+        Receipt {
+            at_ms,
+            capability_id: "unit-converter.convert@1.0.0",
+            charged_micros: 1_050,
+            component_sha256: "ab",
+            consumer_org_id: "org_c",
+            contract_id: None,
+            cost_micros: 1_000,
+            duration_us: 812,
+            fee_micros: 50,
+            format: "mercato-receipt/1",
+            fuel_limit: 5_000_000,
+            fuel_used: 10_920,
+            input_sha256: "cd",
+            outcome: "ok",
+            output_sha256: Some("ef"),
+            provider_org_id: "org_p",
+            sla_missed: false,
+            transaction_id: "tx_1",
+        }
+    }
+
+    #[test]
+    fn a_signed_receipt_verifies_and_reads_back_from_any_document() {
+        let dir = tempfile::tempdir().expect("dir");
+        let key = crate::identity::MarketKey::load_or_create(dir.path()).expect("key");
+        let keys = key.key_set().verifying_keys();
+        let verify = |value: &serde_json::Value| {
+            crate::identity::signing::verify_document(
+                value,
+                keys.iter().map(|(id, k)| (id.as_str(), k)),
+            )
+        };
+        // Spliced text, and (past 2^53) the serde_jcs path: both verify.
+        for at_ms in [1_765_000_000_000, EXACT_IN_A_DOUBLE + 2] {
+            let signed = signed(&key, &receipt(at_ms)).expect("signed");
+            let value = signed.to_value();
+            assert_eq!(value["transaction_id"], "tx_1");
+            assert!(verify(&value).is_ok(), "{}", signed.as_str());
+            // As a stored record holds it, and as a remembered answer (a value) does.
+            let record = format!(r#"{{"receipt": {}}}"#, signed.as_str());
+            #[derive(serde::Deserialize)]
+            struct Held {
+                receipt: SignedReceipt,
+            }
+            let held: Held = serde_json::from_str(&record).expect("from text");
+            assert_eq!(held.receipt.to_value(), value);
+            let from_value: SignedReceipt = serde_json::from_value(value.clone()).expect("value");
+            assert_eq!(from_value.to_value(), value);
+            assert_eq!(serde_json::to_value(&from_value).expect("out"), value);
+            // One fact changed: the signature no longer holds.
+            let mut forged = value.clone();
+            forged["fuel_used"] = 1.into();
+            assert!(verify(&forged).is_err());
+        }
     }
 }

@@ -246,7 +246,7 @@ pub struct InvokeResult {
     pub duration_us: u64,
     /// The receipt, signed by the marketplace key.
     #[schema(value_type = Object)]
-    pub receipt: serde_json::Value,
+    pub receipt: super::SignedReceipt,
     /// The contract the call ran under.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contract_id: Option<String>,

@@ -395,7 +395,7 @@ pub async fn transaction(
             section aria-labelledby="receipt" {
                 h2 #receipt { "Receipt" }
                 @match &r.receipt {
-                    Some(receipt) => (verified_receipt(&web, receipt)),
+                    Some(receipt) => (verified_receipt(&web, &receipt.to_value())),
                     None => p.muted { "No receipt was kept for this call." },
                 }
             }
