@@ -107,9 +107,8 @@ impl Market {
 }
 
 /// A receipt signed with `key`: its compact JSON is its canonical form while
-/// every integer is exact as a double, so that text is signed and kept
-/// (`{…members…}` becomes `{…members…,"signature":{…}}`); otherwise it
-/// goes through `serde_jcs`.
+/// every integer is exact as a double, so that text is signed and kept with
+/// the `signature` member put in; otherwise it goes through `serde_jcs`.
 fn signed(key: &crate::identity::MarketKey, receipt: &Receipt) -> Result<SignedReceipt> {
     let internal = |e: serde_json::Error| Error::Internal(e.to_string());
     let exact = [
@@ -131,12 +130,22 @@ fn signed(key: &crate::identity::MarketKey, receipt: &Receipt) -> Result<SignedR
             .map(SignedReceipt)
             .map_err(internal);
     }
-    let mut text = serde_json::to_vec(receipt).map_err(internal)?;
-    let signature = key.sign_canonical(&text);
-    text.pop();
+    let canonical = serde_json::to_vec(receipt).map_err(internal)?;
+    let signature = key.sign_canonical(&canonical);
+    // `signature` goes where RFC 8785 orders it, before `sla_missed` (a
+    // quote inside a string is escaped, so the first `,"sla_missed":` is
+    // the member), and the text stays canonical: read back into a value
+    // and written again, it comes out the same.
+    const NEXT: &[u8] = b",\"sla_missed\":";
+    let at = canonical
+        .windows(NEXT.len())
+        .position(|w| w == NEXT)
+        .ok_or_else(|| Error::Internal("a receipt without sla_missed".into()))?;
+    let mut text = Vec::with_capacity(canonical.len() + 192);
+    text.extend_from_slice(&canonical[..at]);
     text.extend_from_slice(b",\"signature\":");
     serde_json::to_writer(&mut text, &signature).map_err(internal)?;
-    text.push(b'}');
+    text.extend_from_slice(&canonical[at..]);
     let text = String::from_utf8(text).map_err(|e| Error::Internal(e.to_string()))?;
     RawValue::from_string(text)
         .map(SignedReceipt)
@@ -228,6 +237,11 @@ mod tests {
             let signed = signed(&key, &receipt(at_ms)).expect("signed");
             let value = signed.to_value();
             assert_eq!(value["transaction_id"], "tx_1");
+            // Canonical order, signature included: a round trip keeps the text.
+            assert_eq!(
+                serde_json::to_string(&value).expect("text"),
+                signed.as_str()
+            );
             assert!(verify(&value).is_ok(), "{}", signed.as_str());
             // As a stored record holds it, and as a remembered answer (a value) does.
             let record = format!(r#"{{"receipt": {}}}"#, signed.as_str());
