@@ -232,9 +232,19 @@ mod tests {
                 keys.iter().map(|(id, k)| (id.as_str(), k)),
             )
         };
-        // Spliced text, and (past 2^53) the serde_jcs path: both verify.
-        for at_ms in [1_765_000_000_000, EXACT_IN_A_DOUBLE + 2] {
-            let signed = signed(&key, &receipt(at_ms)).expect("signed");
+        // Spliced text, the serde_jcs path (past 2^53), a look-alike member: all verify.
+        // A member's text that looks like the member the signature goes before.
+        let sneaky = receipt(1_765_000_000_000);
+        let sneaky = Receipt {
+            contract_id: Some(r#"c,"sla_missed":true,"x"#),
+            ..sneaky
+        };
+        for receipt in [
+            receipt(1_765_000_000_000),
+            receipt(EXACT_IN_A_DOUBLE + 2),
+            sneaky,
+        ] {
+            let signed = signed(&key, &receipt).expect("signed");
             let value = signed.to_value();
             assert_eq!(value["transaction_id"], "tx_1");
             // Canonical order, signature included: a round trip keeps the text.
