@@ -73,7 +73,10 @@ impl Entry {
     pub(super) fn weighted_terms(&self) -> WeightedTerms {
         let mut terms = Vec::new();
         let mut add = |text: &str, weight: f32| {
-            terms.extend(text::terms(text).into_iter().map(|t| (t, weight)))
+            let words = text::terms(text);
+            let pairs: Vec<String> = text::pairs(&words).collect();
+            terms.extend(words.into_iter().map(|t| (t, weight)));
+            terms.extend(pairs.into_iter().map(|t| (t, weight * text::PAIR_WEIGHT)));
         };
         add(&self.name, 3.0);
         add(&self.key, 1.0);

@@ -54,7 +54,7 @@ impl Discovery {
                 "the need's vector has the wrong dimension".into(),
             ));
         }
-        let terms = text::terms(&query.need);
+        let terms = text::query_terms(&query.need);
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let (dense, lexical) = self.rankings(&inner, &filter, vector, &terms, limit, mode);
 
@@ -150,8 +150,10 @@ impl Discovery {
                 .get(&hit.key)
                 .and_then(|&id| inner.slots[id].as_ref())
             {
+                // Words, not pairs: a pair matched only where its words did.
                 let mut matched: Vec<String> = terms
                     .iter()
+                    .filter(|t| !text::is_pair(t))
                     .filter(|t| slot.terms.iter().any(|(s, _)| s == *t))
                     .cloned()
                     .collect();
@@ -174,7 +176,7 @@ impl Discovery {
         let Ok(filter) = Filter::new(&query) else {
             return (Vec::new(), Vec::new());
         };
-        let terms = text::terms(need);
+        let terms = text::query_terms(need);
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let (dense, lexical) =
             self.rankings(&inner, &filter, vector, &terms, CANDIDATES, Mode::Fused);
