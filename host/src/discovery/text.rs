@@ -68,10 +68,10 @@ pub fn terms(text: &str) -> Vec<String> {
 /// What a word pair counts for in a document, against one of its words.
 ///
 /// Pairs of neighbouring terms ("social media", "speech recognition") tell
-/// apart texts that share words but not phrases. Measured on both
-/// development sets, the lexical ranking alone: ToolBench recall@10
-/// 0.760 → 0.785, APIBench 0.280 → 0.299 at 0.5 (0.25–1.0 all gain on
-/// both; docs/BENCHMARKS.md §5f).
+/// apart texts that share words but not phrases. Measured with
+/// `discovery-eval` on both development sets, the lexical ranking alone:
+/// ToolBench recall@10 0.768 → 0.792, APIBench 0.280 → 0.299 at 0.5
+/// (docs/BENCHMARKS.md §5f).
 pub const PAIR_WEIGHT: f32 = 0.5;
 
 /// A pair term: two neighbouring terms with a space between them (a term

@@ -6,8 +6,8 @@ use super::{Error, Market, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-/// A signed receipt as the JSON text it was signed as: its canonical
-/// members, then `signature`. The record and the answer write it out as it
+/// A signed receipt as the JSON text it was signed as, with its
+/// `signature` member in canonical order. The record and the answer write it out as it
 /// is, so a call never builds it as a tree of values (a door whose answer is
 /// a value asks for [`SignedReceipt::to_value`]). Read back from any JSON
 /// document (a stored record, a remembered answer).
