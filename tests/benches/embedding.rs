@@ -5,7 +5,8 @@
 //! the model directory offers (candle from `model.safetensors`; ONNX Runtime
 //! from the 8-bit export in `onnx/`, what the host prefers), in turns need
 //! by need so that the machine's drift falls on both alike; and how far
-//! apart their vectors are.
+//! apart their vectors are; and, with the preferred runtime, what a search
+//! embeds: the need and, for a need of several sentences, each sentence.
 //!
 //! Run: `cargo bench -p mercato-tests --features model --bench embedding`
 //! (`MERCATO_EMBEDDING_MODEL=DIR`, default `target/models/all-MiniLM-L6-v2`;
@@ -14,7 +15,7 @@
 
 #[cfg(feature = "model")]
 fn main() {
-    use mercato_host::discovery::{Embedder, ModelEmbedder, OnnxEmbedder, dot};
+    use mercato_host::discovery::{Embedder, ModelEmbedder, OnnxEmbedder, dot, embed_need};
     use std::path::Path;
     use std::time::{Duration, Instant};
 
@@ -61,7 +62,16 @@ fn main() {
         }
         let mut took: Vec<Vec<Duration>> = vec![Vec::new(); runtimes.len()];
         let mut cosines: Vec<f32> = Vec::new();
+        // What a search embeds: the need, then its sentences if it has
+        // several (`embed_need`), by the runtime the host prefers (the last).
+        let mut whole_and_sentences: Vec<Duration> = Vec::new();
         for need in &needs {
+            if let Some((_, model)) = runtimes.last() {
+                let started = Instant::now();
+                let vectors = embed_need(model.as_ref(), need);
+                whole_and_sentences.push(started.elapsed());
+                assert!(vectors.len().is_multiple_of(model.dimension()));
+            }
             let vectors: Vec<Vec<f32>> = runtimes
                 .iter()
                 .zip(&mut took)
@@ -92,6 +102,17 @@ fn main() {
                 at(0.9).as_secs_f64() * 1e3,
                 at(0.99).as_secs_f64() * 1e3,
                 model.name()
+            );
+        }
+        if let Some((label, _)) = runtimes.last() {
+            whole_and_sentences.sort();
+            let took = &whole_and_sentences;
+            let at = |q: f64| took[((q * took.len() as f64) as usize).min(took.len() - 1)];
+            println!(
+                "  {label}, the need and its sentences (embed_need): p50 {:6.2} ms  p90 {:6.2} ms  p99 {:6.2} ms",
+                at(0.5).as_secs_f64() * 1e3,
+                at(0.9).as_secs_f64() * 1e3,
+                at(0.99).as_secs_f64() * 1e3,
             );
         }
         if !cosines.is_empty() {

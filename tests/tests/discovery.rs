@@ -385,6 +385,60 @@ fn the_onnx_export_embeds_as_the_f32_model_does() {
     }
 }
 
+/// A need of several sentences: both runtimes pool each sentence from the
+/// one pass over the need, the whole need's vector first and unchanged, and
+/// each sentence's vector is nearest to what that sentence asks for.
+#[cfg(feature = "model")]
+#[test]
+fn a_need_s_sentences_are_pooled_from_one_pass_by_both_runtimes() {
+    use mercato_host::discovery::{Embedder, ModelEmbedder, OnnxEmbedder, dot, embed_need};
+    let model = model_dir();
+    let mut runtimes: Vec<Box<dyn Embedder>> =
+        vec![Box::new(ModelEmbedder::load(&model).expect("candle"))];
+    if has_onnx(&model) {
+        runtimes.push(Box::new(OnnxEmbedder::load(&model).expect("ONNX Runtime")));
+    }
+    let descriptions = [
+        "Redacts personal data (e-mail addresses, phone and card numbers) from text.",
+        "Converts a quantity between units of length, mass and temperature.",
+        "Translates text between English, French and German.",
+    ];
+    let need = "Strip the e-mail addresses and card numbers out of this ticket. \
+                Then tell me how many kilometres 26 miles is!\nAnd put the reply into French.";
+    let mut pooled = Vec::new();
+    for runtime in &runtimes {
+        let vectors = embed_need(runtime.as_ref(), need);
+        let vectors: Vec<&[f32]> = vectors.chunks_exact(384).collect();
+        assert_eq!(
+            vectors.len(),
+            4,
+            "{}: the whole and three sentences",
+            runtime.name()
+        );
+        let whole = runtime.embed(need);
+        assert!(dot(vectors[0], &whole) > 0.9999, "{}", runtime.name());
+        for (i, sentence) in vectors[1..].iter().enumerate() {
+            assert!((dot(sentence, sentence) - 1.0).abs() < 1e-4, "unit length");
+            let nearest = (0..descriptions.len())
+                .max_by(|a, b| {
+                    let score = |d: usize| dot(sentence, &runtime.embed(descriptions[d]));
+                    score(*a).total_cmp(&score(*b))
+                })
+                .expect("descriptions");
+            assert_eq!(nearest, i, "{}: sentence {}", runtime.name(), i + 1);
+        }
+        pooled.push(vectors.concat());
+        // A need of one sentence is one vector.
+        let one = embed_need(runtime.as_ref(), "how many kilometres is 26 miles");
+        assert_eq!(one.len(), 384);
+    }
+    if let [candle, onnx] = &pooled[..] {
+        for (a, b) in candle.chunks_exact(384).zip(onnx.chunks_exact(384)) {
+            assert!(dot(a, b) > 0.99, "the runtimes agree: cosine {}", dot(a, b));
+        }
+    }
+}
+
 /// An ONNX export that does not load leaves the model to candle (logged),
 /// rather than stopping the host or dropping to the built-in embedder.
 #[cfg(feature = "model")]

@@ -57,6 +57,10 @@ struct Args {
     /// study fusion rules offline.
     #[arg(long)]
     dump: Option<std::path::PathBuf>,
+    /// Writes every capability's vector by key (JSON lines), to study the
+    /// dense side offline.
+    #[arg(long)]
+    dump_vectors: Option<std::path::PathBuf>,
 }
 
 /// An embedder that remembers what it embedded, for [`Args::vector_cache`].
@@ -100,6 +104,10 @@ impl Embedder for Cached {
             .iter()
             .map(|t| vectors[&self.key(t)].clone())
             .collect()
+    }
+    /// Not kept: a need's sentences are pooled from its one pass.
+    fn embed_parts(&self, text: &str, parts: &[std::ops::Range<usize>]) -> Vec<Vec<f32>> {
+        self.inner.embed_parts(text, parts)
     }
     fn is_slow(&self) -> bool {
         self.inner.is_slow()
@@ -295,6 +303,16 @@ fn main() -> Result<()> {
     let texts: Vec<String> = entries.iter().map(|e| e.text()).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let vectors = embedder.embed_many(&refs);
+    if let Some(file) = &args.dump_vectors {
+        let mut out = String::new();
+        for (tool, vector) in tools.iter().zip(&vectors) {
+            out.push_str(&serde_json::to_string(
+                &serde_json::json!({"key": tool.id, "vector": vector}),
+            )?);
+            out.push('\n');
+        }
+        std::fs::write(file, out).with_context(|| format!("cannot write {}", file.display()))?;
+    }
     for (entry, vector) in entries.into_iter().zip(vectors) {
         discovery.upsert(entry, vector);
     }

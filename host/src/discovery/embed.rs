@@ -25,6 +25,22 @@ pub trait Embedder: Send + Sync {
     fn embed_many(&self, texts: &[&str]) -> Vec<Vec<f32>> {
         texts.iter().map(|t| self.embed(t)).collect()
     }
+    /// Embeds `text`, then each of its `parts` (byte ranges of it, on
+    /// character boundaries): the whole's vector first. The default embeds
+    /// each part as a text of its own; a model overrides it to pool each
+    /// part's tokens from the one pass over the whole, which costs nothing
+    /// more than the whole (a part the model truncated away is all zeros).
+    fn embed_parts(&self, text: &str, parts: &[std::ops::Range<usize>]) -> Vec<Vec<f32>> {
+        let mut vectors = vec![self.embed(text)];
+        let texts: Vec<&str> = parts
+            .iter()
+            .map(|r| text.get(r.clone()).unwrap_or(""))
+            .collect();
+        if !texts.is_empty() {
+            vectors.extend(self.embed_many(&texts));
+        }
+        vectors
+    }
     /// Whether embedding takes long enough (milliseconds) to keep it off the
     /// async workers.
     fn is_slow(&self) -> bool {
@@ -33,6 +49,16 @@ pub trait Embedder: Send + Sync {
     /// Weight of this embedder's ranking against the lexical one (1.0) in
     /// the rank fusion: how far its similarity is to be trusted.
     fn fusion_weight(&self) -> f32;
+}
+
+/// A need's vectors as one list, [`Embedder::dimension`] floats each: the
+/// whole need's first, then, for a need of several sentences, each
+/// sentence's ([`super::text::sentences`]), which the dense side scores
+/// candidates by as well ([`Embedder::embed_parts`]: a model pools them
+/// from the one pass over the need).
+pub fn embed_need(embedder: &dyn Embedder, need: &str) -> Vec<f32> {
+    let sentences = super::text::sentences(need);
+    embedder.embed_parts(need, &sentences).concat()
 }
 
 /// Feature-hashing embedder: the built-in default.

@@ -58,7 +58,7 @@ mod search;
 mod text;
 
 pub use crate::registry::Retention;
-pub use embed::{Embedder, HashEmbedder, dot, normalise};
+pub use embed::{Embedder, HashEmbedder, dot, embed_need, normalise};
 pub use entry::{Entry, Facts};
 pub use index::{Discovery, RATING_BOOST};
 #[cfg(feature = "model")]

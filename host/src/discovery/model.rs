@@ -123,6 +123,66 @@ impl ModelEmbedder {
         };
         run().map_err(|e| fail("inference")(&e))
     }
+
+    /// [`Embedder::embed_parts`] from one pass: each part's tokens pooled
+    /// from the hidden states of the whole text.
+    fn pooled_parts(
+        &self,
+        text: &str,
+        parts: &[std::ops::Range<usize>],
+    ) -> Result<Vec<Vec<f32>>, String> {
+        let encoding = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| fail("tokenize")(&e))?;
+        let masks = part_masks(&encoding, parts);
+        let width = encoding.get_ids().len();
+        let ids = Tensor::new(encoding.get_ids(), &self.device)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(|e| fail("tensor")(&e))?;
+        let mask = Tensor::new(encoding.get_attention_mask(), &self.device)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(|e| fail("tensor")(&e))?;
+        let weights: Vec<f32> = masks.iter().flatten().map(|&m| m as f32).collect();
+        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+            let type_ids = ids.zeros_like()?;
+            let hidden = self
+                .model
+                .forward(&ids, &type_ids, Some(&mask))?
+                .squeeze(0)?;
+            // Each mask's sum of token states; unit length gives the mean's
+            // direction (a part without tokens stays all zeros).
+            let weights = Tensor::from_vec(weights, (masks.len(), width), &self.device)?;
+            let summed = weights.matmul(&hidden)?;
+            let norm = summed
+                .sqr()?
+                .sum_keepdim(1)?
+                .sqrt()?
+                .clamp(1e-12, f32::MAX)?;
+            summed.broadcast_div(&norm)?.to_vec2::<f32>()
+        };
+        run().map_err(|e| fail("inference")(&e))
+    }
+}
+
+/// The pooling masks of one encoded text: its attention mask (the whole),
+/// then, for each of `parts` (byte ranges of the text), the tokens that lie
+/// inside it (special tokens, which cover no text, in none).
+pub(super) fn part_masks(
+    encoding: &tokenizers::Encoding,
+    parts: &[std::ops::Range<usize>],
+) -> Vec<Vec<u32>> {
+    let mut masks = vec![encoding.get_attention_mask().to_vec()];
+    for part in parts {
+        masks.push(
+            encoding
+                .get_offsets()
+                .iter()
+                .map(|&(from, to)| u32::from(to > from && from >= part.start && to <= part.end))
+                .collect(),
+        );
+    }
+    masks
 }
 
 /// One text through a batch embedder; a zero vector if it failed.
@@ -165,6 +225,11 @@ impl Embedder for ModelEmbedder {
 
     fn embed_many(&self, texts: &[&str]) -> Vec<Vec<f32>> {
         in_batches(|t| self.embed_batch(t), texts, self.dimension)
+    }
+
+    fn embed_parts(&self, text: &str, parts: &[std::ops::Range<usize>]) -> Vec<Vec<f32>> {
+        self.pooled_parts(text, parts)
+            .unwrap_or_else(|_| vec![vec![0.0; self.dimension]; parts.len() + 1])
     }
 
     fn is_slow(&self) -> bool {

@@ -139,6 +139,49 @@ impl OnnxEmbedder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| fail("tokenize")(&e))?;
+        self.infer(&encodings, |hidden, width| {
+            encodings
+                .iter()
+                .enumerate()
+                .map(|(row, encoding)| {
+                    let start = row * width * self.dimension;
+                    mean_of_real_tokens(
+                        &hidden[start..start + width * self.dimension],
+                        encoding.get_attention_mask(),
+                        self.dimension,
+                    )
+                })
+                .collect()
+        })
+    }
+
+    /// [`Embedder::embed_parts`] from one pass: each part's tokens pooled
+    /// from the hidden states of the whole text.
+    fn pooled_parts(
+        &self,
+        text: &str,
+        parts: &[std::ops::Range<usize>],
+    ) -> Result<Vec<Vec<f32>>, String> {
+        let encoding = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| fail("tokenize")(&e))?;
+        let masks = super::model::part_masks(&encoding, parts);
+        self.infer(std::slice::from_ref(&encoding), |hidden, _| {
+            masks
+                .iter()
+                .map(|mask| mean_of_real_tokens(hidden, mask, self.dimension))
+                .collect()
+        })
+    }
+
+    /// Runs the model over `encodings` (of one width) and hands `pool` its
+    /// hidden states, `[rows, width, dimension]` flat, and the width.
+    fn infer<R>(
+        &self,
+        encodings: &[tokenizers::Encoding],
+        pool: impl FnOnce(&[f32], usize) -> R,
+    ) -> Result<R, String> {
         let (rows, width) = (encodings.len(), encodings[0].get_ids().len());
         let column = |field: fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor<i64>, String> {
             let values: Vec<i64> = encodings
@@ -168,18 +211,7 @@ impl OnnxEmbedder {
                 "model.onnx answered shape {shape:?}, expected {expected:?}"
             ));
         }
-        Ok(encodings
-            .iter()
-            .enumerate()
-            .map(|(row, encoding)| {
-                let start = row * width * self.dimension;
-                mean_of_real_tokens(
-                    &hidden[start..start + width * self.dimension],
-                    encoding.get_attention_mask(),
-                    self.dimension,
-                )
-            })
-            .collect())
+        Ok(pool(hidden, width))
     }
 }
 
@@ -218,6 +250,11 @@ impl Embedder for OnnxEmbedder {
 
     fn embed_many(&self, texts: &[&str]) -> Vec<Vec<f32>> {
         in_batches(|t| self.embed_batch(t), texts, self.dimension)
+    }
+
+    fn embed_parts(&self, text: &str, parts: &[std::ops::Range<usize>]) -> Vec<Vec<f32>> {
+        self.pooled_parts(text, parts)
+            .unwrap_or_else(|_| vec![vec![0.0; self.dimension]; parts.len() + 1])
     }
 
     fn is_slow(&self) -> bool {

@@ -2,6 +2,8 @@
 //! `camelCase`, `snake_case` and `kebab-case`, dropping stop words, and a
 //! light English stemmer (plurals, `-ing`, `-ed`).
 
+use std::ops::Range;
+
 const STOP_WORDS: &[&str] = &[
     "a", "about", "all", "also", "an", "and", "any", "are", "as", "at", "be", "by", "can", "do",
     "does", "for", "from", "get", "gets", "given", "has", "have", "how", "i", "if", "in", "into",
@@ -93,6 +95,53 @@ pub fn query_terms(need: &str) -> Vec<String> {
     terms
 }
 
+/// Sentences of a need kept apart at most: the rest count only in the whole.
+pub const NEED_SENTENCES_MAX: usize = 6;
+
+/// A need's sentences, as byte ranges of it, when it has more than one:
+/// each may ask for something of its own ("Track my parcel. Also convert
+/// its weight to pounds."), and the dense side scores a capability by the
+/// sentence it matches best as well as by the whole (docs/BENCHMARKS.md
+/// §5g). A sentence ends at `.`, `!` or `?` followed by white space, or at a
+/// line break; pieces without a letter or digit are dropped, white space
+/// around each is not part of it. At most [`NEED_SENTENCES_MAX`]; empty for
+/// a need of one sentence.
+pub fn sentences(need: &str) -> Vec<Range<usize>> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut chars = need.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let ends = match c {
+            '\n' | '\r' => true,
+            '.' | '!' | '?' => chars.peek().is_none_or(|&(_, next)| next.is_whitespace()),
+            _ => false,
+        };
+        if ends {
+            pieces.push(start..i + c.len_utf8());
+            start = i + c.len_utf8();
+        }
+    }
+    pieces.push(start..need.len());
+    let mut out: Vec<Range<usize>> = pieces
+        .into_iter()
+        .filter_map(|piece| {
+            let text = &need[piece.clone()];
+            let trimmed = text.trim_start();
+            let from = piece.start + (text.len() - trimmed.len());
+            let to = from + trimmed.trim_end().len();
+            need[from..to]
+                .chars()
+                .any(char::is_alphanumeric)
+                .then_some(from..to)
+        })
+        .collect();
+    out.truncate(NEED_SENTENCES_MAX);
+    if out.len() < 2 {
+        out.clear();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +182,35 @@ mod tests {
         );
         assert!(is_pair("social media") && !is_pair("social"));
         assert!(query_terms("one").iter().all(|t| !is_pair(t)));
+    }
+
+    #[test]
+    fn a_need_of_several_sentences_is_split_into_them() {
+        let split = |need: &str| -> Vec<String> {
+            sentences(need)
+                .into_iter()
+                .map(|r| need[r].to_string())
+                .collect()
+        };
+        assert_eq!(
+            split("Track parcel CA107308006SI. Also, what's 2.5 kg in lb?\nThanks!"),
+            [
+                "Track parcel CA107308006SI.",
+                "Also, what's 2.5 kg in lb?",
+                "Thanks!"
+            ]
+        );
+        // One sentence, however punctuated, is not split.
+        assert!(split("Convert 2.5 kg to lb (v1.2 rules)").is_empty());
+        assert!(split("Convert units. ... !").is_empty());
+        assert!(split("").is_empty());
+        // Bounded: the rest stays in the whole need only.
+        let long = "Do this. ".repeat(20);
+        assert_eq!(split(&long).len(), NEED_SENTENCES_MAX);
+        // Multi-byte text splits on character boundaries.
+        assert_eq!(
+            split(" Übersetze das.  Grüße! "),
+            ["Übersetze das.", "Grüße!"]
+        );
     }
 }

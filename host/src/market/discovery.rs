@@ -234,7 +234,7 @@ impl Market {
         check_need(query).map_err(|e| Error::InvalidQuery(e.0))?;
         let embedder = self.discovery.embedder();
         let vector: Arc<[f32]> = if !embedder.is_slow() {
-            embedder.embed(&query.need).into()
+            crate::discovery::embed_need(embedder.as_ref(), &query.need).into()
         } else if let Some(kept) = self.need_vectors.get(&query.need) {
             self.metrics.need_vectors_kept.inc();
             kept
@@ -247,10 +247,12 @@ impl Market {
                     retry_after_ms: MODEL_RETRY_MS,
                 })?;
             let need = query.need.clone();
-            let vector: Arc<[f32]> = tokio::task::spawn_blocking(move || embedder.embed(&need))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?
-                .into();
+            let vector: Arc<[f32]> = tokio::task::spawn_blocking(move || {
+                crate::discovery::embed_need(embedder.as_ref(), &need)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .into();
             self.metrics.needs_embedded.inc();
             self.need_vectors.put(&query.need, vector.clone());
             vector

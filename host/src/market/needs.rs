@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-/// Needs kept: about 1.6 KB each with 384-dimensional vectors, so a few MB.
+/// Needs kept: 1.5 KB a vector at 384 dimensions, one for the need and one
+/// per sentence of a need of several (six at most), so a few
+/// MB and at most about 21 MB.
 pub const NEEDS_KEPT: usize = 2_048;
 
 type Key = [u8; 32];
