@@ -66,7 +66,9 @@ pub struct Query {
 pub struct Explanation {
     /// Query terms found in the capability's text (stemmed).
     pub matched_terms: Vec<String>,
-    /// Cosine similarity of the embeddings.
+    /// Cosine similarity of the embeddings: the need's and the capability's,
+    /// or, for a need of several sentences, the best of the whole need's and
+    /// each sentence's.
     pub dense_similarity: f32,
     /// Rank among dense candidates (1-based), if among them.
     pub dense_rank: Option<usize>,
