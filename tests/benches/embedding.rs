@@ -93,26 +93,24 @@ fn main() {
             needs.len(),
             words as f64 / needs.len().max(1) as f64
         );
-        for ((label, model), mut took) in runtimes.iter().zip(took) {
+        // p50, p90 and p99 in milliseconds, as printed.
+        let spread = |mut took: Vec<Duration>| -> String {
             took.sort();
             let at = |q: f64| took[((q * took.len() as f64) as usize).min(took.len() - 1)];
-            println!(
-                "  {label:<20} p50 {:6.2} ms  p90 {:6.2} ms  p99 {:6.2} ms  ({})",
+            format!(
+                "p50 {:6.2} ms  p90 {:6.2} ms  p99 {:6.2} ms",
                 at(0.5).as_secs_f64() * 1e3,
                 at(0.9).as_secs_f64() * 1e3,
                 at(0.99).as_secs_f64() * 1e3,
-                model.name()
-            );
+            )
+        };
+        for ((label, model), took) in runtimes.iter().zip(took) {
+            println!("  {label:<20} {}  ({})", spread(took), model.name());
         }
         if let Some((label, _)) = runtimes.last() {
-            whole_and_sentences.sort();
-            let took = &whole_and_sentences;
-            let at = |q: f64| took[((q * took.len() as f64) as usize).min(took.len() - 1)];
             println!(
-                "  {label}, the need and its sentences (embed_need): p50 {:6.2} ms  p90 {:6.2} ms  p99 {:6.2} ms",
-                at(0.5).as_secs_f64() * 1e3,
-                at(0.9).as_secs_f64() * 1e3,
-                at(0.99).as_secs_f64() * 1e3,
+                "  {label}, the need and its sentences (embed_need): {}",
+                spread(whole_and_sentences)
             );
         }
         if !cosines.is_empty() {

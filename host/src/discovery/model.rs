@@ -131,11 +131,7 @@ impl ModelEmbedder {
         text: &str,
         parts: &[std::ops::Range<usize>],
     ) -> Result<Vec<Vec<f32>>, String> {
-        let encoding = self
-            .tokenizer
-            .encode(text, true)
-            .map_err(|e| fail("tokenize")(&e))?;
-        let masks = part_masks(&encoding, parts);
+        let (encoding, masks) = encode_parts(&self.tokenizer, text, parts)?;
         let width = encoding.get_ids().len();
         let ids = Tensor::new(encoding.get_ids(), &self.device)
             .and_then(|t| t.unsqueeze(0))
@@ -165,13 +161,17 @@ impl ModelEmbedder {
     }
 }
 
-/// The pooling masks of one encoded text: its attention mask (the whole),
-/// then, for each of `parts` (byte ranges of the text), the tokens that lie
-/// inside it (special tokens, which cover no text, in none).
-pub(super) fn part_masks(
-    encoding: &tokenizers::Encoding,
+/// `text` encoded for one pass, with its pooling masks: the attention mask
+/// (the whole), then, for each of `parts` (byte ranges of the text), the
+/// tokens that lie inside it (special tokens, which cover no text, in none).
+pub(super) fn encode_parts(
+    tokenizer: &Tokenizer,
+    text: &str,
     parts: &[std::ops::Range<usize>],
-) -> Vec<Vec<u32>> {
+) -> Result<(tokenizers::Encoding, Vec<Vec<u32>>), String> {
+    let encoding = tokenizer
+        .encode(text, true)
+        .map_err(|e| fail("tokenize")(&e))?;
     let mut masks = vec![encoding.get_attention_mask().to_vec()];
     for part in parts {
         masks.push(
@@ -182,7 +182,7 @@ pub(super) fn part_masks(
                 .collect(),
         );
     }
-    masks
+    Ok((encoding, masks))
 }
 
 /// One text through a batch embedder; a zero vector if it failed.

@@ -162,11 +162,7 @@ impl OnnxEmbedder {
         text: &str,
         parts: &[std::ops::Range<usize>],
     ) -> Result<Vec<Vec<f32>>, String> {
-        let encoding = self
-            .tokenizer
-            .encode(text, true)
-            .map_err(|e| fail("tokenize")(&e))?;
-        let masks = super::model::part_masks(&encoding, parts);
+        let (encoding, masks) = super::model::encode_parts(&self.tokenizer, text, parts)?;
         self.infer(std::slice::from_ref(&encoding), |hidden, _| {
             masks
                 .iter()
