@@ -233,7 +233,7 @@ impl Market {
     pub async fn discover(&self, query: &Query, asker: &str) -> Result<Vec<DiscoveredCapability>> {
         check_need(query).map_err(|e| Error::InvalidQuery(e.0))?;
         let embedder = self.discovery.embedder();
-        let vector: Arc<[f32]> = if !embedder.is_slow() {
+        let vectors: Arc<[f32]> = if !embedder.is_slow() {
             crate::discovery::embed_need(embedder.as_ref(), &query.need).into()
         } else if let Some(kept) = self.need_vectors.get(&query.need) {
             self.metrics.need_vectors_kept.inc();
@@ -247,19 +247,19 @@ impl Market {
                     retry_after_ms: MODEL_RETRY_MS,
                 })?;
             let need = query.need.clone();
-            let vector: Arc<[f32]> = tokio::task::spawn_blocking(move || {
+            let vectors: Arc<[f32]> = tokio::task::spawn_blocking(move || {
                 crate::discovery::embed_need(embedder.as_ref(), &need)
             })
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
             .into();
             self.metrics.needs_embedded.inc();
-            self.need_vectors.put(&query.need, vector.clone());
-            vector
+            self.need_vectors.put(&query.need, vectors.clone());
+            vectors
         };
         let hits = self
             .discovery
-            .search_embedded(query, &vector, Mode::Fused)
+            .search_embedded(query, &vectors, Mode::Fused)
             .map_err(|e| Error::InvalidQuery(e.0))?;
         Ok(hits
             .into_iter()
