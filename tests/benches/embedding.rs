@@ -2,8 +2,9 @@
 //! discovery's latency the model adds. Needs of both development sets
 //! (ToolBench: long, 40–60 tokens; APIBench: scenario sentences), each
 //! embedded once after a warm-up, in the order of the set, by each runtime
-//! the model directory offers (candle from `model.safetensors`; ONNX Runtime
-//! from the 8-bit export in `onnx/`, what the host prefers), in turns need
+//! the model directory offers (candle from `model.safetensors`; ONNX Runtime,
+//! what the host prefers, running the graph written from the same weights
+//! when `onnx/` holds its library), in turns need
 //! by need so that the machine's drift falls on both alike; and how far
 //! apart their vectors are; and, with the preferred runtime, what a search
 //! embeds: the need and, for a need of several sentences, each sentence.
@@ -29,7 +30,7 @@ fn main() {
         Err(e) => println!("candle: {e}"),
     }
     match OnnxEmbedder::load(&dir) {
-        Ok(model) => runtimes.push(("ONNX Runtime (int8)", Box::new(model))),
+        Ok(model) => runtimes.push(("ONNX Runtime (f32 graph)", Box::new(model))),
         Err(e) => println!("ONNX Runtime: {e}"),
     }
     if runtimes.is_empty() {

@@ -36,9 +36,12 @@
 //! - `filter`: constraints, packed for scanning;
 //! - `search`: the plan by selectivity, the dense and lexical rankings, fusion;
 //! - `bm25`, `codes`, `text`: lexical scoring, 8-bit codes, tokenising;
-//! - `embed` (and `model`): embedders; `persist`: the dump.
+//! - `embed` (and `model`, `onnx`): embedders; `bert_onnx`, `protobuf`: the
+//!   model's ONNX graph, written from its weights; `persist`: the dump.
 
 mod agents;
+#[cfg(feature = "model")]
+mod bert_onnx;
 mod bm25;
 mod codes;
 mod embed;
@@ -51,6 +54,8 @@ mod model;
 #[cfg(feature = "model")]
 mod onnx;
 mod persist;
+#[cfg(feature = "model")]
+mod protobuf;
 pub mod query;
 mod rank;
 mod rebuild;

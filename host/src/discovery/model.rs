@@ -3,9 +3,9 @@
 //! the attention mask, unit length. Built with the `model` cargo feature.
 //!
 //! The directory holds `config.json`, `tokenizer.json` and
-//! `model.safetensors`, and may hold an 8-bit ONNX export with its runtime
-//! (`onnx/`), which `onnx::load_model` prefers; nothing is fetched at run
-//! time.
+//! `model.safetensors`, and may hold ONNX Runtime's library (`onnx/`), in
+//! which case `onnx::load_model` runs the same weights there (faster);
+//! nothing is fetched at run time.
 
 use super::embed::Embedder;
 use candle_core::{DType, Device, Tensor};

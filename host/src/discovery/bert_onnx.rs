@@ -1,0 +1,530 @@
+//! A BERT sentence encoder (all-MiniLM-L6-v2 and its family) written out as
+//! an ONNX graph from the model's own `model.safetensors`, for ONNX Runtime
+//! to run: the same f32 weights candle runs, so both runtimes give the same
+//! vectors, and no second export of the model is fetched or trusted.
+//!
+//! The graph is made of ONNX Runtime's fused encoder operators (domain
+//! `com.microsoft`): `EmbedLayerNormalization` (the three embeddings and
+//! their layer norm), then per layer `Attention` (one product for query,
+//! key and value, the mask applied inside), the output projection with
+//! `SkipLayerNormalization` (bias, residual and norm in one pass),
+//! `BiasGelu` between the feed-forward products. Against the generic export
+//! of the same model this is about a fifth faster per need
+//! (docs/BENCHMARKS.md §5h).
+//!
+//! Inputs `input_ids`, `attention_mask`, `token_type_ids` (`int64 [batch,
+//! sequence]`), output `last_hidden_state` (`float [batch, sequence,
+//! hidden]`): what `onnx.rs` feeds and pools.
+
+use super::model::{fail, read};
+use super::protobuf::Message;
+use safetensors::{Dtype, SafeTensors};
+use std::path::Path;
+
+/// The operators' domain in ONNX Runtime.
+const MS: &str = "com.microsoft";
+
+/// What of `config.json` the graph depends on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Shape {
+    pub hidden: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub intermediate: usize,
+    pub eps: f32,
+}
+
+impl Shape {
+    /// The shape `config.json` gives, when it is a BERT encoder this graph
+    /// reproduces exactly (absolute positions, the exact GELU); anything
+    /// else is refused, and candle runs the model instead.
+    pub fn of(config: &serde_json::Value) -> Result<Shape, String> {
+        let text = |key: &str| config[key].as_str().unwrap_or_default().to_owned();
+        let size = |key: &str| {
+            config[key]
+                .as_u64()
+                .filter(|n| (1..=1 << 16).contains(n))
+                .map(|n| n as usize)
+                .ok_or_else(|| format!("config.json: no usable {key}"))
+        };
+        if text("model_type") != "bert" {
+            return Err(format!(
+                "config.json: model_type {:?} is not bert",
+                text("model_type")
+            ));
+        }
+        if text("hidden_act") != "gelu" {
+            return Err(format!(
+                "config.json: hidden_act {:?} is not gelu",
+                text("hidden_act")
+            ));
+        }
+        let position = text("position_embedding_type");
+        if !(position.is_empty() || position == "absolute") {
+            return Err(format!(
+                "config.json: position_embedding_type {position:?} is not absolute"
+            ));
+        }
+        let shape = Shape {
+            hidden: size("hidden_size")?,
+            heads: size("num_attention_heads")?,
+            layers: size("num_hidden_layers")?,
+            intermediate: size("intermediate_size")?,
+            eps: config["layer_norm_eps"].as_f64().unwrap_or(1e-12) as f32,
+        };
+        if !shape.hidden.is_multiple_of(shape.heads) {
+            return Err("config.json: hidden_size is not a multiple of num_attention_heads".into());
+        }
+        Ok(shape)
+    }
+}
+
+/// The ONNX model (protobuf bytes) of the BERT encoder in `dir`, whose
+/// `model.safetensors` the caller has read into `weights`.
+pub(super) fn build(dir: &Path, weights: &[u8]) -> Result<Vec<u8>, String> {
+    let config: serde_json::Value =
+        serde_json::from_slice(&read(dir, "config.json")?).map_err(|e| fail("config.json")(&e))?;
+    let shape = Shape::of(&config)?;
+    let tensors = SafeTensors::deserialize(weights).map_err(|e| fail("model.safetensors")(&e))?;
+    Ok(graph(&Weights::new(&tensors)?, shape)?.finish())
+}
+
+/// The checkpoint's tensors, by their names without the `bert.` prefix some
+/// checkpoints carry.
+struct Weights<'a> {
+    tensors: &'a SafeTensors<'a>,
+    prefix: &'static str,
+}
+
+impl<'a> Weights<'a> {
+    fn new(tensors: &'a SafeTensors<'a>) -> Result<Weights<'a>, String> {
+        let prefix = ["", "bert."]
+            .into_iter()
+            .find(|p| {
+                tensors
+                    .tensor(&format!("{p}embeddings.word_embeddings.weight"))
+                    .is_ok()
+            })
+            .ok_or("model.safetensors has no embeddings.word_embeddings.weight")?;
+        Ok(Weights { tensors, prefix })
+    }
+
+    /// A tensor's f32 little-endian bytes, checked against `dims`.
+    fn get(&self, name: &str, dims: &[usize]) -> Result<&'a [u8], String> {
+        let full = format!("{}{name}", self.prefix);
+        let view = self
+            .tensors
+            .tensor(&full)
+            .map_err(|_| format!("model.safetensors has no {full}"))?;
+        if view.dtype() != Dtype::F32 || view.shape() != dims {
+            return Err(format!(
+                "model.safetensors: {full} is {:?} {:?}, expected F32 {dims:?}",
+                view.dtype(),
+                view.shape()
+            ));
+        }
+        Ok(view.data())
+    }
+
+    /// A linear layer's weight (`[out, in]`, as PyTorch keeps it) turned
+    /// into the `[in, out]` a product `x · W` takes.
+    fn transposed(&self, name: &str, out: usize, inputs: usize) -> Result<Vec<u8>, String> {
+        let data = self.get(name, &[out, inputs])?;
+        let mut turned = vec![0_u8; data.len()];
+        for (o, row) in data.chunks_exact(inputs * 4).enumerate() {
+            for (i, value) in row.chunks_exact(4).enumerate() {
+                let at = (i * out + o) * 4;
+                turned[at..at + 4].copy_from_slice(value);
+            }
+        }
+        Ok(turned)
+    }
+}
+
+/// The whole graph.
+fn graph(w: &Weights<'_>, s: Shape) -> Result<Message, String> {
+    let (h, f) = (s.hidden, s.intermediate);
+    let mut g = Graph::default();
+    for input in ["input_ids", "attention_mask", "token_type_ids"] {
+        g.node(
+            "Cast",
+            "",
+            &[input],
+            &format!("{input}_32"),
+            vec![int("to", 6)],
+        );
+    }
+    let vocabulary = w
+        .tensors
+        .tensor(&format!("{}embeddings.word_embeddings.weight", w.prefix))
+        .map(|t| t.shape()[0])
+        .map_err(|e| fail("model.safetensors")(&e))?;
+    let positions = w
+        .tensors
+        .tensor(&format!(
+            "{}embeddings.position_embeddings.weight",
+            w.prefix
+        ))
+        .map(|t| t.shape()[0])
+        .map_err(|e| fail("model.safetensors")(&e))?;
+    let e = "embeddings.";
+    let word = g.init(
+        "word",
+        &[vocabulary, h],
+        w.get(&format!("{e}word_embeddings.weight"), &[vocabulary, h])?,
+    );
+    let position = g.init(
+        "position",
+        &[positions, h],
+        w.get(&format!("{e}position_embeddings.weight"), &[positions, h])?,
+    );
+    let kinds = g.init(
+        "kinds",
+        &[2, h],
+        w.get(&format!("{e}token_type_embeddings.weight"), &[2, h])?,
+    );
+    let gamma = g.init(
+        "emb_gamma",
+        &[h],
+        w.get(&format!("{e}LayerNorm.weight"), &[h])?,
+    );
+    let beta = g.init(
+        "emb_beta",
+        &[h],
+        w.get(&format!("{e}LayerNorm.bias"), &[h])?,
+    );
+    // Its second output (each row's count of tokens) is required by the
+    // operator; the layers take the mask itself instead.
+    g.node_of(
+        "EmbedLayerNormalization",
+        MS,
+        &[
+            "input_ids_32",
+            "token_type_ids_32",
+            &word,
+            &position,
+            &kinds,
+            &gamma,
+            &beta,
+        ],
+        &["layer_input_0", "token_counts"],
+        vec![float("epsilon", s.eps)],
+    );
+    for l in 0..s.layers {
+        let p = format!("encoder.layer.{l}.");
+        let x = format!("layer_input_{l}");
+        let a = format!("{p}attention.self.");
+        // Query, key and value side by side: one [h, 3h] product.
+        let mut qkv = Vec::with_capacity(h * 3 * h * 4);
+        let parts =
+            ["query", "key", "value"].map(|n| w.transposed(&format!("{a}{n}.weight"), h, h));
+        let [q, k, v] = parts;
+        let (q, k, v) = (q?, k?, v?);
+        for row in 0..h {
+            for part in [&q, &k, &v] {
+                qkv.extend_from_slice(&part[row * h * 4..(row + 1) * h * 4]);
+            }
+        }
+        let mut qkv_bias = Vec::with_capacity(3 * h * 4);
+        for n in ["query", "key", "value"] {
+            qkv_bias.extend_from_slice(w.get(&format!("{a}{n}.bias"), &[h])?);
+        }
+        let qkv = g.init(&format!("l{l}_qkv"), &[h, 3 * h], &qkv);
+        let qkv_bias = g.init(&format!("l{l}_qkv_bias"), &[3 * h], &qkv_bias);
+        // The raw [batch, sequence] mask: right for any padding side.
+        g.node(
+            "Attention",
+            MS,
+            &[&x, &qkv, &qkv_bias, "attention_mask_32"],
+            &format!("l{l}_attention"),
+            vec![int("num_heads", s.heads as i64)],
+        );
+        let o = format!("{p}attention.output.");
+        let out = g.init(
+            &format!("l{l}_out"),
+            &[h, h],
+            &w.transposed(&format!("{o}dense.weight"), h, h)?,
+        );
+        g.node(
+            "MatMul",
+            "",
+            &[&format!("l{l}_attention"), &out],
+            &format!("l{l}_projected"),
+            vec![],
+        );
+        let norm = |g: &mut Graph,
+                    prefix: &str,
+                    tag: &str,
+                    product: &str,
+                    residual: &str,
+                    output: &str| {
+            let gamma = g.init(
+                &format!("l{l}_{tag}_gamma"),
+                &[h],
+                w.get(&format!("{prefix}LayerNorm.weight"), &[h])?,
+            );
+            let beta = g.init(
+                &format!("l{l}_{tag}_beta"),
+                &[h],
+                w.get(&format!("{prefix}LayerNorm.bias"), &[h])?,
+            );
+            let bias = g.init(
+                &format!("l{l}_{tag}_bias"),
+                &[h],
+                w.get(&format!("{prefix}dense.bias"), &[h])?,
+            );
+            g.node(
+                "SkipLayerNormalization",
+                MS,
+                &[product, residual, &gamma, &beta, &bias],
+                output,
+                vec![float("epsilon", s.eps)],
+            );
+            Ok::<(), String>(())
+        };
+        let attended = format!("l{l}_attended");
+        norm(
+            &mut g,
+            &o,
+            "attention",
+            &format!("l{l}_projected"),
+            &x,
+            &attended,
+        )?;
+        let up = g.init(
+            &format!("l{l}_up"),
+            &[h, f],
+            &w.transposed(&format!("{p}intermediate.dense.weight"), f, h)?,
+        );
+        let up_bias = g.init(
+            &format!("l{l}_up_bias"),
+            &[f],
+            w.get(&format!("{p}intermediate.dense.bias"), &[f])?,
+        );
+        let down = g.init(
+            &format!("l{l}_down"),
+            &[f, h],
+            &w.transposed(&format!("{p}output.dense.weight"), h, f)?,
+        );
+        g.node(
+            "MatMul",
+            "",
+            &[&attended, &up],
+            &format!("l{l}_up_product"),
+            vec![],
+        );
+        g.node(
+            "BiasGelu",
+            MS,
+            &[&format!("l{l}_up_product"), &up_bias],
+            &format!("l{l}_gelu"),
+            vec![],
+        );
+        g.node(
+            "MatMul",
+            "",
+            &[&format!("l{l}_gelu"), &down],
+            &format!("l{l}_down_product"),
+            vec![],
+        );
+        let next = if l + 1 == s.layers {
+            "last_hidden_state".to_owned()
+        } else {
+            format!("layer_input_{}", l + 1)
+        };
+        norm(
+            &mut g,
+            &format!("{p}output."),
+            "output",
+            &format!("l{l}_down_product"),
+            &attended,
+            &next,
+        )?;
+    }
+    if s.layers == 0 {
+        return Err("config.json: num_hidden_layers is 0".into());
+    }
+    Ok(g.model(h))
+}
+
+/// A graph being written: its nodes and initializers as encoded messages.
+#[derive(Default)]
+struct Graph {
+    body: Message,
+}
+
+impl Graph {
+    /// Adds a node of one output.
+    fn node(
+        &mut self,
+        op: &str,
+        domain: &str,
+        inputs: &[&str],
+        output: &str,
+        attributes: Vec<Message>,
+    ) {
+        self.node_of(op, domain, inputs, &[output], attributes);
+    }
+
+    /// Adds a node; it is named after its first output.
+    fn node_of(
+        &mut self,
+        op: &str,
+        domain: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attributes: Vec<Message>,
+    ) {
+        let mut node = Message::default();
+        for input in inputs {
+            node.text(1, input);
+        }
+        for output in outputs {
+            node.text(2, output);
+        }
+        node.text(3, outputs[0]).text(4, op);
+        if !domain.is_empty() {
+            node.text(7, domain);
+        }
+        for attribute in attributes {
+            node.message(5, &attribute);
+        }
+        self.body.message(1, &node);
+    }
+
+    /// Adds an f32 initializer and gives back its name.
+    fn init(&mut self, name: &str, dims: &[usize], data: &[u8]) -> String {
+        let mut tensor = Message::default();
+        for dim in dims {
+            tensor.int(1, *dim as i64);
+        }
+        tensor.int(2, 1).text(8, name).bytes(9, data);
+        self.body.message(5, &tensor);
+        name.to_owned()
+    }
+
+    /// The model around the graph: inputs, output, operator sets.
+    fn model(mut self, hidden: usize) -> Message {
+        let dim = |value: Option<i64>, name: &str| {
+            let mut d = Message::default();
+            match value {
+                Some(v) => d.int(1, v),
+                None => d.text(2, name),
+            };
+            d
+        };
+        let value_info = |name: &str, element: i64, dims: &[Message]| {
+            let mut shape = Message::default();
+            for d in dims {
+                shape.message(1, d);
+            }
+            let mut tensor = Message::default();
+            tensor.int(1, element).message(2, &shape);
+            let mut kind = Message::default();
+            kind.message(1, &tensor);
+            let mut info = Message::default();
+            info.text(1, name).message(2, &kind);
+            info
+        };
+        let (batch, sequence) = (dim(None, "batch"), dim(None, "sequence"));
+        for input in ["input_ids", "attention_mask", "token_type_ids"] {
+            let info = value_info(input, 7, &[batch.clone(), sequence.clone()]);
+            self.body.message(11, &info);
+        }
+        let output = value_info(
+            "last_hidden_state",
+            1,
+            &[batch, sequence, dim(Some(hidden as i64), "")],
+        );
+        self.body.text(2, "mercato-bert").message(12, &output);
+        let mut model = Message::default();
+        model.int(1, 8).text(2, "mercato");
+        for (domain, version) in [("", 17), (MS, 1)] {
+            let mut set = Message::default();
+            set.text(1, domain).int(2, version);
+            model.message(8, &set);
+        }
+        model.message(7, &self.body);
+        model
+    }
+}
+
+/// An integer attribute (`AttributeProto`, type INT).
+fn int(name: &str, value: i64) -> Message {
+    let mut a = Message::default();
+    a.text(1, name).int(3, value).int(20, 2);
+    a
+}
+
+/// A float attribute (`AttributeProto`, type FLOAT).
+fn float(name: &str, value: f32) -> Message {
+    let mut a = Message::default();
+    a.text(1, name).fixed32(2, value.to_bits()).int(20, 1);
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_exact_bert_is_taken() {
+        let config = serde_json::json!({
+            "model_type": "bert", "hidden_act": "gelu", "hidden_size": 384,
+            "num_attention_heads": 12, "num_hidden_layers": 6, "intermediate_size": 1536,
+        });
+        let shape = Shape::of(&config).unwrap();
+        assert_eq!(
+            (shape.hidden, shape.heads, shape.layers, shape.intermediate),
+            (384, 12, 6, 1536)
+        );
+        assert!((shape.eps - 1e-12).abs() < 1e-15);
+        for (key, value) in [
+            ("model_type", serde_json::json!("roberta")),
+            ("hidden_act", serde_json::json!("gelu_new")),
+            ("position_embedding_type", serde_json::json!("relative_key")),
+            ("num_attention_heads", serde_json::json!(7)),
+            ("hidden_size", serde_json::json!(0)),
+        ] {
+            let mut other = config.clone();
+            other[key] = value;
+            assert!(Shape::of(&other).is_err(), "{key} accepted");
+        }
+    }
+
+    #[test]
+    fn a_linear_weight_is_turned_for_the_product() {
+        // [out 2, in 3] = [[1, 2, 3], [4, 5, 6]] becomes [in 3, out 2].
+        let values: Vec<u8> = [1.0_f32, 2.0, 3.0, 4.0, 5.0, 6.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let embeddings =
+            safetensors::tensor::TensorView::new(Dtype::F32, vec![1, 1], &values[..4]).unwrap();
+        let buffer = safetensors::serialize(
+            [
+                (
+                    "w".to_owned(),
+                    safetensors::tensor::TensorView::new(Dtype::F32, vec![2, 3], &values).unwrap(),
+                ),
+                ("embeddings.word_embeddings.weight".to_owned(), embeddings),
+            ],
+            None,
+        )
+        .unwrap();
+        let tensors = SafeTensors::deserialize(&buffer).unwrap();
+        let weights = Weights::new(&tensors).unwrap();
+        let turned: Vec<f32> = weights
+            .transposed("w", 2, 3)
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(turned, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        assert!(
+            weights.transposed("w", 3, 2).is_err(),
+            "a wrong shape is refused"
+        );
+        assert!(weights.get("absent", &[1]).is_err());
+    }
+}
