@@ -30,7 +30,7 @@ fn main() {
         Err(e) => println!("candle: {e}"),
     }
     match OnnxEmbedder::load(&dir) {
-        Ok(model) => runtimes.push(("ONNX Runtime (f32 graph)", Box::new(model))),
+        Ok(model) => runtimes.push(("ONNX Runtime (graph)", Box::new(model))),
         Err(e) => println!("ONNX Runtime: {e}"),
     }
     if runtimes.is_empty() {

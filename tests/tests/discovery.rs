@@ -320,12 +320,12 @@ fn has_onnx(model: &std::path::Path) -> bool {
 }
 
 /// ONNX Runtime, which the host prefers, runs the graph written from the
-/// model's own weights: every text's vector equal to candle's to float
-/// rounding (cosine above 0.9999), one at a time and in a padded batch,
-/// and each need's nearest description the same under both.
+/// model's own weights (the attention's in 8 bits): every text's vector
+/// within a cosine of 0.995 of candle's, one at a time and in a padded
+/// batch, and each need's nearest description the same under both.
 #[cfg(feature = "model")]
 #[test]
-fn onnx_runtime_runs_the_f32_weights_as_candle_does() {
+fn onnx_runtime_runs_the_model_s_weights_as_candle_does() {
     use mercato_host::discovery::{Embedder, ModelEmbedder, OnnxEmbedder, dot, load_model};
     let model = model_dir();
     if !has_onnx(&model) {
@@ -337,7 +337,7 @@ fn onnx_runtime_runs_the_f32_weights_as_candle_does() {
     let digest = f32_model.name().rsplit('@').next().expect("digest");
     assert_eq!(
         onnx.name(),
-        format!("model:all-MiniLM-L6-v2-onnx-f32@{digest}")
+        format!("model:all-MiniLM-L6-v2-onnx-int8-attention@{digest}")
     );
     assert_eq!(
         load_model(&model).expect("model").name(),
@@ -364,9 +364,11 @@ fn onnx_runtime_runs_the_f32_weights_as_candle_does() {
     for (text, batched) in texts.iter().zip(&batch) {
         let (a, b) = (f32_model.embed(text), onnx.embed(text));
         assert_eq!(b.len(), 384);
-        assert!(dot(&a, &b) > 0.9999, "{text}: cosine {}", dot(&a, &b));
+        assert!(dot(&a, &b) > 0.995, "{text}: cosine {}", dot(&a, &b));
         assert!(
-            dot(&b, batched) > 0.9999,
+            // The 8-bit attention's input scale is the whole batch's: a
+            // text's vector moves with its batch, within rounding.
+            dot(&b, batched) > 0.995,
             "{text}: batched {}",
             dot(&b, batched)
         );
@@ -436,7 +438,7 @@ fn a_need_s_sentences_are_pooled_from_one_pass_by_both_runtimes() {
     if let [candle, onnx] = &pooled[..] {
         for (a, b) in candle.chunks_exact(384).zip(onnx.chunks_exact(384)) {
             assert!(
-                dot(a, b) > 0.9999,
+                dot(a, b) > 0.995,
                 "the runtimes agree: cosine {}",
                 dot(a, b)
             );
@@ -499,7 +501,7 @@ async fn the_sentence_embedding_model_finds_paraphrased_needs_and_survives_a_res
     // ONNX Runtime when scripts/fetch-model installed it (x86-64 Linux),
     // else candle.
     let runs_as = if has_onnx(&model) {
-        "model:all-MiniLM-L6-v2-onnx-f32@"
+        "model:all-MiniLM-L6-v2-onnx-int8-attention@"
     } else {
         "model:all-MiniLM-L6-v2@"
     };
@@ -686,7 +688,10 @@ async fn a_model_in_the_data_directory_is_the_default() {
             .collect::<String>()
     };
     let expected = if has_onnx(&model) {
-        format!("model:model-onnx-f32@{}", digest("model.safetensors"))
+        format!(
+            "model:model-onnx-int8-attention@{}",
+            digest("model.safetensors")
+        )
     } else {
         format!("model:model@{}", digest("model.safetensors"))
     };

@@ -36,7 +36,7 @@
 //! - `filter`: constraints, packed for scanning;
 //! - `search`: the plan by selectivity, the dense and lexical rankings, fusion;
 //! - `bm25`, `codes`, `text`: lexical scoring, 8-bit codes, tokenising;
-//! - `embed` (and `model`, `onnx`): embedders; `bert_onnx`, `protobuf`: the
+//! - `embed` (and `model`, `onnx`): embedders; `bert_onnx`, `onnx_proto`: the
 //!   model's ONNX graph, written from its weights; `persist`: the dump.
 
 mod agents;
@@ -53,9 +53,9 @@ pub mod index;
 mod model;
 #[cfg(feature = "model")]
 mod onnx;
-mod persist;
 #[cfg(feature = "model")]
-mod protobuf;
+mod onnx_proto;
+mod persist;
 pub mod query;
 mod rank;
 mod rebuild;

@@ -1,11 +1,11 @@
 //! The sentence-embedding model run by ONNX Runtime: the graph written by
-//! [`super::bert_onnx`] from the model's own `model.safetensors` (the same
-//! f32 weights candle runs), and the runtime library
+//! [`super::bert_onnx`] from the model's own `model.safetensors` (the
+//! weights candle runs; the attention's in 8 bits), and the runtime library
 //! `DIR/onnx/libonnxruntime.so`, loaded at run time (`scripts/fetch-model`
 //! installs it from the PyPI wheel, pinned by SHA-256). Same tokenizer,
 //! same pooling (mean over the attention mask, unit length) as
-//! [`super::ModelEmbedder`]; the vectors agree with candle's to float
-//! rounding, and a need is embedded several times faster
+//! [`super::ModelEmbedder`]; the vectors are within a cosine of 0.998 of
+//! candle's, and a need is embedded several times faster
 //! (docs/BENCHMARKS.md §5e, §5h).
 
 use super::embed::Embedder;
@@ -84,8 +84,8 @@ impl OnnxEmbedder {
         let dimension = hidden_size(dir)?;
         let tokenizer = tokenizer(dir)?;
         let weights = read(dir, "model.safetensors")?;
-        // The weights' digest, as candle's name carries it; "-onnx-f32"
-        // keeps the two runtimes' stored vectors apart all the same.
+        // The weights' digest, as candle's name carries it; the graph's tag
+        // keeps the two runtimes' stored vectors apart (8-bit attention).
         let digest = hex::encode(&sha2::Sha256::digest(&weights)[..6]);
         let bytes = super::bert_onnx::build(dir, &weights)?;
         drop(weights);
@@ -123,7 +123,7 @@ impl OnnxEmbedder {
             session: Mutex::new(session),
             tokenizer,
             dimension,
-            name: format!("model:{dir_name}-onnx-f32@{digest}"),
+            name: format!("model:{dir_name}-{}@{digest}", super::bert_onnx::GRAPH_TAG),
         };
         // A model whose output is not [batch, sequence, hidden_size] is
         // refused here, not at the first need.
