@@ -148,6 +148,16 @@ impl<'a> Weights<'a> {
         Ok(view.data())
     }
 
+    /// How many rows a table (an embedding) has.
+    fn rows(&self, name: &str) -> Result<usize, String> {
+        let full = format!("{}{name}", self.prefix);
+        self.tensors
+            .tensor(&full)
+            .ok()
+            .and_then(|t| t.shape().first().copied())
+            .ok_or_else(|| format!("model.safetensors has no table {full}"))
+    }
+
     /// A linear layer's weight (`[out, in]`, as PyTorch keeps it) turned
     /// into the `[in, out]` a product `x · W` takes.
     fn transposed(&self, name: &str, out: usize, inputs: usize) -> Result<Vec<u8>, String> {
@@ -176,20 +186,10 @@ fn graph(w: &Weights<'_>, s: Shape) -> Result<Message, String> {
             vec![int("to", 6)],
         );
     }
-    let vocabulary = w
-        .tensors
-        .tensor(&format!("{}embeddings.word_embeddings.weight", w.prefix))
-        .map(|t| t.shape()[0])
-        .map_err(|e| fail("model.safetensors")(&e))?;
-    let positions = w
-        .tensors
-        .tensor(&format!(
-            "{}embeddings.position_embeddings.weight",
-            w.prefix
-        ))
-        .map(|t| t.shape()[0])
-        .map_err(|e| fail("model.safetensors")(&e))?;
     let e = "embeddings.";
+    let vocabulary = w.rows(&format!("{e}word_embeddings.weight"))?;
+    let positions = w.rows(&format!("{e}position_embeddings.weight"))?;
+    let types = w.rows(&format!("{e}token_type_embeddings.weight"))?;
     let word = g.init(
         "word",
         &[vocabulary, h],
@@ -202,8 +202,8 @@ fn graph(w: &Weights<'_>, s: Shape) -> Result<Message, String> {
     );
     let kinds = g.init(
         "kinds",
-        &[2, h],
-        w.get(&format!("{e}token_type_embeddings.weight"), &[2, h])?,
+        &[types, h],
+        w.get(&format!("{e}token_type_embeddings.weight"), &[types, h])?,
     );
     let gamma = g.init(
         "emb_gamma",

@@ -151,7 +151,6 @@ impl Graph {
     /// `input · weight` into `output`, the weight f32 `[k, n]` row-major:
     /// in f32, or in 8 bits (a scale per column; ONNX Runtime quantises the
     /// input at each run).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn product(
         &mut self,
         input: &str,
