@@ -11,8 +11,9 @@
 //!
 //! Run: `cargo bench -p mercato-tests --features model --bench embedding`
 //! (`MERCATO_EMBEDDING_MODEL=DIR`, default `target/models/all-MiniLM-L6-v2`;
-//! `EMBED_NEEDS=N` needs per set, default 200; the sets are read from
-//! `../shared/data`).
+//! `EMBED_NEEDS=N` needs per set, default 200; `EMBED_ALSO=DIR` adds
+//! another model's directory, run by ONNX Runtime in the same turns, to
+//! compare two models; the sets are read from `../shared/data`).
 
 #[cfg(feature = "model")]
 fn main() {
@@ -32,6 +33,13 @@ fn main() {
     match OnnxEmbedder::load(&dir) {
         Ok(model) => runtimes.push(("ONNX Runtime (graph)", Box::new(model))),
         Err(e) => println!("ONNX Runtime: {e}"),
+    }
+    let also = std::env::var("EMBED_ALSO").ok();
+    if let Some(other) = &also {
+        match OnnxEmbedder::load(Path::new(other)) {
+            Ok(model) => runtimes.insert(0, ("ONNX Runtime, also", Box::new(model))),
+            Err(e) => println!("{other}: {e}"),
+        }
     }
     if runtimes.is_empty() {
         println!(
@@ -84,7 +92,8 @@ fn main() {
                     vector
                 })
                 .collect();
-            if let [a, b] = &vectors[..] {
+            // Two runtimes of one model (not two models) are compared.
+            if let ([a, b], None) = (&vectors[..], &also) {
                 cosines.push(dot(a, b));
             }
         }

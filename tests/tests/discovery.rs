@@ -1,5 +1,9 @@
 //! Discovery over real published sample agents, over HTTP.
 
+#[cfg(feature = "model")]
+#[path = "discovery/mpnet_graph.rs"]
+mod mpnet_graph;
+
 use mercato_tests::{Host, assert_error};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

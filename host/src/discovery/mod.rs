@@ -36,8 +36,9 @@
 //! - `filter`: constraints, packed for scanning;
 //! - `search`: the plan by selectivity, the dense and lexical rankings, fusion;
 //! - `bm25`, `codes`, `text`: lexical scoring, 8-bit codes, tokenising;
-//! - `embed` (and `model`, `onnx`): embedders; `bert_onnx`, `onnx_proto`: the
-//!   model's ONNX graph, written from its weights; `persist`: the dump.
+//! - `embed` (and `model`, `onnx`): embedders; `bert_onnx`, `mpnet_bias`,
+//!   `onnx_proto`: the model's ONNX graph, written from its weights;
+//!   `persist`: the dump.
 
 mod agents;
 #[cfg(feature = "model")]
@@ -51,6 +52,8 @@ mod graph;
 pub mod index;
 #[cfg(feature = "model")]
 mod model;
+#[cfg(feature = "model")]
+mod mpnet_bias;
 #[cfg(feature = "model")]
 mod onnx;
 #[cfg(feature = "model")]

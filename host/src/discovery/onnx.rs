@@ -1,11 +1,12 @@
 //! The sentence-embedding model run by ONNX Runtime: the graph written by
-//! [`super::bert_onnx`] from the model's own `model.safetensors` (the
-//! weights candle runs; the attention's in 8 bits), and the runtime library
+//! [`super::bert_onnx`] from the model's own `model.safetensors` (a BERT's
+//! weights, as candle runs them, the attention's in 8 bits; or an MPNet's,
+//! which only this runtime runs), and the runtime library
 //! `DIR/onnx/libonnxruntime.so`, loaded at run time (`scripts/fetch-model`
 //! installs it from the PyPI wheel, pinned by SHA-256). Same tokenizer,
 //! same pooling (mean over the attention mask, unit length) as
-//! [`super::ModelEmbedder`]; the vectors are within a cosine of 0.998 of
-//! candle's, and a need is embedded several times faster
+//! [`super::ModelEmbedder`]; a BERT's vectors are within a cosine of 0.998
+//! of candle's, and a need is embedded several times faster
 //! (docs/BENCHMARKS.md §5e, §5h).
 
 use super::embed::Embedder;
@@ -85,9 +86,10 @@ impl OnnxEmbedder {
         let tokenizer = tokenizer(dir)?;
         let weights = read(dir, "model.safetensors")?;
         // The weights' digest, as candle's name carries it; the graph's tag
-        // keeps the two runtimes' stored vectors apart (8-bit attention).
+        // keeps the two runtimes' stored vectors apart (a BERT's 8-bit
+        // attention).
         let digest = hex::encode(&sha2::Sha256::digest(&weights)[..6]);
-        let bytes = super::bert_onnx::build(dir, &weights)?;
+        let (bytes, graph_tag) = super::bert_onnx::build(dir, &weights)?;
         drop(weights);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let build = || -> Result<Session, String> {
@@ -123,7 +125,7 @@ impl OnnxEmbedder {
             session: Mutex::new(session),
             tokenizer,
             dimension,
-            name: format!("model:{dir_name}-{}@{digest}", super::bert_onnx::GRAPH_TAG),
+            name: format!("model:{dir_name}-{graph_tag}@{digest}"),
         };
         // A model whose output is not [batch, sequence, hidden_size] is
         // refused here, not at the first need.

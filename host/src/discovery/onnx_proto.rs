@@ -9,6 +9,7 @@ pub(super) const MS: &str = "com.microsoft";
 /// `TensorProto` data types.
 const FLOAT: i64 = 1;
 const INT8: i64 = 3;
+const INT64: i64 = 7;
 
 /// An f32 `[k, n]` matrix (little-endian bytes, row-major) in 8 bits,
 /// symmetric, a scale per column (its largest magnitude over 127): the
@@ -137,6 +138,12 @@ impl Graph {
         self.init_of(name, dims, FLOAT, data)
     }
 
+    /// Adds an int64 vector initializer and gives back its name.
+    pub(super) fn init_i64(&mut self, name: &str, values: &[i64]) -> String {
+        let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.init_of(name, &[values.len()], INT64, &data)
+    }
+
     /// Adds an initializer of a `TensorProto` data type.
     fn init_of(&mut self, name: &str, dims: &[usize], kind: i64, data: &[u8]) -> String {
         let mut tensor = Message::default();
@@ -177,7 +184,10 @@ impl Graph {
 
     /// ONNX Runtime's `Attention` over `input`: query, key and value's
     /// weights side by side (f32 `[h, 3h]`) and their biases, `heads`
-    /// heads, the raw `[batch, sequence]` mask; in 8 bits as [`Self::product`].
+    /// heads, the raw `[batch, sequence]` mask and, if any, a bias added to
+    /// every head's scores (`[1, heads, sequence, sequence]`); in 8 bits as
+    /// [`Self::product`], but only without that bias (`QAttention` takes
+    /// none: with one, the products run in f32).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn attention(
         &mut self,
@@ -185,21 +195,20 @@ impl Graph {
         name: &str,
         (weight, bias): (&[u8], &[u8]),
         (hidden, heads): (usize, usize),
-        mask: &str,
+        (mask, scores_bias): (&str, Option<&str>),
         output: &str,
         eight_bits: bool,
     ) {
         let bias = self.init(&format!("{name}_bias"), &[3 * hidden], bias);
         let heads = vec![int("num_heads", heads as i64)];
-        if !eight_bits {
+        if !eight_bits || scores_bias.is_some() {
             let weight = self.init(name, &[hidden, 3 * hidden], weight);
-            self.node(
-                "Attention",
-                MS,
-                &[input, &weight, &bias, mask],
-                output,
-                heads,
-            );
+            let mut inputs = vec![input, &weight, &bias, mask];
+            if let Some(scores_bias) = scores_bias {
+                // Input 4 (a cache of past keys and values) is absent.
+                inputs.extend(["", scores_bias]);
+            }
+            self.node("Attention", MS, &inputs, output, heads);
             return;
         }
         let [weight, scale, zero] = self.eight_bit(name, weight, (hidden, 3 * hidden));
