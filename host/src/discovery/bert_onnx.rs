@@ -47,7 +47,8 @@ const EIGHT_BITS: EightBits = EightBits {
 };
 
 /// An MPNet's products, all in f32: `QAttention` takes no bias per
-/// distance, and the feed-forward's in 8 bits is not measured on it.
+/// distance, and the feed-forward's in 8 bits, which halves its time, costs
+/// its dense side 0.026 recall@10 on prose (docs/BENCHMARKS.md §5i).
 const EIGHT_BITS_MPNET: EightBits = EightBits {
     attention: false,
     up: false,

@@ -68,20 +68,19 @@ pub(super) fn tokenizer(dir: &Path) -> Result<Tokenizer, String> {
 impl ModelEmbedder {
     /// Loads the model in `dir`.
     pub fn load(dir: &Path) -> Result<ModelEmbedder, String> {
-        let text = read(dir, "config.json")?;
-        let kind: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| fail("config.json")(&e))?;
+        let config: serde_json::Value = serde_json::from_slice(&read(dir, "config.json")?)
+            .map_err(|e| fail("config.json")(&e))?;
         // candle-transformers' BERT is what runs here; an MPNet (which only
         // the ONNX graph reproduces) is refused by name, not by a missing
         // tensor.
-        if kind["model_type"].as_str().is_some_and(|t| t != "bert") {
+        if config["model_type"].as_str().is_some_and(|t| t != "bert") {
             return Err(format!(
                 "config.json: model_type {} runs only on ONNX Runtime ({}/onnx/libonnxruntime.so)",
-                kind["model_type"],
+                config["model_type"],
                 dir.display()
             ));
         }
-        let config: Config = serde_json::from_slice(&text).map_err(|e| fail("config.json")(&e))?;
+        let config: Config = serde_json::from_value(config).map_err(|e| fail("config.json")(&e))?;
         let dimension = hidden_size(dir)?;
         let tokenizer = tokenizer(dir)?;
         let device = Device::Cpu;
