@@ -1,9 +1,9 @@
 //! What the pages list: an organisation's calls (as consumer and as
 //! provider) and its uploads, newest first, a page at a time.
 //!
-//! The listings are indexes beside the records: `Tree::ByOrg` keys name the
-//! side, the organisation and the transaction (UUIDv7, so key order is time
-//! order); `Tree::Uploads` keeps each upload's outcome with its signed report
+//! The listings are indexes beside the records: an organisation's calls
+//! by windows of time (`call_index.rs`), its contracts as `Tree::ByOrg`
+//! keys naming the organisation and the contract; `Tree::Uploads` keeps each upload's outcome with its signed report
 //! (a refused version's report may later be replaced by a passing one under
 //! the same `agent@version`, so the upload keeps its own).
 
@@ -38,21 +38,27 @@ pub struct UploadRecord {
 }
 
 impl Market {
-    /// Lists a call under its consumer and its provider; flushed with the
-    /// record (a listing that lost its last calls in a crash still finds
-    /// every call it lists).
-    pub(super) fn index_call(&self, record: &InvocationRecord) -> Result<()> {
-        for (side, org_id) in [
-            ("consumer", &record.consumer_org_id),
-            ("provider", &record.provider_org_id),
-        ] {
-            self.store.put(
-                Tree::ByOrg,
-                &format!("{side}/{org_id}/{}", record.transaction_id),
-                &(),
-            )?;
+    /// Lists a call under its consumer and its provider (in memory until
+    /// the index drains: `call_index.rs`).
+    pub(super) fn index_call(&self, record: &InvocationRecord) {
+        let due = self
+            .call_index
+            .add("consumer", &record.consumer_org_id, &record.transaction_id);
+        let due = self
+            .call_index
+            .add("provider", &record.provider_org_id, &record.transaction_id)
+            || due;
+        if due {
+            self.drain_call_index();
         }
-        Ok(())
+    }
+
+    /// Writes the calls listed since the last drain; on a failure they stay
+    /// listed in memory for the next one.
+    pub(super) fn drain_call_index(&self) {
+        if let Err(error) = self.call_index.drain(&self.store) {
+            tracing::warn!(%error, "the calls' index was not written; retried at the next drain");
+        }
     }
 
     /// Up to `limit` (at most [`PAGE_MAX`]) of an organisation's calls as
@@ -65,17 +71,12 @@ impl Market {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<InvocationRecord>> {
-        let prefix = format!("{side}/{org_id}/");
-        let before = before.map(|tx| format!("{prefix}{tx}"));
-        let keys = self.store.page_before::<()>(
-            Tree::ByOrg,
-            &prefix,
-            before.as_deref(),
-            limit.min(PAGE_MAX),
-        )?;
-        let mut records = Vec::with_capacity(keys.len());
-        for (key, ()) in keys {
-            if let Some(record) = self.invocation(&key[prefix.len()..])? {
+        let ids = self
+            .call_index
+            .page(&self.store, side, org_id, before, limit.min(PAGE_MAX))?;
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(record) = self.invocation(&id)? {
                 records.push(record);
             }
         }

@@ -433,7 +433,7 @@ impl Market {
             record.output_sha256 = Some(hex::encode(Sha256::digest(text.as_bytes())));
         }
         let mut outcome = outcome;
-        self.index_call(&record)?;
+        self.index_call(&record);
         match hold {
             Some(hold) if chargeable => {
                 let cost = pricing::cost_micros(

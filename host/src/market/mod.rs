@@ -9,6 +9,7 @@
 
 mod approvals;
 mod blame;
+mod call_index;
 mod discovery;
 mod error;
 mod events;
@@ -152,6 +153,8 @@ pub struct Market {
     door_changes: tokio::sync::broadcast::Sender<String>,
     in_flight: idempotency::InFlight,
     reputation: std::sync::Mutex<crate::reputation::Reputation>,
+    /// An organisation's calls, for the pages (written a window at a time).
+    call_index: call_index::CallIndex,
     webhooks: events::Webhooks,
     /// When expired OAuth codes and tokens were last swept (Unix ms).
     oauth_swept_at_ms: std::sync::atomic::AtomicU64,
@@ -240,6 +243,7 @@ impl Market {
             door_changes: tokio::sync::broadcast::Sender::new(1_024),
             in_flight: idempotency::InFlight::default(),
             reputation: std::sync::Mutex::new(crate::reputation::Reputation::default()),
+            call_index: call_index::CallIndex::default(),
             webhooks: events::Webhooks::default(),
             oauth_swept_at_ms: std::sync::atomic::AtomicU64::new(0),
         };
@@ -276,6 +280,7 @@ impl Market {
         if let Err(error) = self.discovery.save(&self.index_dir()) {
             tracing::warn!(%error, "discovery index not saved");
         }
+        self.call_index.drain(&self.store)?;
         self.store.close().await?;
         Ok(())
     }

@@ -75,6 +75,7 @@ impl Market {
                 if let Err(e) = market.sweep().await {
                     tracing::error!(error = %e, "settlement sweep failed");
                 }
+                market.drain_call_index();
                 if round % purge_every.max(1) == 0 {
                     if let Err(e) = market.purge_idempotency() {
                         tracing::error!(error = %e, "purging idempotency keys failed");
