@@ -5,16 +5,17 @@
 //! were a quarter of a free call's host CPU under load: docs/BENCHMARKS.md
 //! §16).
 //!
-//! A key is `{side}/{org}/tx_{window}-{writer}`: `window` is the Unix
-//! millisecond prefix of a UUIDv7 transaction id (its first 12 hex digits)
-//! floored to [`WINDOW_MS`], and `writer` names the process that wrote the
-//! key, so replicas on one database never rewrite each other's values. Such
-//! a key sorts after every transaction id of an earlier window and before
-//! every id of its own (`-` sorts before any hex digit), so a page of calls
-//! older than a transaction starts from that transaction's key, as it did
-//! when every call had a key of its own. The value is the writer's ids in
-//! that window; keys of that earlier form (`{side}/{org}/{id}`, value
-//! `null`) read as windows of one id.
+//! A key is `{side}/{org}/tx_{window}-{writer}-{drain}`: `window` is the
+//! Unix millisecond prefix of a UUIDv7 transaction id (its first 12 hex
+//! digits) floored to [`WINDOW_MS`], `writer` names the process and `drain`
+//! counts its drains, so a key is written once and never read back to be
+//! rewritten, and replicas on one database never touch each other's keys.
+//! Such a key sorts after every transaction id of an earlier window and
+//! before every id of its own (`-` sorts before any hex digit), so a page of
+//! calls older than a transaction starts from that transaction's key, as it
+//! did when every call had a key of its own. The value is the ids of the
+//! window that drain wrote; keys of that earlier form (`{side}/{org}/{id}`,
+//! value `null`) read as windows of one id.
 //!
 //! Ids wait in memory until [`CallIndex::drain`] writes them: from the call
 //! path once the oldest has waited [`DRAIN_AFTER`], at every settlement tick
@@ -34,7 +35,8 @@ pub const DRAIN_AFTER: Duration = Duration::from_millis(50);
 /// Keys read from the store at a time by a page.
 const KEYS_AT_A_TIME: usize = 256;
 
-/// The ids not yet written, by key, in the order their calls ended.
+/// The ids not yet written, by window (`{side}/{org}/tx_{window}`), in the
+/// order their calls ended.
 #[derive(Default)]
 struct Waiting {
     ids: BTreeMap<String, Vec<String>>,
@@ -47,8 +49,8 @@ pub struct CallIndex {
     /// This process's part of every key it writes (8 hex digits).
     writer: String,
     waiting: Mutex<Waiting>,
-    /// One drain at a time: a drain reads each key's value, then writes it.
-    draining: Mutex<()>,
+    /// One drain at a time, and how many this process has made.
+    draining: Mutex<u64>,
 }
 
 impl Default for CallIndex {
@@ -59,7 +61,7 @@ impl Default for CallIndex {
         CallIndex {
             writer: id[id.len() - 8..].to_owned(),
             waiting: Mutex::new(Waiting::default()),
-            draining: Mutex::new(()),
+            draining: Mutex::new(0),
         }
     }
 }
@@ -89,62 +91,83 @@ fn next_window(rest: &str) -> Option<String> {
 }
 
 impl CallIndex {
-    /// The key `id` is kept under for `side` (`consumer` or `provider`) and
-    /// `org_id`.
-    fn key(&self, prefix: &str, id: &str) -> String {
+    /// The window `id` waits under, with `prefix` (`{side}/{org}/`).
+    fn window_of(prefix: &str, id: &str) -> String {
         match issued_ms(id) {
-            Some(ms) => format!("{prefix}{}-{}", window_name(ms), self.writer),
+            Some(ms) => format!("{prefix}{}", window_name(ms)),
             // Not a UUIDv7 id: a key of its own, as before windows.
             None => format!("{prefix}{id}"),
+        }
+    }
+
+    /// The key a drain writes a window's ids under.
+    fn key(&self, window: &str, drain: u64) -> String {
+        let is_window = window
+            .rsplit_once('/')
+            .is_some_and(|(_, rest)| rest.len() == 15 && issued_ms(rest).is_some());
+        if is_window {
+            format!("{window}-{}-{drain:08x}", self.writer)
+        } else {
+            window.to_owned()
         }
     }
 
     /// Lists the call `id` under `org_id` as `side`. True when the oldest
     /// id waiting has waited long enough for the caller to drain.
     pub fn add(&self, side: &str, org_id: &str, id: &str) -> bool {
-        let key = self.key(&format!("{side}/{org_id}/"), id);
+        let window = Self::window_of(&format!("{side}/{org_id}/"), id);
         let mut waiting = lock(&self.waiting);
-        waiting.ids.entry(key).or_default().push(id.to_owned());
+        waiting.ids.entry(window).or_default().push(id.to_owned());
         waiting.since.get_or_insert_with(Instant::now).elapsed() >= DRAIN_AFTER
     }
 
-    /// Writes every id waiting into its key's value in `store`. Ids stay
-    /// waiting (and listed) until their key is written; on an error the
-    /// rest wait for the next drain.
+    /// Writes every id waiting to `store`, under a key of this drain per
+    /// window. Ids stay waiting (and listed) until their key is written; on
+    /// an error the rest wait for the next drain.
     pub fn drain(&self, store: &Store) -> store::Result<()> {
-        let _turn = lock(&self.draining);
+        self.drain_turn(store, lock(&self.draining))
+    }
+
+    /// [`CallIndex::drain`], unless another drain is under way (which
+    /// takes what waits): a call never waits for another's drain.
+    pub fn try_drain(&self, store: &Store) -> store::Result<()> {
+        match self.draining.try_lock() {
+            Ok(turn) => self.drain_turn(store, turn),
+            Err(std::sync::TryLockError::Poisoned(p)) => self.drain_turn(store, p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => Ok(()),
+        }
+    }
+
+    fn drain_turn(&self, store: &Store, mut drains: MutexGuard<'_, u64>) -> store::Result<()> {
         let taken: Vec<(String, Vec<String>)> = lock(&self.waiting)
             .ids
             .iter()
-            .map(|(key, ids)| (key.clone(), ids.clone()))
+            .map(|(window, ids)| (window.clone(), ids.clone()))
             .collect();
+        if taken.is_empty() {
+            return Ok(());
+        }
+        *drains += 1;
         let mut outcome = Ok(());
         let mut written = Vec::with_capacity(taken.len());
-        for (key, ids) in taken {
-            let stored = match store.get::<Option<Vec<String>>>(Tree::ByOrg, &key) {
-                Ok(stored) => stored.flatten().unwrap_or_default(),
-                Err(e) => {
-                    outcome = Err(e);
-                    break;
-                }
-            };
-            let mut all: Vec<String> = stored.into_iter().chain(ids.iter().cloned()).collect();
-            all.sort_unstable();
-            all.dedup();
-            if let Err(e) = store.put(Tree::ByOrg, &key, &Some(all)) {
+        for (window, mut ids) in taken {
+            let count = ids.len();
+            ids.sort_unstable();
+            ids.dedup();
+            if let Err(e) = store.put(Tree::ByOrg, &self.key(&window, *drains), &Some(ids)) {
                 outcome = Err(e);
                 break;
             }
-            written.push((key, ids.len()));
+            written.push((window, count));
         }
         // Only the ids written leave: a call that ended meanwhile appended
         // after them.
         let mut waiting = lock(&self.waiting);
-        for (key, count) in written {
-            if let Some(ids) = waiting.ids.get_mut(&key) {
+        for (window, count) in written {
+            if let Some(ids) = waiting.ids.get_mut(&window) {
                 ids.drain(..count.min(ids.len()));
                 if ids.is_empty() {
-                    waiting.ids.remove(&key);
+                    waiting.ids.remove(&window);
                 }
             }
         }
@@ -220,15 +243,20 @@ mod tests {
     #[test]
     fn window_keys_sort_between_the_ids_of_their_window_and_the_one_before() {
         let index = CallIndex::default();
-        let key = index.key("", &id_at(1_000_005, 1));
+        let window = CallIndex::window_of("c/o/", &id_at(1_000_005, 1));
+        let key = index.key(&window, 7);
+        let key = &key["c/o/".len()..];
         assert!(key.starts_with(&window_name(1_000_000)));
-        assert!(key.as_str() < id_at(1_000_000, 0).as_str(), "{key}");
-        assert!(key.as_str() > id_at(999_999, u32::MAX).as_str(), "{key}");
+        assert!(key < id_at(1_000_000, 0).as_str(), "{key}");
+        assert!(key > id_at(999_999, u32::MAX).as_str(), "{key}");
+        // Each drain writes a key of its own.
+        assert_ne!(index.key(&window, 8), index.key(&window, 7));
         assert_eq!(
-            next_window(&key[..]).as_deref(),
+            next_window(key).as_deref(),
             Some(window_name(1_000_016).as_str())
         );
-        assert_eq!(index.key("p/", "not-a-tx"), "p/not-a-tx");
+        let odd = CallIndex::window_of("p/", "not-a-tx");
+        assert_eq!(index.key(&odd, 1), "p/not-a-tx");
     }
 
     #[test]

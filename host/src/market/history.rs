@@ -48,8 +48,8 @@ impl Market {
             .call_index
             .add("provider", &record.provider_org_id, &record.transaction_id)
             || due;
-        if due {
-            self.drain_call_index();
+        if due && let Err(error) = self.call_index.try_drain(&self.store) {
+            tracing::warn!(%error, "the calls' index was not written; retried at the next drain");
         }
     }
 
