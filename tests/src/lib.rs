@@ -377,6 +377,25 @@ impl Host {
             .await
     }
 
+    /// A person's session on the pages (the cookie's `name=value`), signed
+    /// in with an API key or an approver's token.
+    pub async fn session(&self, key: &str) -> String {
+        let response = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .post(format!("{}/signin", self.url))
+            .form(&[("key", key), ("next", "/account")])
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let cookie = response.headers()[reqwest::header::SET_COOKIE]
+            .to_str()
+            .expect("cookie");
+        cookie.split(';').next().expect("name=value").to_string()
+    }
+
     /// The `/metrics` exposition.
     pub async fn metrics_text(&self) -> String {
         self.http

@@ -283,24 +283,6 @@ async fn the_catalog_is_listed_a_page_at_a_time_in_one_order() {
     host.stop().await;
 }
 
-/// The person's session on the pages: signs in with the API key.
-async fn sign_in(host: &Host, key: &str) -> String {
-    let response = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-        .post(format!("{}/signin", host.url))
-        .form(&[("key", key), ("next", "/account")])
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let cookie = response.headers()[reqwest::header::SET_COOKIE]
-        .to_str()
-        .expect("cookie");
-    cookie.split(';').next().expect("name=value").to_string()
-}
-
 /// The transactions the account page lists (newest first), with `query`.
 async fn listed(host: &Host, cookie: &str, query: &str) -> Vec<String> {
     let page = reqwest::Client::new()
@@ -342,7 +324,7 @@ async fn a_consumers_calls_are_listed_newest_first_at_once_and_after_a_restart()
     calls.reverse();
     // Every call is listed as soon as it is answered, whether or not the
     // index has been written yet, a page of 20 and then the rest.
-    let cookie = sign_in(&host, &org.api_key).await;
+    let cookie = host.session(&org.api_key).await;
     let first = listed(&host, &cookie, "").await;
     assert_eq!(first, calls[..20]);
     let rest = listed(&host, &cookie, &format!("?before={}", calls[19])).await;
@@ -351,7 +333,7 @@ async fn a_consumers_calls_are_listed_newest_first_at_once_and_after_a_restart()
 
     // Closing wrote what waited: the listing is the same after a restart.
     let host = Host::start(dir.path()).await;
-    let cookie = sign_in(&host, &org.api_key).await;
+    let cookie = host.session(&org.api_key).await;
     assert_eq!(listed(&host, &cookie, "").await, calls[..20]);
     let rest = listed(&host, &cookie, &format!("?before={}", calls[19])).await;
     assert_eq!(rest, calls[20..]);

@@ -6,7 +6,7 @@
 
 use mercato_tests::{Host, Org, clients};
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+use reqwest::header::{COOKIE, LOCATION, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -26,19 +26,6 @@ fn web() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
-}
-
-/// The person's session: signs in with the API key on the page.
-async fn sign_in(host: &Host, key: &str) -> String {
-    let response = web()
-        .post(format!("{}/signin", host.url))
-        .form(&[("key", key), ("next", "/account")])
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let cookie = response.headers()[SET_COOKIE].to_str().expect("cookie");
-    cookie.split(';').next().expect("name=value").to_string()
 }
 
 /// The hidden fields of the first form on a page, unescaped.
@@ -280,7 +267,7 @@ async fn the_python_sdk_connects_with_oauth_and_its_token_is_capped_and_revocabl
     assert_eq!(before - after, charged);
 
     // The account page lists the connected client with what it spent.
-    let cookie = sign_in(&host, &consumer.api_key).await;
+    let cookie = host.session(&consumer.api_key).await;
     let page = web()
         .get(format!("{}/account", host.url))
         .header(COOKIE, &cookie)
@@ -401,7 +388,7 @@ async fn discovery_codes_resources_scopes_and_refresh_follow_the_specifications(
     }
 
     let client_id = public_client(&host).await;
-    let cookie = sign_in(&host, &consumer.api_key).await;
+    let cookie = host.session(&consumer.api_key).await;
     let mcp_resource = format!("{base}/mcp");
 
     // PKCE: a wrong verifier fails, and spends the code.
@@ -631,7 +618,7 @@ async fn a_client_known_by_its_metadata_document_needs_no_registration() {
     })
     .await;
     let client_id = format!("{docs}/client.json");
-    let cookie = sign_in(&host, &consumer.api_key).await;
+    let cookie = host.session(&consumer.api_key).await;
     let resource = format!("{}/mcp", host.url);
     let code = code_for(&host, &cookie, &client_id, "discover invoke", &resource).await;
     let (status, tokens) = exchange(&host, &client_id, &code, VERIFIER).await;
