@@ -3,9 +3,10 @@
 //!
 //! The listings are indexes beside the records: an organisation's calls
 //! by windows of time (`call_index.rs`), its contracts as `Tree::ByOrg`
-//! keys naming the organisation and the contract; `Tree::Uploads` keeps each upload's outcome with its signed report
-//! (a refused version's report may later be replaced by a passing one under
-//! the same `agent@version`, so the upload keeps its own).
+//! keys naming the organisation and the contract; `Tree::Uploads` keeps
+//! each upload's outcome with its signed report (a refused version's report
+//! may later be replaced by a passing one under the same `agent@version`,
+//! so the upload keeps its own).
 
 use super::invoke::InvocationRecord;
 use super::{Market, Result};
