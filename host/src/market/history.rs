@@ -49,17 +49,15 @@ impl Market {
             .call_index
             .add("provider", &record.provider_org_id, &record.transaction_id)
             || due;
-        if due && let Err(error) = self.call_index.try_drain(&self.store) {
-            tracing::warn!(%error, "the calls' index was not written; retried at the next drain");
+        if due {
+            unwritten(self.call_index.try_drain(&self.store));
         }
     }
 
     /// Writes the calls listed since the last drain; on a failure they stay
     /// listed in memory for the next one.
     pub(super) fn drain_call_index(&self) {
-        if let Err(error) = self.call_index.drain(&self.store) {
-            tracing::warn!(%error, "the calls' index was not written; retried at the next drain");
-        }
+        unwritten(self.call_index.drain(&self.store));
     }
 
     /// Up to `limit` (at most [`PAGE_MAX`]) of an organisation's calls as
@@ -193,4 +191,11 @@ impl Market {
 /// A new upload id, ordered by time.
 pub(super) fn new_upload_id() -> String {
     format!("up_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Logs a drain of the calls' index that failed (its ids wait for the next).
+fn unwritten(drained: crate::store::Result<()>) {
+    if let Err(error) = drained {
+        tracing::warn!(%error, "the calls' index was not written; retried at the next drain");
+    }
 }

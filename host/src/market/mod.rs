@@ -280,7 +280,9 @@ impl Market {
         if let Err(error) = self.discovery.save(&self.index_dir()) {
             tracing::warn!(%error, "discovery index not saved");
         }
-        self.call_index.drain(&self.store)?;
+        // What the calls' index holds goes to the store before it closes; a
+        // failure here is logged and must not keep the store from closing.
+        self.drain_call_index();
         self.store.close().await?;
         Ok(())
     }
