@@ -35,11 +35,31 @@ pub const DRAIN_AFTER: Duration = Duration::from_millis(50);
 /// Keys read from the store at a time by a page.
 const KEYS_AT_A_TIME: usize = 256;
 
+/// Most ids that may wait in memory. Only a store that refuses writes for a
+/// while lets the waiting grow near it (a drain runs every 50 ms under load,
+/// at every settlement tick otherwise); past it a call goes unlisted, with a
+/// warning, rather than the host's memory growing without bound.
+pub const MAX_WAITING: usize = 1 << 16;
+
+/// What became of an id given to [`CallIndex::add`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Added {
+    /// Waiting; the oldest has not waited [`DRAIN_AFTER`] yet.
+    Waiting,
+    /// Waiting, and the oldest has waited long enough for the caller to
+    /// drain.
+    Due,
+    /// Not listed: [`MAX_WAITING`] ids already wait.
+    Refused,
+}
+
 /// The ids not yet written, by window (`{side}/{org}/tx_{window}`), in the
 /// order their calls ended.
 #[derive(Default)]
 struct Waiting {
     ids: BTreeMap<String, Vec<String>>,
+    /// How many ids `ids` holds.
+    count: usize,
     /// When the oldest of them was added.
     since: Option<Instant>,
 }
@@ -112,13 +132,20 @@ impl CallIndex {
         }
     }
 
-    /// Lists the call `id` under `org_id` as `side`. True when the oldest
-    /// id waiting has waited long enough for the caller to drain.
-    pub fn add(&self, side: &str, org_id: &str, id: &str) -> bool {
+    /// Lists the call `id` under `org_id` as `side`.
+    pub fn add(&self, side: &str, org_id: &str, id: &str) -> Added {
         let window = Self::window_of(&format!("{side}/{org_id}/"), id);
         let mut waiting = lock(&self.waiting);
+        if waiting.count >= MAX_WAITING {
+            return Added::Refused;
+        }
         waiting.ids.entry(window).or_default().push(id.to_owned());
-        waiting.since.get_or_insert_with(Instant::now).elapsed() >= DRAIN_AFTER
+        waiting.count += 1;
+        if waiting.since.get_or_insert_with(Instant::now).elapsed() >= DRAIN_AFTER {
+            Added::Due
+        } else {
+            Added::Waiting
+        }
     }
 
     /// Writes every id waiting to `store`, under a key of this drain per
@@ -165,10 +192,12 @@ impl CallIndex {
         let mut waiting = lock(&self.waiting);
         for (window, count) in written {
             if let Some(ids) = waiting.ids.get_mut(&window) {
-                ids.drain(..count.min(ids.len()));
+                let gone = count.min(ids.len());
+                ids.drain(..gone);
                 if ids.is_empty() {
                     waiting.ids.remove(&window);
                 }
+                waiting.count -= gone;
             }
         }
         waiting.since = (!waiting.ids.is_empty()).then(Instant::now);
@@ -336,5 +365,28 @@ mod tests {
             .page_before::<Option<Vec<String>>>(Tree::ByOrg, "consumer/org_a/", None, 2_000)
             .expect("keys");
         assert!(keys.len() < 150, "{} keys for 305 calls", keys.len());
+    }
+
+    #[test]
+    fn what_waits_is_bounded_and_a_drain_makes_room() {
+        let (_dir, store) = store();
+        let index = CallIndex::default();
+        for n in 0..MAX_WAITING as u32 {
+            let added = index.add("consumer", "org_a", &id_at(5_000 + u64::from(n / 64), n));
+            assert_ne!(added, Added::Refused, "id {n}");
+        }
+        let over = id_at(9_000_000, 0);
+        assert_eq!(index.add("consumer", "org_a", &over), Added::Refused);
+        let listed = index
+            .page(&store, "consumer", "org_a", None, 1)
+            .expect("page");
+        assert_ne!(listed, vec![over.clone()], "a refused id is not listed");
+        index.drain(&store).expect("drain");
+        assert_eq!(lock(&index.waiting).count, 0);
+        assert_ne!(index.add("consumer", "org_a", &over), Added::Refused);
+        let listed = index
+            .page(&store, "consumer", "org_a", None, 1)
+            .expect("page");
+        assert_eq!(listed, vec![over]);
     }
 }

@@ -8,6 +8,7 @@
 //! may later be replaced by a passing one under the same `agent@version`,
 //! so the upload keeps its own).
 
+use super::call_index::Added;
 use super::invoke::InvocationRecord;
 use super::{Market, Result};
 use crate::registry::{AgentRecord, VersionRecord};
@@ -42,13 +43,24 @@ impl Market {
     /// Lists a call under its consumer and its provider (in memory until
     /// the index drains: `call_index.rs`).
     pub(super) fn index_call(&self, record: &InvocationRecord) {
-        let due = self
-            .call_index
-            .add("consumer", &record.consumer_org_id, &record.transaction_id);
-        let due = self
-            .call_index
-            .add("provider", &record.provider_org_id, &record.transaction_id)
-            || due;
+        let mut due = false;
+        for (side, org_id) in [
+            ("consumer", &record.consumer_org_id),
+            ("provider", &record.provider_org_id),
+        ] {
+            match self.call_index.add(side, org_id, &record.transaction_id) {
+                Added::Waiting => {}
+                Added::Due => due = true,
+                Added::Refused => {
+                    tracing::warn!(
+                        transaction = %record.transaction_id,
+                        side,
+                        "the calls' index is full (the store refuses its writes): call not listed"
+                    );
+                    due = true;
+                }
+            }
+        }
         if due {
             unwritten(self.call_index.try_drain(&self.store));
         }
