@@ -565,12 +565,88 @@ async fn five_hundred_concurrent_calls_leave_every_balance_equal_to_its_receipts
     );
     let ledger = audit(&host).await;
     assert_eq!(u(&ledger["escrow_micros"]), earned + fees);
+    let api_keys = consumers
+        .iter()
+        .map(|c| (c.org_id.clone(), c.api_key.clone()))
+        .collect();
+    receipts_verify_offline(&host, dir.path(), &api_keys, &results).await;
     // And the same after a restart (the journal replays to the same books).
     let data_dir = host.data_dir.clone();
     host.stop().await;
     let host = money_host(&data_dir, 3_600_000).await;
     assert_eq!(audit(&host).await, ledger);
     host.stop().await;
+}
+
+/// Every receipt of calls that ended together verifies against the
+/// published keys alone, as its record keeps it; many share one signature
+/// (each with its inclusion proof), and `mercato verify` checks those and
+/// the lone ones offline.
+async fn receipts_verify_offline(
+    host: &Host,
+    dir: &Path,
+    api_keys: &std::collections::HashMap<String, String>,
+    results: &[(String, StatusCode, Value)],
+) {
+    let (status, keys) = host.get("/.well-known/mercato-keys.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let key_file = dir.join("mercato-keys.json");
+    std::fs::write(&key_file, keys.to_string()).expect("write keys");
+    let keys: KeySet = serde_json::from_value(keys).expect("key set");
+    let verifying = keys.verifying_keys();
+    let verify = |receipt: &Value| {
+        signing::verify_document(receipt, verifying.iter().map(|(id, k)| (id.as_str(), k)))
+    };
+    let (mut shared, mut alone) = (None, None);
+    for (org_id, _, body) in results {
+        let receipt = &body["receipt"];
+        verify(receipt).unwrap_or_else(|e| panic!("{e}: {receipt}"));
+        let mut forged = receipt.clone();
+        forged["charged_micros"] = (u(&receipt["charged_micros"]) + 1).into();
+        assert!(verify(&forged).is_err());
+        let id = body["transaction_id"].as_str().expect("id");
+        let (_, record) = host
+            .get(&format!("/v1/transactions/{id}"), Some(&api_keys[org_id]))
+            .await;
+        assert_eq!(&record["receipt"], receipt, "{id}");
+        match receipt["signature"].get("batch") {
+            Some(_) => shared = Some(receipt.clone()),
+            None => alone = Some(receipt.clone()),
+        }
+    }
+    let shared = shared.expect("calls ending together share a signature");
+    for receipt in [Some(shared), alone].into_iter().flatten() {
+        let file = dir.join("receipt.json");
+        std::fs::write(&file, receipt.to_string()).expect("write receipt");
+        let checked = tokio::process::Command::new(env!("CARGO_BIN_EXE_mercato-under-test"))
+            .arg("verify")
+            .arg(&file)
+            .arg("--keys")
+            .arg(&key_file)
+            .output()
+            .await
+            .expect("mercato verify runs");
+        assert!(
+            checked.status.success(),
+            "{}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        let mut forged = receipt.clone();
+        forged["fuel_used"] = (u(&receipt["fuel_used"]) + 1).into();
+        std::fs::write(&file, forged.to_string()).expect("write receipt");
+        let checked = tokio::process::Command::new(env!("CARGO_BIN_EXE_mercato-under-test"))
+            .arg("verify")
+            .arg(&file)
+            .arg("--keys")
+            .arg(&key_file)
+            .output()
+            .await
+            .expect("mercato verify runs");
+        assert!(
+            !checked.status.success(),
+            "a forged receipt verifies: {forged}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! `/.well-known/mercato-keys.json`. It signs attestation reports (and later
 //! contracts and receipts).
 
-use super::signing;
+use super::{merkle, signing};
 use crate::store::{Store, Tree};
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -162,9 +162,42 @@ impl MarketKey {
     pub fn sign_canonical(&self, canonical: &[u8]) -> signing::DocumentSignature {
         signing::DocumentSignature {
             algorithm: signing::ALGORITHM.into(),
+            batch: None,
             key_id: self.key_id.clone(),
             value: signing::sign_bytes(&self.key, canonical),
         }
+    }
+
+    /// The signatures of many documents (their canonical bytes, at least
+    /// one) for one ed25519 signature: over the root of a Merkle tree of
+    /// them, each with its inclusion proof. A document alone is signed as
+    /// by [`MarketKey::sign_canonical`].
+    pub fn sign_many<'d>(
+        &self,
+        canonicals: impl ExactSizeIterator<Item = &'d [u8]>,
+    ) -> Vec<signing::DocumentSignature> {
+        let leaves = canonicals.len();
+        if leaves == 1 {
+            return canonicals.map(|c| self.sign_canonical(c)).collect();
+        }
+        let hashes: Vec<merkle::Hash> = canonicals.map(merkle::leaf_hash).collect();
+        let (root, paths) = merkle::tree(&hashes);
+        let leaves = leaves as u64;
+        let value = signing::sign_bytes(&self.key, &merkle::batch_statement(&root, leaves));
+        paths
+            .into_iter()
+            .enumerate()
+            .map(|(index, path)| signing::DocumentSignature {
+                algorithm: signing::ALGORITHM.into(),
+                batch: Some(signing::BatchProof {
+                    index: index as u64,
+                    leaves,
+                    path: path.iter().map(hex::encode).collect(),
+                }),
+                key_id: self.key_id.clone(),
+                value: value.clone(),
+            })
+            .collect()
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod keys;
 pub mod market_key;
+pub mod merkle;
 pub mod oauth;
 pub mod signing;
 

@@ -4,11 +4,14 @@
 //! Owns: key and signature encodings (lower-case hex), key ids, the upload
 //! statement a provider signs, and the document rule: a signed document is a
 //! JSON object whose `signature` member signs the RFC 8785 (JCS) canonical
-//! form of the object without that member. Anyone holding the public key can
-//! check it offline (`mercato verify`).
+//! form of the object without that member, alone or, for documents signed
+//! many at a time (receipts), through the root of a Merkle tree over them
+//! (`merkle.rs`) with the document's inclusion proof in the member. Anyone
+//! holding the public key can check it offline (`mercato verify`).
 //!
 //! Does not know about: storage or HTTP. Pure functions, no clock.
 
+use super::merkle;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -112,16 +115,70 @@ pub struct UploadSignature {
     pub signature: String,
 }
 
-/// The `signature` member of a signed document.
+/// The `signature` member of a signed document. Its members are declared
+/// in RFC 8785 order, so its compact JSON is canonical.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentSignature {
     /// Always `ed25519`.
     pub algorithm: String,
+    /// When the document was signed with others under one signature: its
+    /// place in their Merkle tree ([`merkle`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchProof>,
     /// Id of the signing key, as published in `/.well-known/mercato-keys.json`.
     pub key_id: String,
-    /// Hex signature of the canonical form of the document without this member.
+    /// Hex signature of the canonical form of the document without this
+    /// member, or, with `batch`, of [`merkle::batch_statement`] for the root
+    /// the proof leads to.
     pub value: String,
+}
+
+/// A document's place among the documents signed with it: the leaf hash of
+/// its canonical form, led up to the signed root by `path`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchProof {
+    /// The document's index among the tree's leaves, from 0.
+    pub index: u64,
+    /// How many documents the signature covers.
+    pub leaves: u64,
+    /// The hex SHA-256 of each sibling on the way to the root, nearest first.
+    pub path: Vec<String>,
+}
+
+/// Most hashes a proof's path may hold (a tree of [`merkle::LEAVES_MAX`]).
+const PATH_MAX: usize = 32;
+
+/// The message a signature covers: the canonical bytes themselves, or the
+/// statement of the root a batch proof leads to from them.
+fn signed_message(
+    canonical: Vec<u8>,
+    batch: Option<&BatchProof>,
+) -> Result<Vec<u8>, SignatureError> {
+    let Some(proof) = batch else {
+        return Ok(canonical);
+    };
+    let malformed = |why: &str| SignatureError::Malformed {
+        what: "batch proof",
+        why: why.into(),
+    };
+    if proof.path.len() > PATH_MAX {
+        return Err(malformed("a path longer than any tree's"));
+    }
+    let path = proof
+        .path
+        .iter()
+        .map(|hash| decode_hex::<32>("batch proof hash", hash))
+        .collect::<Result<Vec<_>, _>>()?;
+    let root = merkle::root_from_proof(
+        merkle::leaf_hash(&canonical),
+        proof.index,
+        proof.leaves,
+        &path,
+    )
+    .ok_or_else(|| malformed("the index, size and path do not make a tree"))?;
+    Ok(merkle::batch_statement(&root, proof.leaves))
 }
 
 /// The canonical bytes a document's signature covers: its RFC 8785 form
@@ -149,6 +206,7 @@ pub fn sign_document(
     let bytes = canonical_bytes(document)?;
     let signature = DocumentSignature {
         algorithm: ALGORITHM.into(),
+        batch: None,
         key_id: key_id(&key.verifying_key()),
         value: sign_bytes(key, &bytes),
     };
@@ -198,7 +256,8 @@ pub fn verify_document<'k>(
             what: "signature",
             why: format!("signed by unknown key `{}`", signature.key_id),
         })?;
-    verify_bytes(key, &canonical_bytes(document)?, &signature.value)?;
+    let message = signed_message(canonical_bytes(document)?, signature.batch.as_ref())?;
+    verify_bytes(key, &message, &signature.value)?;
     Ok(signature.key_id)
 }
 

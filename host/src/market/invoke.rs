@@ -448,7 +448,7 @@ impl Market {
                 record.charged_micros = cost + fee;
                 record.settlement = "escrowed".into();
                 record.release_at_ms = Some(release_at_ms);
-                record.receipt = Some(self.receipt(&record)?);
+                record.receipt = Some(self.receipt(&record).await?);
                 let value =
                     serde_json::to_value(&record).map_err(|e| Error::Internal(e.to_string()))?;
                 let written = (record.transaction_id.clone(), value);
@@ -485,7 +485,7 @@ impl Market {
             hold => {
                 // Dropping a hold voids it: nothing is charged.
                 drop(hold);
-                record.receipt = Some(self.receipt(&record)?);
+                record.receipt = Some(self.receipt(&record).await?);
                 // Flushed by the committer within `background_flush_ms`: a
                 // call that moved no money does not wait for a disk sync.
                 self.store

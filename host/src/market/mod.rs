@@ -140,6 +140,8 @@ pub struct Market {
     config: Config,
     admin_token_sha256: String,
     market_key: MarketKey,
+    /// Receipts signed many under one signature when calls end together.
+    receipts: receipt::ReceiptSigner,
     batteries: RwLock<Arc<Batteries>>,
     settlement: Settlement,
     sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -234,6 +236,7 @@ impl Market {
             config,
             admin_token_sha256,
             market_key,
+            receipts: receipt::ReceiptSigner::default(),
             batteries: RwLock::new(Arc::new(batteries)),
             settlement,
             sweeper: std::sync::Mutex::new(None),
