@@ -616,16 +616,7 @@ async fn receipts_verify_offline(
     }
     let shared = shared.expect("calls ending together share a signature");
     for receipt in [Some(shared), alone].into_iter().flatten() {
-        let file = dir.join("receipt.json");
-        std::fs::write(&file, receipt.to_string()).expect("write receipt");
-        let checked = tokio::process::Command::new(env!("CARGO_BIN_EXE_mercato-under-test"))
-            .arg("verify")
-            .arg(&file)
-            .arg("--keys")
-            .arg(&key_file)
-            .output()
-            .await
-            .expect("mercato verify runs");
+        let checked = mercato_verify(dir, &receipt, &key_file).await;
         assert!(
             checked.status.success(),
             "{}",
@@ -633,20 +624,26 @@ async fn receipts_verify_offline(
         );
         let mut forged = receipt.clone();
         forged["fuel_used"] = (u(&receipt["fuel_used"]) + 1).into();
-        std::fs::write(&file, forged.to_string()).expect("write receipt");
-        let checked = tokio::process::Command::new(env!("CARGO_BIN_EXE_mercato-under-test"))
-            .arg("verify")
-            .arg(&file)
-            .arg("--keys")
-            .arg(&key_file)
-            .output()
-            .await
-            .expect("mercato verify runs");
+        let checked = mercato_verify(dir, &forged, &key_file).await;
         assert!(
             !checked.status.success(),
             "a forged receipt verifies: {forged}"
         );
     }
+}
+
+/// `mercato verify` of `document` against the key set in `keys`, offline.
+async fn mercato_verify(dir: &Path, document: &Value, keys: &Path) -> std::process::Output {
+    let file = dir.join("document.json");
+    std::fs::write(&file, document.to_string()).expect("write document");
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_mercato-under-test"))
+        .arg("verify")
+        .arg(&file)
+        .arg("--keys")
+        .arg(keys)
+        .output()
+        .await
+        .expect("mercato verify runs")
 }
 
 #[tokio::test]
