@@ -411,7 +411,11 @@ impl Market {
             })
     }
 
-    /// Settles and records a call that ran, and builds its answer.
+    /// Settles and records a call that ran, and builds its answer. A call
+    /// is listed for its organisations once its record is written, so a call
+    /// whose client left before then (while its receipt waited its turn to
+    /// be signed: the hold is dropped, so voided) is never listed without a
+    /// record.
     async fn conclude(
         &self,
         capability: &ListedCapability,
@@ -433,7 +437,6 @@ impl Market {
             record.output_sha256 = Some(hex::encode(Sha256::digest(text.as_bytes())));
         }
         let mut outcome = outcome;
-        self.index_call(&record);
         match hold {
             Some(hold) if chargeable => {
                 let cost = pricing::cost_micros(
@@ -463,6 +466,7 @@ impl Market {
                         written,
                     )
                     .await?;
+                self.index_call(&record);
                 debug_assert_eq!(captured.charged_micros, record.charged_micros);
                 for percent in &captured.alerts {
                     let budget = self.settlement.budget(&record.consumer_org_id);
@@ -490,6 +494,7 @@ impl Market {
                 // call that moved no money does not wait for a disk sync.
                 self.store
                     .put(Tree::Invocations, &record.transaction_id, &record)?;
+                self.index_call(&record);
             }
         }
 
